@@ -1,0 +1,84 @@
+"""Heatmaps of a classifier's decision: LRP-ε, Gradient×Input, input gradient, Grad-CAM.
+
+``explain(model, x, target, method, eps, create_graph)`` is the one entry point.
+All methods share one forward pass through :func:`teakit.explain.lrp.forward_with_lrp`
+and one ``torch.autograd.grad`` call; ``create_graph=True`` makes the heatmap
+differentiable with respect to the model's parameters (exactly, see ``lrp.py``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .lrp import LRPCall, check_supported, forward_with_lrp
+
+METHODS = ("lrp", "gradxinput", "inputgrad", "gradcam")
+
+__all__ = ["explain", "METHODS", "check_supported"]
+
+
+def _check_inputs(x, target, method, eps):
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}; expected one of {', '.join(METHODS)}")
+    if not torch.is_tensor(x) or x.dim() < 2:
+        raise ValueError("x must be a tensor of shape (B, C, ...)")
+    if not torch.is_tensor(target) or target.dim() != 1 or target.shape[0] != x.shape[0]:
+        raise ValueError(f"target must be a (B,) tensor of class indices with B={x.shape[0]}")
+    if target.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"target must hold integer class indices, got {target.dtype}")
+    if torch.is_tensor(eps):
+        if eps.dim() != 1 or eps.shape[0] != x.shape[0]:
+            raise ValueError(f"eps must be a float or a ({x.shape[0]},) tensor, got shape {tuple(eps.shape)}")
+        if (eps < 0).any():
+            raise ValueError("eps must be >= 0")
+        return eps.detach().to(device=x.device, dtype=x.dtype)
+    eps = float(eps)
+    if eps < 0:
+        raise ValueError("eps must be >= 0")
+    return eps
+
+
+def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str = "lrp",
+            eps: float | torch.Tensor = 0.01, create_graph: bool = False,
+            return_logits: bool = False):
+    """Heatmap of ``model``'s logit ``target[b]`` for each input ``x[b]``.
+
+    Returns (B, C, H, W) relevance for ``lrp``, ``gradxinput`` and ``inputgrad``
+    (channels not summed) and (B, 1, H, W) for ``gradcam``.  ``eps`` (LRP only)
+    is a float or a per-sample (B,) tensor.  ``x`` is treated as a constant.
+    With ``create_graph=True`` the heatmap (and the logits, if returned) stay in
+    the autograd graph so a loss on them trains the model; otherwise both are
+    detached.  With ``return_logits=True`` returns ``(heatmap, logits)``; the
+    logits come from the same forward pass (no second forward).
+    """
+    eps = _check_inputs(x, target, method, eps)
+    if method != "lrp":
+        eps = 0.0
+    call = LRPCall(eps, record=(method == "gradcam"))
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        logits = forward_with_lrp(model, xg, call, lrp=(method != "gradcam"))
+        if logits.dim() != 2 or logits.shape[0] != x.shape[0]:
+            raise ValueError(f"model must return logits of shape (B, K); got {tuple(logits.shape)}")
+        if target.min() < 0 or target.max() >= logits.shape[1]:
+            raise ValueError(f"target holds a class outside [0, {logits.shape[1]})")
+        chosen = logits.gather(1, target.view(-1, 1).to(logits.device)).sum()
+        try:
+            if method == "gradcam":
+                if not call.features:
+                    raise ValueError("gradcam needs a 4-D ReLU feature map; the model has none")
+                feats = call.features[-1]
+                (grad,) = torch.autograd.grad(chosen, feats, create_graph=create_graph)
+                weights = grad.mean(dim=(2, 3), keepdim=True)
+                cam = torch.relu((weights * feats).sum(dim=1, keepdim=True))
+                heatmap = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)
+            else:
+                (grad,) = torch.autograd.grad(chosen, xg, create_graph=create_graph)
+                heatmap = grad if method == "inputgrad" else xg * grad
+        finally:
+            call.explaining = False  # from now on every ReLU node back-propagates its true derivative
+            call.features = []
+    if not create_graph:
+        heatmap, logits = heatmap.detach(), logits.detach()
+    return (heatmap, logits) if return_logits else heatmap

@@ -1,0 +1,62 @@
+"""The TEA heatmap-matching loss (DESIGN.md §2).
+
+Per sample b and pyramid level s (the map and its average-pooled versions with
+kernel = stride = 2, 4, 8, ... while the pooled side stays >= ``min_side``):
+
+    g = sqrt(mean|S|) * sqrt(mean|T|) + 1e-10        (means over C, H, W)
+    l = mean |S/g - T/g|
+
+and the loss is the mean over levels and samples.  ``T`` (the teacher map) is
+detached; the gradient flows through the student's factor of ``g``.
+Variants for ablations: ``kind="mse"`` (squared difference of the normalised
+maps), ``kind="cosine"`` (1 - cosine similarity, scale-free), and
+``pyramid=False`` (full resolution only).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+KINDS = ("l1", "mse", "cosine")
+
+
+def pyramid_levels(side: int, min_side: int = 8) -> int:
+    """Number of pyramid levels for a map whose smaller side is ``side``."""
+    levels, k = 1, 2
+    while side // k >= min_side:
+        levels, k = levels + 1, k * 2
+    return levels
+
+
+def _level_loss(S: torch.Tensor, T: torch.Tensor, kind: str) -> torch.Tensor:
+    S, T = S.flatten(1), T.flatten(1)
+    if kind == "cosine":
+        return 1 - F.cosine_similarity(S, T, dim=1, eps=1e-10)
+    g = (S.abs().mean(1).sqrt() * T.abs().mean(1).sqrt() + 1e-10).unsqueeze(1)
+    d = (S - T) / g
+    return d.abs().mean(1) if kind == "l1" else d.square().mean(1)
+
+
+def heatmap_loss(student_R: torch.Tensor, teacher_R: torch.Tensor, kind: str = "l1",
+                 pyramid: bool = True, min_side: int = 8, reduction: str = "mean") -> torch.Tensor:
+    """TEA loss between student and teacher heatmaps of shape (B, C, H, W).
+
+    ``reduction="none"`` returns the (B,) per-sample losses.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r}; expected one of {', '.join(KINDS)}")
+    if student_R.shape != teacher_R.shape:
+        raise ValueError(f"student map {tuple(student_R.shape)} and teacher map "
+                         f"{tuple(teacher_R.shape)} differ in shape")
+    S, T = student_R, teacher_R.detach().to(student_R.dtype)
+    n = pyramid_levels(min(S.shape[-2:]), min_side) if (pyramid and S.dim() == 4) else 1
+    total = _level_loss(S, T, kind)
+    for _ in range(n - 1):
+        S, T = F.avg_pool2d(S, 2), F.avg_pool2d(T, 2)
+        total = total + _level_loss(S, T, kind)
+    per_sample = total / n
+    if reduction == "none":
+        return per_sample
+    if reduction != "mean":
+        raise ValueError(f"reduction={reduction!r}; expected 'mean' or 'none'")
+    return per_sample.mean()
