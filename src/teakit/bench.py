@@ -1,0 +1,129 @@
+"""`tea bench step-cost`: the price of one TEA step against one ERM step.
+
+Same student (torchvision ResNet-18, 10 classes), same batch (32×3×64×64 random
+data), one process.  Variants, each a full optimisation step (zero_grad,
+forward, loss, backward, SGD step):
+
+* ``erm``: cross-entropy on the logits;
+* ``tea_live``: teacher (ResNet-34, eval, frozen) LRP-ε heatmap without graph,
+  student LRP-ε heatmap with graph, the TEA loss, backward;
+* ``tea_cached``: the same with the teacher heatmap given (as read from a cache).
+
+Per-sample ε and the class choice follow DESIGN.md §2.  After a warm-up the
+variants run interleaved (A B C, A B C, …) and ratios are medians of the
+per-round ratios, which is robust to a shared, noisy machine.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from .explain import explain
+from .objectives.heatmap_loss import heatmap_loss
+
+
+def sample_eps(batch: int, generator: torch.Generator | None = None, low: float = -2.0,
+               high: float = -1.0) -> torch.Tensor:
+    """Per-sample ε = 10^u, u ~ Uniform(low, high)."""
+    u = torch.rand(batch, generator=generator) * (high - low) + low
+    return 10.0 ** u
+
+
+def sample_classes(top: torch.Tensor, num_classes: int, p_top: float = 0.5,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Per sample: the teacher's top class with probability ``p_top``, else a uniform other class."""
+    other = (top + torch.randint(1, num_classes, top.shape, generator=generator)) % num_classes
+    keep = torch.rand(top.shape, generator=generator) < p_top
+    return torch.where(keep, top, other)
+
+
+def _time(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
+              seed: int = 0) -> dict:
+    torch.manual_seed(seed)
+    num_classes = 10
+    student = torchvision.models.resnet18(num_classes=num_classes).train()
+    teacher = torchvision.models.resnet34(num_classes=num_classes).eval().requires_grad_(False)
+    opt = torch.optim.SGD(student.parameters(), lr=1e-3, momentum=0.9)
+    x = torch.rand(batch, 3, size, size)
+    y = torch.randint(0, num_classes, (batch,))
+    gen = torch.Generator().manual_seed(seed)
+
+    def teacher_maps():
+        eps = sample_eps(batch, gen)
+        with torch.no_grad():
+            top = teacher(x).argmax(1)
+        target = sample_classes(top, num_classes, generator=gen)
+        return explain(teacher, x, target, eps=eps), target, eps
+
+    cached_T, cached_target, cached_eps = teacher_maps()
+
+    def erm():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(student(x), y).backward()
+        opt.step()
+
+    def tea(T, target, eps):
+        opt.zero_grad(set_to_none=True)
+        S = explain(student, x, target, eps=eps, create_graph=True)
+        heatmap_loss(S, T).backward()
+        opt.step()
+
+    def tea_live():
+        T, target, eps = teacher_maps()
+        tea(T, target, eps)
+
+    def tea_cached():
+        tea(cached_T, cached_target, cached_eps)
+
+    variants = {"erm": erm, "tea_live": tea_live, "tea_cached": tea_cached}
+    for _ in range(warmup):
+        for fn in variants.values():
+            fn()
+    times = {k: [] for k in variants}
+    for _ in range(rounds):
+        for k, fn in variants.items():
+            times[k].append(_time(fn))
+    ratio = lambda k: statistics.median(a / b for a, b in zip(times[k], times["erm"]))  # noqa: E731
+    return {
+        "erm_step_s": statistics.median(times["erm"]),
+        "tea_live_step_s": statistics.median(times["tea_live"]),
+        "tea_cached_step_s": statistics.median(times["tea_cached"]),
+        "tea_live_over_erm": ratio("tea_live"),
+        "tea_cached_over_erm": ratio("tea_cached"),
+        "batch": [batch, 3, size, size],
+        "rounds": rounds,
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": "cpu",
+    }
+
+
+def print_table(result: dict) -> None:
+    print(f"step cost, batch {tuple(result['batch'])}, torch {result['torch_version']}, "
+          f"{result['threads']} threads, median of {result['rounds']} interleaved rounds")
+    print(f"{'variant':<12}{'s/step':>10}{'× ERM':>10}")
+    print(f"{'erm':<12}{result['erm_step_s']:>10.3f}{1.0:>10.2f}")
+    for k in ("tea_live", "tea_cached"):
+        print(f"{k:<12}{result[k + '_step_s']:>10.3f}{result[k + '_over_erm']:>10.2f}")
+
+
+def run_step_cost(json_path: str | None = None, **kw) -> dict:
+    result = step_cost(**kw)
+    print_table(result)
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {json_path}")
+    return result
