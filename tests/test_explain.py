@@ -17,7 +17,14 @@ import torch.nn.functional as F
 import teakit
 from teakit.explain import explain
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    """All tests here run in float64 (the 1e-9 comparisons need it); restored after."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 # ---------------------------------------------------------------- reference LRP-ε

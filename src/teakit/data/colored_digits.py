@@ -36,6 +36,8 @@ shared with ``digits_on_scenes``.
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -69,11 +71,11 @@ _SPLIT, _TRAIN, _VAL, _OOD, _SWAP, _DEBIAS = range(6)
 # --------------------------------------------------------------------------- shared helpers
 def check_options(seed: int, size: int, bias: float) -> None:
     """Validate the options common to the built-in digit benchmarks."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 8:
         raise ValueError(f"size must be an int >= 8, got {size!r}")
-    if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not 0.0 <= bias <= 1.0:
+    if isinstance(bias, bool) or not isinstance(bias, numbers.Real) or not 0.0 <= bias <= 1.0:
         raise ValueError(f"bias must be a probability in [0, 1], got {bias!r}")
 
 
@@ -166,12 +168,13 @@ def build_colored_digits(seed: int = 0, *, size: int = 32, bias: float = 1.0) ->
     a, y, yn = take("train")
     k = biased_choice(yn, bias, rng_for(seed, _TRAIN))
     out["train"] = _render(a, y, palette[torch.from_numpy(k)], k)
+
+    a_val, y_val, yn_val = take("val")
+    k = biased_choice(yn_val, bias, rng_for(seed, _VAL))
+    out["val"] = _render(a_val, y_val, palette[torch.from_numpy(k)], k)
+
     rand = torch.from_numpy(random_bright_colours(len(yn), rng_for(seed, _DEBIAS)))
     out["train_debiased"] = _render(a, y, rand, np.full(len(yn), -1))
-
-    a, y, yn = take("val")
-    k = biased_choice(yn, bias, rng_for(seed, _VAL))
-    out["val"] = _render(a, y, palette[torch.from_numpy(k)], k)
 
     a, y, yn = take("test")
     out["id"] = _render(a, y, palette[y], yn)

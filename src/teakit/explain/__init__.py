@@ -18,15 +18,20 @@ METHODS = ("lrp", "gradxinput", "inputgrad", "gradcam")
 __all__ = ["explain", "METHODS", "check_supported"]
 
 
+def _check_target(target, batch):
+    if not torch.is_tensor(target) or target.dim() != 1 or target.shape[0] != batch:
+        raise ValueError(f"target must be a (B,) tensor of class indices with B={batch}")
+    if target.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"target must hold integer class indices, got {target.dtype}")
+
+
 def _check_inputs(x, target, method, eps):
     if method not in METHODS:
         raise ValueError(f"method={method!r}; expected one of {', '.join(METHODS)}")
     if not torch.is_tensor(x) or x.dim() < 2:
         raise ValueError("x must be a tensor of shape (B, C, ...)")
-    if not torch.is_tensor(target) or target.dim() != 1 or target.shape[0] != x.shape[0]:
-        raise ValueError(f"target must be a (B,) tensor of class indices with B={x.shape[0]}")
-    if target.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"target must hold integer class indices, got {target.dtype}")
+    if not callable(target):
+        _check_target(target, x.shape[0])
     if torch.is_tensor(eps):
         if eps.dim() != 1 or eps.shape[0] != x.shape[0]:
             raise ValueError(f"eps must be a float or a ({x.shape[0]},) tensor, got shape {tuple(eps.shape)}")
@@ -50,7 +55,9 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
     With ``create_graph=True`` the heatmap (and the logits, if returned) stay in
     the autograd graph so a loss on them trains the model; otherwise both are
     detached.  With ``return_logits=True`` returns ``(heatmap, logits)``; the
-    logits come from the same forward pass (no second forward).
+    logits come from the same forward pass (no second forward).  ``target`` may
+    also be a callable that maps those (detached) logits to the (B,) classes,
+    e.g. to explain the model's own top class without a second forward pass.
     """
     eps = _check_inputs(x, target, method, eps)
     if method != "lrp":
@@ -61,6 +68,9 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
         logits = forward_with_lrp(model, xg, call, lrp=(method != "gradcam"))
         if logits.dim() != 2 or logits.shape[0] != x.shape[0]:
             raise ValueError(f"model must return logits of shape (B, K); got {tuple(logits.shape)}")
+        if callable(target):  # chosen from this very forward pass (saves a second one)
+            target = target(logits.detach())
+            _check_target(target, x.shape[0])
         if target.min() < 0 or target.max() >= logits.shape[1]:
             raise ValueError(f"target holds a class outside [0, {logits.shape[1]})")
         chosen = logits.gather(1, target.view(-1, 1).to(logits.device)).sum()

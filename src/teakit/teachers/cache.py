@@ -61,12 +61,16 @@ _REBUILD = ("rebuild it with teakit.teachers.cache.build_cache (then finalize_ca
 
 
 def eps_grid(n: int = 4, low: float = 1e-2, high: float = 1e-1) -> list[float]:
-    """``n`` ε values log-spaced from ``low`` to ``high`` (both included)."""
+    """``n`` ε values log-spaced from ``low`` to ``high`` (both included, exactly; n=1 gives [low])."""
     if n < 1:
         raise ValueError(f"eps_grid: n must be >= 1, got {n}")
     if not (0 < low <= high):
         raise ValueError(f"eps_grid: need 0 < low <= high, got low={low}, high={high}")
-    return [float(v) for v in np.logspace(math.log10(low), math.log10(high), n)]
+    grid = [float(v) for v in np.logspace(math.log10(low), math.log10(high), n)]
+    grid[0] = float(low)  # exact endpoints, not 10**log10(x)
+    if n > 1:
+        grid[-1] = float(high)
+    return grid
 
 
 # --------------------------------------------------------------------------- #
@@ -145,7 +149,10 @@ def _nbytes(shape: list[int]) -> int:
 # --------------------------------------------------------------------------- #
 # building
 # --------------------------------------------------------------------------- #
-def build_cache(path: str | os.PathLike, heatmap_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+HeatmapFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def build_cache(path: str | os.PathLike, heatmap_fn: HeatmapFn,
                 images: torch.Tensor, num_classes: int, eps_values: list[float], manifest: dict,
                 batch_size: int = 64, rank: int = 0, world_size: int = 1,
                 progress: bool = True) -> Path:
@@ -158,8 +165,8 @@ def build_cache(path: str | os.PathLike, heatmap_fn: Callable[[torch.Tensor, tor
     """
     path = Path(path)
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
-        raise ValueError(f"build_cache({path}): images must be a (N, C, H, W) tensor, got "
-                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"build_cache({path}): images must be a (N, C, H, W) tensor, got {got}")
     if num_classes < 1:
         raise ValueError(f"build_cache({path}): num_classes must be >= 1, got {num_classes}")
     eps_list = [float(e) for e in _jsonable(eps_values)]
@@ -253,10 +260,12 @@ def finalize_cache(path: str | os.PathLike, world_size: int = 1) -> dict:
     path = Path(path)
     manifest_path = path / MANIFEST_FILE
     record = _read_json(manifest_path)
+    markers = [_marker(path, r, world_size) for r in range(world_size)]
+    if record.get("complete") is True and not any(m.is_file() for m in markers):
+        return record  # already finalized
     build = {**record, "complete": False}
     missing, stale = [], []
-    for r in range(world_size):
-        m = _marker(path, r, world_size)
+    for r, m in enumerate(markers):
         if not m.is_file():
             missing.append(r)
             continue
@@ -275,8 +284,8 @@ def finalize_cache(path: str | os.PathLike, world_size: int = 1) -> dict:
                          f"{_nbytes(record['shape'])} for shape {record['shape']}; {_REBUILD}")
     final = {**record, "complete": True}
     _atomic_write_json(manifest_path, final)
-    for r in range(world_size):
-        _marker(path, r, world_size).unlink(missing_ok=True)
+    for m in markers:
+        m.unlink(missing_ok=True)
     return final
 
 

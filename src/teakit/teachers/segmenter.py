@@ -42,17 +42,25 @@ def dice_bce_loss(logits: torch.Tensor, mask: torch.Tensor, smooth: float = 1.0)
     return 0.5 * (bce + dice.mean())
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur per channel, replicate padding."""
-    radius = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+def _gaussian_kernel(sigma: float, radius: int, like: torch.Tensor) -> torch.Tensor:
+    t = torch.arange(-radius, radius + 1, device=like.device, dtype=like.dtype)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    h = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"),
-                 k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(F.pad(h, (0, 0, radius, radius), mode="replicate"),
-                    k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return k / k.sum()
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur per channel with reflect padding.
+
+    The kernel radius is ceil(3σ), cut to side - 1 along a short side (reflect
+    padding needs it; the cut kernel is renormalised).
+    """
+    c, (h, w) = x.shape[1], x.shape[2:]
+    rw = min(math.ceil(3 * sigma), w - 1)
+    rh = min(math.ceil(3 * sigma), h - 1)
+    kw = _gaussian_kernel(sigma, rw, x).view(1, 1, 1, -1).expand(c, 1, 1, -1)
+    kh = _gaussian_kernel(sigma, rh, x).view(1, 1, -1, 1).expand(c, 1, -1, 1)
+    x = F.conv2d(F.pad(x, (rw, rw, 0, 0), mode="reflect"), kw, groups=c)
+    return F.conv2d(F.pad(x, (0, 0, rh, rh), mode="reflect"), kh, groups=c)
 
 
 def fill_background(x: torch.Tensor, keep: torch.Tensor, fill: str = "noise",

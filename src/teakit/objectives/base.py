@@ -1,0 +1,42 @@
+"""What an objective is: a small object that turns a batch into a loss and its logs.
+
+An objective is called as ``objective(batch, student, rng, train=True)`` and
+returns ``(loss, logs)``.  ``batch`` is a dict of tensors on the right device
+(``x`` (B,C,H,W), ``y`` (B,), ``mask`` (B,1,H,W) bool, ``bias`` (B,),
+``index`` (B,) positions in the training set); ``rng`` is a seeded
+``torch.Generator`` for whatever the objective draws (classes, ε), so a step is
+reproducible from (seed, epoch, step).  ``logs`` maps names to detached
+scalars; every objective logs ``acc`` (label accuracy, measured, never
+optimised unless the objective is supervised) and, when it has a teacher,
+``agreement`` (top-1 agreement with the teacher) and ``kl`` (KL(teacher‖student)
+of the softmax outputs).  ``selection_key`` names the log entry used for model
+selection on the biased validation set (lower is better).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class Objective:
+    name = "objective"
+    selection_key = "loss"
+    teacher = None
+
+    def __call__(self, batch: dict, student, rng: torch.Generator, train: bool = True):
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        """Hyper-parameters, written into the run's config."""
+        return {"name": self.name}
+
+
+def output_logs(logits: torch.Tensor, y: torch.Tensor, teacher_logits: torch.Tensor | None = None) -> dict:
+    """Measured (not optimised) agreement numbers for a batch of student logits."""
+    logits = logits.detach()
+    logs = {"acc": (logits.argmax(1) == y).float().mean()}
+    if teacher_logits is not None:
+        logs["agreement"] = (logits.argmax(1) == teacher_logits.argmax(1)).float().mean()
+        logs["kl"] = F.kl_div(F.log_softmax(logits.float(), 1), F.log_softmax(teacher_logits.float(), 1),
+                              log_target=True, reduction="batchmean")
+    return logs

@@ -1,0 +1,121 @@
+"""TEA: train the student only to match the teacher's LRP-ε heatmaps (DESIGN.md §2).
+
+Per step and per sample: ε = 10^u with u ~ Uniform(eps_log_range) (or a value
+from the cache's ε grid), the same for teacher and student; the explained class
+is the teacher's top class with probability ``p_top`` and otherwise a uniform
+other class (``classes="sample"``), always the top class (``"top"``) or every
+class at once (``"all"``, the batch replicated K times).  The loss is
+:func:`teakit.heatmap_loss` between the student's heatmap (with graph) and the
+teacher's (without).  No label loss and no output loss unless asked for:
+``label_weight`` adds cross-entropy on the labels, ``kd_weight`` adds logit
+distillation (T = 3, ×T²) — both off by default, for ablations only.
+The teacher is frozen and in eval mode; its heatmaps come live or from a
+:class:`teakit.teachers.cache.HeatmapCache`.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..explain import explain
+from .base import Objective, output_logs
+from .heatmap_loss import heatmap_loss
+
+CLASS_MODES = ("sample", "top", "all")
+
+
+def sample_eps(batch: int, generator=None, log_range=(-2.0, -1.0), device=None) -> torch.Tensor:
+    """Per-sample ε = 10^u, u ~ Uniform(log_range)."""
+    lo, hi = log_range
+    u = torch.rand(batch, generator=generator) * (hi - lo) + lo
+    return (10.0 ** u).to(device) if device is not None else 10.0 ** u
+
+
+def sample_classes(top: torch.Tensor, num_classes: int, p_top: float = 0.5, generator=None) -> torch.Tensor:
+    """Per sample: ``top`` with probability ``p_top``, else a uniformly drawn other class."""
+    shift = torch.randint(1, num_classes, top.shape, generator=generator).to(top.device)
+    keep = (torch.rand(top.shape, generator=generator) < p_top).to(top.device)
+    return torch.where(keep, top, (top + shift) % num_classes)
+
+
+def kd_loss(student_logits, teacher_logits, temperature: float = 3.0):
+    """Hinton et al. logit distillation: KL at temperature T, scaled by T²."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits / t, 1), F.log_softmax(teacher_logits / t, 1),
+                    log_target=True, reduction="batchmean") * t * t
+
+
+class TEA(Objective):
+    name = "tea"
+    selection_key = "heatmap_loss"
+
+    def __init__(self, teacher, num_classes: int, classes: str = "sample", p_top: float = 0.5,
+                 eps_log_range=(-2.0, -1.0), loss: str = "l1", pyramid: bool = True,
+                 label_weight: float = 0.0, kd_weight: float = 0.0, cache=None, cache_logits=None):
+        if classes not in CLASS_MODES:
+            raise ValueError(f"classes={classes!r}; expected one of {', '.join(CLASS_MODES)}")
+        self.teacher = teacher
+        self.num_classes = num_classes
+        self.classes, self.p_top = classes, p_top
+        self.eps_log_range = tuple(eps_log_range)
+        self.loss, self.pyramid = loss, pyramid
+        self.label_weight, self.kd_weight = label_weight, kd_weight
+        self.cache, self.cache_logits = cache, cache_logits
+
+    def config(self) -> dict:
+        return {"name": self.name, "classes": self.classes, "p_top": self.p_top,
+                "eps_log_range": list(self.eps_log_range), "loss": self.loss, "pyramid": self.pyramid,
+                "label_weight": self.label_weight, "kd_weight": self.kd_weight,
+                "cache": self.cache is not None}
+
+    def _pick(self, teacher_logits, rng):
+        top = teacher_logits.argmax(1)
+        if self.classes == "top":
+            return top
+        return sample_classes(top, self.num_classes, self.p_top, rng)
+
+    def _teacher(self, batch, rng, use_cache):
+        """Teacher heatmaps, logits, the explained classes and ε for this batch."""
+        x = batch["x"]
+        B = x.shape[0]
+        if use_cache:
+            t_logits = self.cache_logits[batch["index"].cpu()].to(x.device, x.dtype)
+            if self.classes == "all":
+                target = torch.arange(self.num_classes).repeat_interleave(B)
+                index = batch["index"].cpu().repeat(self.num_classes)
+            else:
+                target, index = self._pick(t_logits, rng).cpu(), batch["index"].cpu()
+            e_idx = torch.randint(0, len(self.cache.eps_values), target.shape, generator=rng)
+            T = self.cache.get(index, target, e_idx).to(x.device, x.dtype)
+            eps = self.cache.eps_values[e_idx].to(x.device, x.dtype)
+            return T, t_logits, target.to(x.device), eps
+        if self.classes == "all":
+            K = self.num_classes
+            eps = sample_eps(B, rng, self.eps_log_range, x.device).repeat(K)
+            target = torch.arange(K, device=x.device).repeat_interleave(B)
+            T, t_logits = self.teacher.heatmap_and_logits(x.repeat(K, 1, 1, 1), target, eps, generator=rng)
+            return T, t_logits[:B], target, eps
+        eps = sample_eps(B, rng, self.eps_log_range, x.device)
+        chosen = {}
+
+        def pick(logits):
+            chosen["target"] = self._pick(logits, rng)
+            return chosen["target"]
+        T, t_logits = self.teacher.heatmap_and_logits(x, pick, eps, generator=rng)
+        return T, t_logits, chosen["target"], eps
+
+    def __call__(self, batch, student, rng, train=True):
+        x, y = batch["x"], batch["y"]
+        B = x.shape[0]
+        T, t_logits, target, eps = self._teacher(batch, rng, use_cache=train and self.cache is not None)
+        xs = x.repeat(self.num_classes, 1, 1, 1) if self.classes == "all" else x
+        S, logits = explain(student, xs, target, eps=eps, create_graph=train, return_logits=True)
+        logits = logits[:B]
+        hm = heatmap_loss(S, T, kind=self.loss, pyramid=self.pyramid)
+        loss = hm
+        if self.label_weight:
+            loss = loss + self.label_weight * F.cross_entropy(logits, y)
+        if self.kd_weight:
+            loss = loss + self.kd_weight * kd_loss(logits, t_logits)
+        return loss, {"loss": loss.detach(), "heatmap_loss": hm.detach(),
+                      **output_logs(logits, y, t_logits)}

@@ -1,0 +1,208 @@
+"""The one training loop, shared by every objective (Lightning Fabric).
+
+    for epoch:                      # resumable: state is saved atomically each epoch
+        for batch in this rank's shard of a seeded permutation:
+            loss, logs = objective(batch, student, rng)      # rng seeded by (seed, epoch, step, rank)
+            backward, clip, step
+        validate on the biased validation set -> keep the best by objective.selection_key
+        save last checkpoint (weights + optimizer + history)
+
+Everything random in a step is drawn from a generator seeded by
+(seed, epoch, step, rank), and the learning rate is a pure function of the
+global step, so a run resumed from its last checkpoint ends bit-identical to an
+uninterrupted one.  Data are in-memory :class:`teakit.data.ImageSet` s.
+Nothing here knows which objective it runs.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoint import has_checkpoint, load_checkpoint, load_model_state, restore, save_checkpoint
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0          # max gradient norm; 0 disables
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    seed: int = 0
+    val_batch_size: int = 256
+    log_every_epoch: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer={self.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r}; expected one of {', '.join(SCHEDULES)}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs, batch_size and lr must be positive")
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """Learning rate at a global step: linear warm-up, then constant or cosine to 0."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    t = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def step_generator(seed: int, epoch: int, step: int, rank: int) -> torch.Generator:
+    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 100_003 + step) * 1_009 + rank)
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1):
+    """This rank's batches of a seeded permutation; every rank gets the same number of
+    equal-size batches (the tail that does not fill a batch on every rank is dropped)."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
+    per_step = batch_size * world
+    steps = n // per_step if n >= per_step else 1
+    batches = []
+    for s in range(steps):
+        chunk = perm[s * per_step:(s + 1) * per_step]
+        batches.append(chunk[rank::world])
+    return batches
+
+
+def make_batch(data, idx: torch.Tensor, device) -> dict:
+    return {"x": data.x[idx].to(device), "y": data.y[idx].to(device), "mask": data.mask[idx].to(device),
+            "bias": data.bias[idx].to(device), "index": idx.to(device)}
+
+
+class _Mean:
+    """Running means of logged scalars, weighted by batch size."""
+
+    def __init__(self):
+        self.sums, self.n = {}, 0
+
+    def add(self, logs: dict, n: int):
+        for k, v in logs.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v) * n
+        self.n += n
+
+    def result(self, fabric=None) -> dict:
+        keys = sorted(self.sums)
+        t = torch.tensor([self.sums[k] for k in keys] + [float(self.n)], dtype=torch.float64)
+        if fabric is not None and fabric.world_size > 1:
+            t = fabric.all_reduce(t, reduce_op="sum")
+        return {k: (t[i] / max(t[-1], 1)).item() for i, k in enumerate(keys)}
+
+
+def validate(fabric, objective, student, data, cfg: TrainConfig) -> dict:
+    """Objective's logs on the biased validation set, with fixed draws (same every epoch)."""
+    student.eval()
+    meter = _Mean()
+    n = len(data)
+    idx_all = torch.arange(fabric.global_rank, n, fabric.world_size)
+    for s, start in enumerate(range(0, len(idx_all), cfg.val_batch_size)):
+        idx = idx_all[start:start + cfg.val_batch_size]
+        batch = make_batch(data, idx, fabric.device)
+        _, logs = objective(batch, student, step_generator(cfg.seed, -1, s, fabric.global_rank), train=False)
+        meter.add(logs, len(idx))
+    student.train()
+    return meter.result(fabric)
+
+
+def _fmt(logs: dict) -> str:
+    order = ["loss", "heatmap_loss", "acc", "agreement", "kl"]
+    keys = [k for k in order if k in logs] + sorted(k for k in logs if k not in order)
+    return " ".join(f"{k}={logs[k]:.4f}" for k in keys)
+
+
+def fit(fabric, student, objective, train_data, val_data, cfg: TrainConfig, out_dir, *,
+        run_config: dict | None = None, resume: bool = False, progress: bool = True) -> dict:
+    """Train ``student`` with ``objective``; checkpoints and history go to ``out_dir``.
+
+    Returns the history (a list of per-epoch dicts) and the best epoch.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out_dir)
+    raw_student = student
+    optimizer = make_optimizer(student.parameters(), cfg)
+    start_epoch, best, best_epoch, history = 0, math.inf, -1, []
+    if resume and has_checkpoint(out):
+        ck = load_checkpoint(out)
+        load_model_state(raw_student, ck.model_state)
+        restore(ck, optimizer=optimizer, rng=True)
+        start_epoch = ck.epoch + 1
+        best, best_epoch = ck.extra["best"], ck.extra["best_epoch"]
+        history = ck.extra["history"]
+        fabric.print(f"resuming {out} after epoch {ck.epoch}")
+    elif resume:
+        fabric.print(f"--resume: no checkpoint in {out} yet, starting from scratch")
+    student, optimizer = fabric.setup(student, optimizer)
+    run_config = dict(run_config or {}, train=asdict(cfg), objective=objective.config())
+    steps_per_epoch = len(epoch_batches(len(train_data), cfg.batch_size, cfg.seed, 0,
+                                        fabric.global_rank, fabric.world_size))
+    total_steps = steps_per_epoch * cfg.epochs
+    key = objective.selection_key
+    student.train()
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        meter = _Mean()
+        batches = epoch_batches(len(train_data), cfg.batch_size, cfg.seed, epoch,
+                                fabric.global_rank, fabric.world_size)
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, file=sys.stderr,
+                   disable=not progress or fabric.global_rank != 0, dynamic_ncols=True)
+        for step, idx in enumerate(bar):
+            gstep = epoch * steps_per_epoch + step
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(gstep, total_steps, cfg)
+            batch = make_batch(train_data, idx, fabric.device)
+            loss, logs = objective(batch, student, step_generator(cfg.seed, epoch, step, fabric.global_rank))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}; "
+                                         f"the last good checkpoint is in {out}")
+            optimizer.zero_grad(set_to_none=True)
+            fabric.backward(loss)
+            if cfg.grad_clip:
+                fabric.clip_gradients(student, optimizer, max_norm=cfg.grad_clip, error_if_nonfinite=False)
+            optimizer.step()
+            meter.add(logs, len(idx))
+            bar.set_postfix({k: f"{float(v):.3f}" for k, v in logs.items() if k in ("loss", "acc", "agreement")})
+        train_logs = meter.result(fabric)
+        val_logs = validate(fabric, objective, student, val_data, cfg)
+        record = {"epoch": epoch, "step": (epoch + 1) * steps_per_epoch, "seconds": time.perf_counter() - t0,
+                  "train": train_logs, "val": val_logs}
+        history.append(record)
+        improved = val_logs[key] < best
+        if improved:
+            best, best_epoch = val_logs[key], epoch
+        fabric.print(f"epoch {epoch + 1:3d}/{cfg.epochs} {record['seconds']:5.1f}s | train {_fmt(train_logs)}"
+                     f" | val {_fmt(val_logs)}{'  *' if improved else ''}")
+        if fabric.global_rank == 0:
+            state = {k: v.detach().cpu() for k, v in raw_student.state_dict().items()}
+            extra = {"best": best, "best_epoch": best_epoch, "history": history}
+            if improved:
+                save_checkpoint(out, model_state=state, config=run_config, epoch=epoch, extra=extra,
+                                rng=False, name="best")
+            save_checkpoint(out, model_state=state, optimizer=optimizer, config=run_config, epoch=epoch,
+                            extra=extra, name="last")
+        fabric.barrier()
+    return {"history": history, "best_epoch": best_epoch, "best": best}

@@ -1,0 +1,307 @@
+"""Tests for teakit.models (SmallCNN, UNet, build_model) and teakit.teachers."""
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import teakit
+from teakit.models import (MODEL_NAMES, SmallCNN, UNet, build_model, get_feature_dim,
+                           get_feature_map, get_features, get_head)
+from teakit.teachers import (FILLS, DebiasedTeacher, SegmenterTeacher, Teacher, dice_bce_loss,
+                             fill_background)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # On a shared 2-core machine, intra-op threads contend badly; one thread is fast and stable.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _disk_data(n=8, side=32, seed=0):
+    """Images in [0, 1] with one coloured disk each, and the disk masks (n, 1, side, side)."""
+    g = _gen(seed)
+    yy, xx = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    lo = side * 5 // 16
+    cy = torch.randint(lo, side - lo, (n,), generator=g)
+    cx = torch.randint(lo, side - lo, (n,), generator=g)
+    r = torch.randint(max(2, side * 5 // 32), side * 9 // 32, (n,), generator=g)
+    mask = ((yy - cy.view(-1, 1, 1)) ** 2 + (xx - cx.view(-1, 1, 1)) ** 2
+            <= r.view(-1, 1, 1) ** 2).unsqueeze(1)
+    x = 0.5 * torch.rand(n, 3, side, side, generator=g)
+    x = torch.where(mask, x + torch.tensor([0.5, 0.0, 0.2]).view(1, 3, 1, 1), x)
+    return x, mask
+
+
+class FixedMaskSegmenter(nn.Module):
+    """Returns logits +10 inside a fixed mask and -10 outside, for any batch size."""
+
+    def __init__(self, mask):
+        super().__init__()
+        self.register_buffer("mask", mask)  # (1, 1, H, W) bool
+        self.dummy = nn.Parameter(torch.zeros(()))  # so freeze() has something to freeze
+
+    def forward(self, x):
+        logits = torch.where(self.mask, 10.0, -10.0) + 0 * self.dummy
+        return logits.expand(x.shape[0], 1, *x.shape[2:])
+
+
+def _square_mask(side=32):
+    m = torch.zeros(1, 1, side, side, dtype=torch.bool)
+    m[..., 8:20, 10:24] = True
+    return m
+
+
+# ---------------------------------------------------------------- SmallCNN
+
+@pytest.mark.parametrize("side,in_channels,expected_side", [(32, 3, 8), (28, 1, 7)])
+def test_smallcnn_shapes(side, in_channels, expected_side):
+    model = SmallCNN(num_classes=10, in_channels=in_channels, width=8, depth=4)
+    x = torch.rand(5, in_channels, side, side)
+    assert model(x).shape == (5, 10)
+    assert model.features(x).shape == (5, model.feature_dim)
+    assert model.feature_dim == 64  # 8·width cap reached at block 4
+    assert model.forward_features_map(x).shape == (5, model.feature_dim, expected_side, expected_side)
+    assert isinstance(model.head, nn.Linear)
+
+
+def test_smallcnn_channel_cap_and_no_batchnorm():
+    model = SmallCNN(num_classes=3, width=4, depth=6, batchnorm=False)
+    assert model.feature_dim == 32  # capped at 8·width
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 3)
+    with pytest.raises(ValueError, match="depth"):
+        SmallCNN(depth=0)
+
+
+def test_smallcnn_features_head_consistency():
+    torch.manual_seed(0)
+    model = SmallCNN(num_classes=7, width=8).eval()
+    x = torch.rand(4, 3, 32, 32)
+    torch.testing.assert_close(model.head(model.features(x)), model(x))
+    torch.testing.assert_close(model.pool(model.forward_features_map(x)).flatten(1), model.features(x))
+
+
+def test_explain_on_smallcnn_is_trainable_second_order():
+    torch.manual_seed(0)
+    model = SmallCNN(num_classes=10, width=8).train()
+    x = torch.rand(6, 3, 32, 32)
+    target = torch.randint(0, 10, (6,))
+    reference = torch.rand(6, 3, 32, 32)
+    heatmap, logits = teakit.explain(model, x, target, "lrp", eps=0.01, create_graph=True,
+                                     return_logits=True)
+    assert heatmap.shape == x.shape and heatmap.requires_grad
+    (heatmap - reference).square().mean().backward(retain_graph=True)
+    for name, p in model.named_parameters():
+        if name == "head.bias":  # a heatmap does not depend on the last bias
+            continue
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+    model.zero_grad()
+    ((heatmap - reference).square().mean() + F.cross_entropy(logits, target)).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+# ---------------------------------------------------------------- build_model
+
+def test_build_model_names():
+    assert set(MODEL_NAMES) == {"cnn", "resnet18", "resnet34", "resnet50", "unet"}
+    x = torch.rand(2, 3, 32, 32)
+    cnn = build_model("cnn", 4, width=8, depth=2, batchnorm=False)
+    assert isinstance(cnn, SmallCNN) and cnn(x).shape == (2, 4)
+    assert get_head(cnn) is cnn.head and get_feature_dim(cnn) == 16
+    for name, dim in (("resnet18", 512), ("resnet34", 512), ("resnet50", 2048)):
+        model = build_model(name, 5)
+        assert get_head(model) is model.fc and get_head(model).out_features == 5
+        assert get_feature_dim(model) == dim
+    unet = build_model("unet", 2, base=4)
+    assert isinstance(unet, UNet) and unet(x).shape == (2, 2, 32, 32)
+    with pytest.raises(TypeError):
+        get_head(unet)
+
+
+def test_build_resnet_small_input_features_consistent():
+    torch.manual_seed(0)
+    model = build_model("resnet18", 3, small_input=True, in_channels=1).eval()
+    x = torch.rand(2, 1, 16, 16)
+    assert get_feature_map(model, x).shape == (2, 512, 2, 2)
+    torch.testing.assert_close(get_head(model)(get_features(model, x)), model(x))
+    cnn = build_model("cnn", 3, width=4).eval()
+    torch.testing.assert_close(get_head(cnn)(get_features(cnn, x.expand(-1, 3, -1, -1))),
+                               cnn(x.expand(-1, 3, -1, -1)))
+
+
+def test_build_model_errors():
+    with pytest.raises(ValueError, match="resnet18"):  # message lists the valid names
+        build_model("vgg16", 10)
+    with pytest.raises(ValueError, match="num_classes"):
+        build_model("cnn", 0)
+    with pytest.raises(TypeError):
+        build_model("cnn", 10, nonsense=1)
+
+
+# ---------------------------------------------------------------- UNet
+
+def test_unet_shapes_and_size_check():
+    net = UNet(in_channels=3, out_channels=1, base=8, depth=2)
+    assert net(torch.rand(2, 3, 32, 32)).shape == (2, 1, 32, 32)
+    assert UNet(out_channels=3, depth=3)(torch.rand(1, 3, 24, 16)).shape == (1, 3, 24, 16)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        net(torch.rand(1, 3, 30, 32))
+
+
+def test_unet_overfits_simple_masks():
+    torch.manual_seed(0)
+    x, mask = _disk_data(n=8, side=32, seed=0)
+    net = UNet(base=8, depth=2)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    first = None
+    for _ in range(80):
+        loss = dice_bce_loss(net(x), mask)
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.3 * first
+    net.eval()
+    with torch.no_grad():
+        pred = net(x) >= 0
+    iou = (pred & mask).sum((1, 2, 3)).float() / (pred | mask).sum((1, 2, 3)).float()
+    assert iou.mean() > 0.8, iou
+
+
+# ---------------------------------------------------------------- dice_bce_loss
+
+def test_dice_bce_loss_values():
+    _, mask = _disk_data(n=4, side=16, seed=1)
+    perfect = torch.where(mask, 30.0, -30.0)
+    assert dice_bce_loss(perfect, mask).item() < 1e-4
+    assert dice_bce_loss(perfect, mask.float()).item() < 1e-4
+    inverted = dice_bce_loss(-perfect, mask).item()
+    assert inverted > 5.0  # BCE alone is ~15 per pixel for confident wrong logits
+    assert dice_bce_loss(torch.zeros_like(perfect), mask).item() > 0.3
+    with pytest.raises(ValueError, match="shape"):
+        dice_bce_loss(perfect[:, :, :8], mask)
+
+
+# ---------------------------------------------------------------- fill_background
+
+@pytest.mark.parametrize("fill", FILLS)
+def test_fill_background_keeps_foreground_bit_identical(fill):
+    x, keep = _disk_data(n=3, side=32, seed=2)
+    out = fill_background(x, keep, fill, generator=_gen(0))
+    k = keep.expand_as(x)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert torch.equal(out[k], x[k])
+    assert not torch.equal(out[~k], x[~k])
+
+
+def test_fill_background_values():
+    x, keep = _disk_data(n=3, side=32, seed=3)
+    bg = ~keep.expand_as(x)
+
+    noise = fill_background(x, keep, "noise", generator=_gen(5))
+    assert (noise[bg] >= 0).all() and (noise[bg] < 1).all()
+    assert torch.equal(noise, fill_background(x, keep, "noise", generator=_gen(5)))
+    assert not torch.equal(noise, fill_background(x, keep, "noise", generator=_gen(6)))
+    assert torch.equal(noise, fill_background(x, keep, generator=_gen(5)))  # noise is the default
+
+    zero = fill_background(x, keep, "zero")
+    assert (zero[bg] == 0).all()
+
+    mean = fill_background(x, keep, "mean")
+    expected = x.mean(dim=(2, 3), keepdim=True).expand_as(x)
+    torch.testing.assert_close(mean[bg], expected[bg], rtol=0, atol=0)
+
+    # blur: a constant image stays constant; a checkerboard blurs to its mean (0.5)
+    const = torch.full((1, 3, 32, 32), 0.3)
+    keep1 = keep[:1]
+    torch.testing.assert_close(fill_background(const, keep1, "blur"), const)
+    checker = ((torch.arange(32).view(-1, 1) + torch.arange(32)) % 2).float()
+    checker = checker.expand(1, 3, 32, 32)
+    blurred = fill_background(checker, keep1, "blur")
+    assert (blurred[~keep1.expand_as(checker)] - 0.5).abs().max() < 0.02
+
+
+def test_fill_background_errors():
+    x, keep = _disk_data(n=2, side=16, seed=4)
+    with pytest.raises(ValueError, match="fill"):
+        fill_background(x, keep, "gray")
+    with pytest.raises(ValueError, match="keep"):
+        fill_background(x, keep.float(), "zero")
+    with pytest.raises(ValueError, match="keep"):
+        fill_background(x, keep.expand(-1, 3, -1, -1), "zero")
+
+
+# ---------------------------------------------------------------- teachers
+
+@pytest.mark.parametrize("fill", ["noise", "zero"])
+def test_segmenter_teacher_classifies_and_explains_filled_image(fill):
+    torch.manual_seed(0)
+    known = _square_mask(32)
+    classifier = SmallCNN(num_classes=5, width=4, depth=2)
+    teacher = SegmenterTeacher(FixedMaskSegmenter(known), classifier, fill=fill).freeze()
+    x = torch.rand(3, 3, 32, 32)
+    target = torch.tensor([0, 3, 4])
+
+    assert torch.equal(teacher.mask(x), known.expand(3, 1, 32, 32))
+    filled = fill_background(x, known.expand(3, 1, 32, 32), fill, generator=_gen(7))
+    assert torch.equal(teacher.masked(x, generator=_gen(7)), filled)
+    assert torch.equal(teacher(x, generator=_gen(7)), classifier(filled))
+
+    expected = teakit.explain(classifier, filled, target, "lrp", eps=0.05)
+    heatmap = teacher.heatmap(x, target, eps=0.05, generator=_gen(7))
+    assert torch.equal(heatmap, expected) and not heatmap.requires_grad
+    h2, logits = teacher.heatmap_and_logits(x, target, eps=0.05, generator=_gen(7))
+    assert torch.equal(h2, expected)
+    torch.testing.assert_close(logits, classifier(filled))
+
+
+def test_segmenter_teacher_validation():
+    seg = FixedMaskSegmenter(_square_mask(32))
+    clf = SmallCNN(num_classes=2, width=4, depth=2)
+    with pytest.raises(ValueError, match="threshold"):
+        SegmenterTeacher(seg, clf, threshold=1.5)
+    with pytest.raises(ValueError, match="fill"):
+        SegmenterTeacher(seg, clf, fill="gray")
+    bad = SegmenterTeacher(UNet(out_channels=2, base=4), clf)
+    with pytest.raises(ValueError, match="segmenter"):
+        bad.mask(torch.rand(1, 3, 32, 32))
+
+
+def test_debiased_teacher_matches_classifier():
+    torch.manual_seed(0)
+    classifier = SmallCNN(num_classes=4, width=4, depth=2)
+    teacher = DebiasedTeacher(classifier).freeze()
+    x = torch.rand(2, 3, 16, 16)
+    target = torch.tensor([1, 2])
+    assert torch.equal(teacher(x), classifier(x))
+    expected = teakit.explain(classifier, x, target, "lrp", eps=0.01)
+    assert torch.equal(teacher.heatmap(x, target, 0.01), expected)
+    h, logits = teacher.heatmap_and_logits(x, target, 0.01, generator=_gen(0))
+    assert torch.equal(h, expected)
+    torch.testing.assert_close(logits, classifier(x))
+
+
+def test_teachers_freeze():
+    seg = FixedMaskSegmenter(_square_mask(16))
+    teachers = [SegmenterTeacher(seg, SmallCNN(num_classes=2, width=4, depth=2)),
+                DebiasedTeacher(SmallCNN(num_classes=2, width=4, depth=2))]
+    for teacher in teachers:
+        assert isinstance(teacher, Teacher)
+        assert teacher.training and not teacher.frozen  # construction alone does not freeze
+        assert all(p.requires_grad for p in teacher.parameters())
+        assert teacher.freeze() is teacher
+        assert teacher.frozen and not teacher.training
+        assert all(not m.training for m in teacher.modules())
+        assert all(not p.requires_grad for p in teacher.parameters())
+        teacher.train()  # a frozen teacher stays in eval mode
+        assert all(not m.training for m in teacher.modules())
+    assert not any(p.requires_grad for p in seg.parameters())
