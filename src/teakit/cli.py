@@ -1,35 +1,254 @@
-"""The `tea` command line."""
+"""The `tea` command line.  Every command has --help, takes --config FILE.yaml
+(keys are the long option names, with - or _), and refuses unknown options."""
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from .data import BUILTIN
+
+# ----------------------------------------------------------------- shared option groups
 
 
-def _bench(args) -> int:
+def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: int = 64):
+    from .models import MODEL_NAMES
+    from .train import OPTIMIZERS, SCHEDULES
+
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=epochs, help=f"default {epochs}")
+    g.add_argument("--batch-size", type=int, default=batch_size, help=f"per process (default {batch_size})")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    g.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default {lr:g})")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm, 0 = off (default 1.0)")
+    g.add_argument("--schedule", choices=SCHEDULES, default="cosine")
+    g.add_argument("--warmup-steps", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="training seed (init, order, draws)")
+    g.add_argument("--data-seed", type=int, default=0, help="seed of the built-in dataset's splits")
+    g.add_argument("--bias", type=float, default=1.0, help="share of train/val images carrying the shortcut")
+    g.add_argument("--limit", type=int, help="use only the first N images of every split (quick runs)")
+    g.add_argument("--model", choices=[m for m in MODEL_NAMES if m != "unet"], default="cnn")
+    g.add_argument("--width", type=int, default=16, help="cnn width (default 16)")
+    g.add_argument("--depth", type=int, default=4, help="cnn depth (default 4)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    f = p.add_argument_group("hardware (passed to Lightning Fabric)")
+    f.add_argument("--accelerator", default="cpu", help="cpu, cuda, gpu, auto (default cpu)")
+    f.add_argument("--devices", default="1", help="number of devices/processes (default 1)")
+    f.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, … (default auto)")
+    f.add_argument("--precision", default="32-true", help="32-true, bf16-mixed, … (default 32-true)")
+
+
+def _train_cfg(a):
+    from .train import TrainConfig
+    return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr,
+                       momentum=a.momentum, weight_decay=a.weight_decay, grad_clip=a.grad_clip,
+                       schedule=a.schedule, warmup_steps=a.warmup_steps, seed=a.seed)
+
+
+def _spec(a):
+    from .data import NUM_CLASSES
+    from .runs import model_spec
+    if a.model == "cnn":
+        return model_spec("cnn", NUM_CLASSES, width=a.width, depth=a.depth)
+    return model_spec(a.model, NUM_CLASSES, small_input=True)
+
+
+def _fabric(a) -> dict:
+    devices = int(a.devices) if str(a.devices).isdigit() else a.devices
+    return {"accelerator": a.accelerator, "devices": devices, "strategy": a.strategy, "precision": a.precision}
+
+
+def _common(a) -> dict:
+    options = {"bias": a.bias} if a.bias != 1.0 else {}
+    if a.limit:
+        options["limit"] = a.limit
+    return {"data_seed": a.data_seed, "data_options": options or None,
+            "fabric": _fabric(a), "progress": not a.no_progress}
+
+# ----------------------------------------------------------------- commands
+
+
+def _cmd_train_teacher(a):
+    from .commands import train_teacher
+    from .train import TrainConfig
+    cfg = _train_cfg(a)
+    seg = TrainConfig(**{**cfg.__dict__, "epochs": a.seg_epochs, "lr": a.seg_lr})
+    path = train_teacher(a.dataset, a.kind, a.out, spec=_spec(a), cfg=cfg, seg_cfg=seg, fill=a.fill, **_common(a))
+    print(f"teacher written to {path.parent}")
+
+
+def _cmd_train(a):
+    from .commands import train
+    train(a.dataset, a.objective, a.out, spec=_spec(a), cfg=_train_cfg(a), resume=a.resume, **_common(a))
+
+
+def _cmd_distill(a):
+    from .commands import distill
+    tea = {"classes": a.classes, "p_top": a.p_top, "eps_log_range": tuple(a.eps_range), "loss": a.loss,
+           "pyramid": not a.no_pyramid, "min_side": a.min_side, "label_weight": a.label_weight,
+           "kd_weight": a.kd_weight}
+    distill(a.dataset, a.teacher, a.out, spec=_spec(a), cfg=_train_cfg(a), tea=tea, copy_head=a.copy_head,
+            cache=a.cache, cache_dir=a.cache_dir, resume=a.resume, **_common(a))
+
+
+def _cmd_evaluate(a):
+    from .commands import evaluate_run
+    res = evaluate_run(a.dataset, a.model, a.json, which=a.checkpoint)
+    for split, r in res["splits"].items():
+        print(f"{split:<8} " + " ".join(f"{k}={v:.4f}" for k, v in r.items() if k != "n"))
+    if a.json:
+        print(f"wrote {a.json}")
+
+
+def _cmd_explain(a):
+    from .report.figures import explain_figure
+    path = explain_figure(a.dataset, a.model, a.out, teacher_dir=a.teacher, split=a.split, n=a.n)
+    print(f"wrote {path}")
+
+
+def _cmd_bench(a):
     from .bench import run_step_cost
-    if args.what != "step-cost":
-        raise SystemExit(f"tea bench: unknown benchmark {args.what!r}; known: step-cost")
-    run_step_cost(args.json, rounds=args.rounds, seed=args.seed)
-    return 0
+    run_step_cost(a.json, rounds=a.rounds, seed=a.seed)
+
+
+def _cmd_demo(a):
+    from .demo import run_demo
+    run_demo(a.out, quick=a.quick, fresh=a.fresh, seed=a.seed)
+
+# ----------------------------------------------------------------- parser
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .objectives.heatmap_loss import KINDS
+    from .objectives.tea import CLASS_MODES
+    from .teachers import FILLS
+
     p = argparse.ArgumentParser(prog="tea", description="Training with Explanations Alone (TEA)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("bench", help="benchmarks (step-cost: seconds per TEA step vs ERM step)")
-    b.add_argument("what", choices=["step-cost"])
-    b.add_argument("--json", help="write the figures to this JSON file")
-    b.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (default 7)")
-    b.add_argument("--seed", type=int, default=0)
-    b.set_defaults(func=_bench)
+    def cmd(name, fn, help):
+        c = sub.add_parser(name, help=help, description=help)
+        c.add_argument("--config", help="YAML file of option values (long names); command-line flags win")
+        c.set_defaults(func=fn)
+        return c
+
+    c = cmd("train-teacher", _cmd_train_teacher, "train a teacher that ignores the shortcut")
+    c.add_argument("--dataset", choices=BUILTIN, required=True)
+    c.add_argument("--kind", choices=["debiased", "segmenter"], default="debiased")
+    c.add_argument("--out", required=True)
+    c.add_argument("--fill", choices=FILLS, default="noise", help="segmenter teacher's background fill")
+    c.add_argument("--seg-epochs", type=int, default=15, help="U-Net epochs (segmenter kind)")
+    c.add_argument("--seg-lr", type=float, default=3e-3)
+    _add_train(c, epochs=30, lr=3e-3)
+
+    c = cmd("train", _cmd_train, "train a classifier with an objective that needs no teacher (ERM)")
+    c.add_argument("--dataset", choices=BUILTIN, required=True)
+    c.add_argument("--objective", default="erm", choices=["erm"])
+    c.add_argument("--out", required=True)
+    c.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
+    _add_train(c, epochs=30, lr=3e-3)
+
+    c = cmd("distill", _cmd_distill, "train a student with TEA from a teacher")
+    c.add_argument("--dataset", choices=BUILTIN, required=True)
+    c.add_argument("--teacher", required=True, help="a `tea train-teacher` folder")
+    c.add_argument("--out", required=True)
+    c.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
+    c.add_argument("--cache", action="store_true", help="read teacher heatmaps from a precomputed cache")
+    c.add_argument("--cache-dir", help="where the cache lives (default TEACHER/cache/DATASET-FINGERPRINT)")
+    t = c.add_argument_group("TEA objective")
+    t.add_argument("--classes", choices=CLASS_MODES, default="sample")
+    t.add_argument("--p-top", type=float, default=0.5, help="chance of explaining the teacher's top class")
+    t.add_argument("--eps-range", type=float, nargs=2, default=[-2.0, -1.0], metavar=("LO", "HI"),
+                   help="ε = 10^u, u ~ U(LO, HI) (default -2 -1)")
+    t.add_argument("--loss", choices=KINDS, default="l1")
+    t.add_argument("--no-pyramid", action="store_true")
+    t.add_argument("--min-side", type=int, default=8, help="smallest pyramid level side (default 8)")
+    t.add_argument("--copy-head", action="store_true", help="copy the teacher's head into the student, frozen")
+    t.add_argument("--label-weight", type=float, default=0.0, help="ablation only: + w·cross-entropy")
+    t.add_argument("--kd-weight", type=float, default=0.0, help="ablation only: + w·logit KD (T=3)")
+    _add_train(c, epochs=30, lr=1e-3)
+
+    c = cmd("evaluate", _cmd_evaluate, "accuracy (and agreement, background relevance) per test split")
+    c.add_argument("--dataset", choices=BUILTIN, help="default: the dataset the model was trained on")
+    c.add_argument("--model", required=True, help="a run folder")
+    c.add_argument("--json", help="write eval.json here")
+    c.add_argument("--checkpoint", choices=["best", "last"], default="best")
+
+    c = cmd("explain", _cmd_explain, "PNG grid: image, teacher heatmap, student heatmap")
+    c.add_argument("--dataset", choices=BUILTIN, required=True)
+    c.add_argument("--model", required=True)
+    c.add_argument("--teacher", help="teacher folder (default: the one the model was distilled from)")
+    c.add_argument("--out", required=True, help="output folder")
+    c.add_argument("--split", default="swapped", choices=["id", "ood", "swapped", "val"])
+    c.add_argument("--n", type=int, default=8, help="number of images")
+
+    c = cmd("bench", _cmd_bench, "benchmarks (step-cost: seconds per TEA step vs ERM step)")
+    c.add_argument("what", choices=["step-cost"])
+    c.add_argument("--json", help="write the figures to this JSON file")
+    c.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (default 7)")
+    c.add_argument("--seed", type=int, default=0)
+
+    c = cmd("demo", _cmd_demo, "the main job: both built-in benchmarks end to end, with a report")
+    c.add_argument("--out", default="runs/demo")
+    c.add_argument("--quick", action="store_true", help="minutes-long smoke version")
+    c.add_argument("--fresh", action="store_true", help="recompute every stage")
+    c.add_argument("--seed", type=int, default=0)
     return p
 
 
+def _apply_config(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """Turn --config FILE.yaml into defaults of the chosen sub-command."""
+    if "--config" not in argv and not any(a.startswith("--config=") for a in argv):
+        return argv
+    import yaml
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    path = Path(known.config)
+    if not path.exists():
+        parser.error(f"--config: {path} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        parser.error(f"--config: {path} is not valid YAML: {e}")
+    if not isinstance(values, dict):
+        parser.error(f"--config: {path} must hold a mapping of option: value")
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = next((a for a in argv if a in sub.choices), None)
+    if command is None:
+        parser.error("--config needs a command")
+    cp = sub.choices[command]
+    dests = {a.dest: a for a in cp._actions}
+    defaults = {}
+    for key, val in values.items():
+        dest = str(key).replace("-", "_")
+        if dest not in dests or dest in ("help", "config"):
+            cp.error(f"{path}: unknown option {key!r} for `tea {command}`")
+        defaults[dest] = val
+    cp.set_defaults(**defaults)
+    for action in cp._actions:  # a required option given in the file is no longer required
+        if action.dest in defaults:
+            action.required = False
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    argv = _apply_config(parser, argv)
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"tea {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+

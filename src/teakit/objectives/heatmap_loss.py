@@ -32,7 +32,8 @@ def _level_loss(S: torch.Tensor, T: torch.Tensor, kind: str) -> torch.Tensor:
     S, T = S.flatten(1), T.flatten(1)
     if kind == "cosine":
         return 1 - F.cosine_similarity(S, T, dim=1, eps=1e-10)
-    g = (S.abs().mean(1).sqrt() * T.abs().mean(1).sqrt() + 1e-10).unsqueeze(1)
+    # clamp: an all-zero student map (dead ReLUs) must give a finite gradient, not inf·0
+    g = (S.abs().mean(1).clamp_min(1e-30).sqrt() * T.abs().mean(1).sqrt() + 1e-10).unsqueeze(1)
     d = (S - T) / g
     return d.abs().mean(1) if kind == "l1" else d.square().mean(1)
 

@@ -50,7 +50,7 @@ class TEA(Objective):
     selection_key = "heatmap_loss"
 
     def __init__(self, teacher, num_classes: int, classes: str = "sample", p_top: float = 0.5,
-                 eps_log_range=(-2.0, -1.0), loss: str = "l1", pyramid: bool = True,
+                 eps_log_range=(-2.0, -1.0), loss: str = "l1", pyramid: bool = True, min_side: int = 8,
                  label_weight: float = 0.0, kd_weight: float = 0.0, cache=None, cache_logits=None):
         if classes not in CLASS_MODES:
             raise ValueError(f"classes={classes!r}; expected one of {', '.join(CLASS_MODES)}")
@@ -58,13 +58,13 @@ class TEA(Objective):
         self.num_classes = num_classes
         self.classes, self.p_top = classes, p_top
         self.eps_log_range = tuple(eps_log_range)
-        self.loss, self.pyramid = loss, pyramid
+        self.loss, self.pyramid, self.min_side = loss, pyramid, min_side
         self.label_weight, self.kd_weight = label_weight, kd_weight
         self.cache, self.cache_logits = cache, cache_logits
 
     def config(self) -> dict:
         return {"name": self.name, "classes": self.classes, "p_top": self.p_top,
-                "eps_log_range": list(self.eps_log_range), "loss": self.loss, "pyramid": self.pyramid,
+                "eps_log_range": list(self.eps_log_range), "loss": self.loss, "pyramid": self.pyramid, "min_side": self.min_side,
                 "label_weight": self.label_weight, "kd_weight": self.kd_weight,
                 "cache": self.cache is not None}
 
@@ -111,7 +111,7 @@ class TEA(Objective):
         xs = x.repeat(self.num_classes, 1, 1, 1) if self.classes == "all" else x
         S, logits = explain(student, xs, target, eps=eps, create_graph=train, return_logits=True)
         logits = logits[:B]
-        hm = heatmap_loss(S, T, kind=self.loss, pyramid=self.pyramid)
+        hm = heatmap_loss(S, T, kind=self.loss, pyramid=self.pyramid, min_side=self.min_side)
         loss = hm
         if self.label_weight:
             loss = loss + self.label_weight * F.cross_entropy(logits, y)

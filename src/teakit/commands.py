@@ -1,0 +1,196 @@
+"""The `tea` commands as Python functions: train a teacher, train or distill a
+student, evaluate it.  The CLI (:mod:`teakit.cli`) and the demo call these.
+
+Each training function builds a Lightning Fabric from ``fabric`` (a dict of
+``accelerator``, ``devices``, ``strategy``, ``precision``), seeds everything,
+and runs :func:`teakit.train.fit` inside ``fabric.launch`` so the same code
+runs on one CPU or on several GPUs/processes.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from .data import NUM_CLASSES, load_builtin
+from .runs import build_from_spec, load_model, load_teacher, model_spec, teacher_hash, write_teacher
+from .train import TrainConfig, fit
+
+DEFAULT_FABRIC = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true"}
+
+
+def load_data(dataset: str, data_seed: int = 0, limit: int | None = None, **options) -> dict:
+    """A built-in dataset's splits; ``limit`` keeps the first ``limit`` images of each
+    split (quick runs and tests)."""
+    splits = load_builtin(dataset, seed=data_seed, **options)
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        splits = {k: v.subset(slice(0, limit)) for k, v in splits.items()}
+    return splits
+
+
+def _launch(fabric_kw: dict | None, fn, *args):
+    from lightning_fabric import Fabric
+
+    kw = dict(DEFAULT_FABRIC, **(fabric_kw or {}))
+    fabric = Fabric(**kw)
+    return fabric.launch(fn, *args)
+
+
+def _fit_model(fabric, spec, objective, train_data, val_data, cfg, out, run_config, resume, progress):
+    fabric.seed_everything(cfg.seed, verbose=False)
+    model = build_from_spec(spec)
+    run_config = dict(run_config, model=spec)
+    return fit(fabric, model, objective, train_data, val_data, cfg, out, run_config=run_config,
+               resume=resume, progress=progress)
+
+
+def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: TrainConfig | None = None,
+          split: str = "train", fill: str | None = None, data_seed: int = 0, data_options: dict | None = None,
+          fabric: dict | None = None, resume: bool = False, progress: bool = True) -> dict:
+    """`tea train`: an objective that needs no teacher (``erm``, ``segmentation``)."""
+    from .objectives.erm import ERM
+    from .objectives.segmentation import Segmentation
+
+    cfg = cfg or TrainConfig()
+    data = load_data(dataset, data_seed, **(data_options or {}))
+    if objective == "erm":
+        obj = ERM(fill=fill)
+        spec = spec or model_spec("cnn", NUM_CLASSES)
+    elif objective == "segmentation":
+        obj = Segmentation()
+        spec = spec or model_spec("unet", 1)
+    else:
+        raise ValueError(f"objective={objective!r}: `tea train` runs erm or segmentation; "
+                         "TEA is `tea distill`")
+    run_config = {"dataset": dataset, "data_seed": data_seed, "data_options": data_options or {},
+                  "split": split, "command": "train"}
+
+    def main(fab):
+        return _fit_model(fab, spec, obj, data[split], data["val"], cfg, out, run_config, resume, progress)
+    return _launch(fabric, main)
+
+
+def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg: TrainConfig | None = None,
+                  seg_cfg: TrainConfig | None = None, fill: str = "noise", data_seed: int = 0,
+                  data_options: dict | None = None, fabric: dict | None = None, progress: bool = True) -> Path:
+    """`tea train-teacher`: ``debiased`` (a classifier on the shortcut-free training
+    variant) or ``segmenter`` (a U-Net on the masks, then a classifier on
+    ground-truth-masked images whose background is ``fill``-ed)."""
+    out = Path(out)
+    common = dict(data_seed=data_seed, data_options=data_options, fabric=fabric, progress=progress)
+    if kind == "debiased":
+        train(dataset, "erm", out / "classifier", spec=spec, cfg=cfg, split="train_debiased", **common)
+        return write_teacher(out, "debiased", classifier="classifier", dataset=dataset)
+    if kind == "segmenter":
+        train(dataset, "segmentation", out / "segmenter", cfg=seg_cfg or cfg, split="train", **common)
+        train(dataset, "erm", out / "classifier", spec=spec, cfg=cfg, split="train", fill=fill, **common)
+        return write_teacher(out, "segmenter", classifier="classifier", segmenter="segmenter",
+                             fill=fill, threshold=0.5, dataset=dataset)
+    raise ValueError(f"kind={kind!r}; expected 'debiased' or 'segmenter'")
+
+
+def teacher_cache(teacher, data, cache_dir, eps_values, fabric=None, progress=True):
+    """Open (building it first if needed) the teacher-heatmap cache for ``data``.
+
+    Returns the cache and the teacher's logits on ``data`` (for class choice and
+    agreement).  A cache built for another teacher or dataset is refused, not used.
+    """
+    from .teachers.cache import HeatmapCache, build_cache, finalize_cache
+
+    cache_dir = Path(cache_dir)
+    expected = {"teacher_hash": teacher_hash(teacher), "dataset_fingerprint": data.fingerprint(),
+                "eps_values": list(eps_values), "shape": [len(data), NUM_CLASSES, len(eps_values),
+                                                          *data.x.shape[1:]]}
+    manifest = {k: expected[k] for k in ("teacher_hash", "dataset_fingerprint")}
+    rank, world = (fabric.global_rank, fabric.world_size) if fabric is not None else (0, 1)
+    if not (cache_dir / "manifest.json").exists():
+        gen = torch.Generator().manual_seed(12345)  # the segmenter teacher's noise fill: fixed per cache
+
+        def heatmap_fn(x, target, eps):
+            return teacher.heatmap(x, target, eps, generator=gen)
+        build_cache(cache_dir, heatmap_fn, data.x, NUM_CLASSES, list(eps_values), manifest,
+                    rank=rank, world_size=world, progress=progress and rank == 0)
+        if world > 1:
+            fabric.barrier()
+            if rank == 0:
+                finalize_cache(cache_dir, world_size=world)
+            fabric.barrier()
+    cache = HeatmapCache.open(cache_dir, expected)
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(12345)
+        logits = torch.cat([teacher(data.x[i:i + 256], generator=gen) for i in range(0, len(data), 256)])
+    return cache, logits
+
+
+def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: TrainConfig | None = None,
+            tea: dict | None = None, copy_head: bool = False, cache: bool = False, cache_dir=None,
+            eps_values=None, data_seed: int = 0, data_options: dict | None = None, fabric: dict | None = None,
+            resume: bool = False, progress: bool = True) -> dict:
+    """`tea distill`: train a student with the TEA objective from a teacher folder."""
+    from .models import get_head
+    from .objectives.tea import TEA
+    from .teachers.cache import eps_grid
+
+    teacher = load_teacher(teacher_dir)
+    cfg = cfg or TrainConfig()
+    spec = spec or model_spec("cnn", NUM_CLASSES)
+    tea = dict(tea or {})
+    data = load_data(dataset, data_seed, **(data_options or {}))
+    eps_values = list(eps_values or eps_grid())
+    if cache and cache_dir is None:
+        cache_dir = Path(teacher_dir) / "cache" / f"{dataset}-{data['train'].fingerprint()[:12]}"
+    run_config = {"dataset": dataset, "data_seed": data_seed, "data_options": data_options or {},
+                  "command": "distill", "teacher": str(teacher_dir), "teacher_hash": teacher_hash(teacher),
+                  "copy_head": copy_head, "cache": str(cache_dir) if cache else None}
+
+    def main(fab):
+        fab.seed_everything(cfg.seed, verbose=False)
+        t = teacher.to(fab.device)
+        student = build_from_spec(spec)
+        if copy_head:
+            s_head, t_head = get_head(student), get_head(t.classifier)
+            if s_head.weight.shape != t_head.weight.shape:
+                raise ValueError(f"--copy-head needs equal feature width: student head {tuple(s_head.weight.shape)}"
+                                 f", teacher head {tuple(t_head.weight.shape)}")
+            s_head.load_state_dict(t_head.state_dict())
+            s_head.requires_grad_(False)
+        c, c_logits = (teacher_cache(t, data["train"], cache_dir, eps_values, fab, progress)
+                       if cache else (None, None))
+        obj = TEA(t, NUM_CLASSES, cache=c, cache_logits=c_logits, **tea)
+        rc = dict(run_config, model=spec)
+        return fit(fab, student, obj, data["train"], data["val"], cfg, out, run_config=rc,
+                   resume=resume, progress=progress)
+    return _launch(fabric, main)
+
+
+TEST_SPLITS = ("id", "ood", "swapped")
+
+
+def evaluate_run(dataset: str | None, model_dir, json_path=None, *, data_options: dict | None = None,
+                 which: str = "best", relevance: bool = True) -> dict:
+    """`tea evaluate`: accuracy (and agreement with the teacher, for distilled
+    students; background relevance where masks exist) on every test split."""
+    from .evaluate import evaluate_splits
+
+    model, config = load_model(model_dir, which)
+    dataset = dataset or config.get("dataset")
+    if config.get("dataset") and dataset != config["dataset"]:
+        raise ValueError(f"{model_dir} was trained on {config['dataset']!r}, not {dataset!r}")
+    data = load_data(dataset, config.get("data_seed", 0), **(data_options or config.get("data_options", {})))
+    teacher = load_teacher(config["teacher"]) if config.get("teacher") else None
+    if teacher is not None and config.get("teacher_hash") and teacher_hash(teacher) != config["teacher_hash"]:
+        raise ValueError(f"the teacher in {config['teacher']} changed since {model_dir} was distilled from it")
+    result = evaluate_splits(model, {s: data[s] for s in TEST_SPLITS}, teacher=teacher, relevance=relevance)
+    result.update({"dataset": dataset, "model": str(model_dir), "checkpoint": which})
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def config_summary(cfg: TrainConfig) -> dict:
+    return asdict(cfg)

@@ -1,0 +1,74 @@
+"""Run folders: what `tea train`, `tea train-teacher` and `tea distill` leave behind, and
+how to load it back.
+
+A classifier run folder holds ``best.json`` / ``last.json`` checkpoints
+(:mod:`teakit.checkpoint`) whose config has ``model`` = ``{"name", "num_classes",
+"kwargs"}``.  A teacher folder holds ``teacher.json`` (``kind`` = ``debiased`` or
+``segmenter``, and the sub-folders of its parts).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch.nn as nn
+
+from .checkpoint import has_checkpoint, load_checkpoint, load_model_state, sha256_state
+from .models import build_model
+
+
+def model_spec(name: str, num_classes: int, **kwargs) -> dict:
+    return {"name": name, "num_classes": num_classes, "kwargs": kwargs}
+
+
+def build_from_spec(spec: dict) -> nn.Module:
+    return build_model(spec["name"], spec["num_classes"], **spec.get("kwargs", {}))
+
+
+def load_model(run_dir, which: str = "best") -> tuple[nn.Module, dict]:
+    """The model saved in a run folder (its ``which`` checkpoint) and the run's config."""
+    run_dir = Path(run_dir)
+    if not has_checkpoint(run_dir, which):
+        raise FileNotFoundError(f"{run_dir}: no '{which}' checkpoint (expected {run_dir / (which + '.json')}); "
+                                "is this a finished tea run folder?")
+    ck = load_checkpoint(run_dir, which)
+    if "model" not in ck.config:
+        raise ValueError(f"{run_dir / (which + '.json')}: config has no 'model' entry")
+    model = build_from_spec(ck.config["model"])
+    load_model_state(model, ck.model_state)
+    return model.eval(), ck.config
+
+
+def write_teacher(out_dir, kind: str, **parts) -> Path:
+    path = Path(out_dir) / "teacher.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"kind": kind, **parts}, indent=2) + "\n")
+    return path
+
+
+def load_teacher(teacher_dir):
+    """A frozen teacher from a `tea train-teacher` folder (or a plain classifier run folder,
+    which is taken as a debiased teacher)."""
+    from .teachers import DebiasedTeacher, SegmenterTeacher
+
+    teacher_dir = Path(teacher_dir)
+    meta_path = teacher_dir / "teacher.json"
+    if not meta_path.exists():
+        if has_checkpoint(teacher_dir, "best"):
+            classifier, _ = load_model(teacher_dir)
+            return DebiasedTeacher(classifier).freeze()
+        raise FileNotFoundError(f"{teacher_dir}: not a teacher folder (no teacher.json and no best.json); "
+                                "make one with `tea train-teacher`")
+    meta = json.loads(meta_path.read_text())
+    classifier, _ = load_model(teacher_dir / meta["classifier"])
+    if meta["kind"] == "debiased":
+        return DebiasedTeacher(classifier).freeze()
+    if meta["kind"] == "segmenter":
+        segmenter, _ = load_model(teacher_dir / meta["segmenter"])
+        return SegmenterTeacher(segmenter, classifier, threshold=meta.get("threshold", 0.5),
+                                fill=meta.get("fill", "noise")).freeze()
+    raise ValueError(f"{meta_path}: unknown teacher kind {meta['kind']!r}")
+
+
+def teacher_hash(teacher: nn.Module) -> str:
+    return sha256_state({k: v for k, v in teacher.state_dict().items()})

@@ -1,0 +1,69 @@
+"""The TEA loss against a slow, literal implementation of DESIGN.md §2."""
+import math
+
+import pytest
+import torch
+
+from teakit import heatmap_loss
+from teakit.objectives.heatmap_loss import pyramid_levels
+
+
+def slow_loss(S, T, min_side=8):
+    total = 0.0
+    B = S.shape[0]
+    for b in range(B):
+        levels, k = [], 1
+        while min(S.shape[-2:]) // k >= min_side or k == 1:
+            Sk = torch.nn.functional.avg_pool2d(S[b:b + 1], k) if k > 1 else S[b:b + 1]
+            Tk = torch.nn.functional.avg_pool2d(T[b:b + 1], k) if k > 1 else T[b:b + 1]
+            n = Sk.numel()
+            mS = sum(abs(v) for v in Sk.flatten().tolist()) / n
+            mT = sum(abs(v) for v in Tk.flatten().tolist()) / n
+            g = math.sqrt(mS) * math.sqrt(mT) + 1e-10
+            levels.append(sum(abs(s / g - t / g) for s, t in zip(Sk.flatten().tolist(), Tk.flatten().tolist())) / n)
+            k *= 2
+        total += sum(levels) / len(levels)
+    return total / B
+
+
+def test_pyramid_levels():
+    assert pyramid_levels(28) == 2     # 28, 14
+    assert pyramid_levels(32) == 3     # 32, 16, 8
+    assert pyramid_levels(64) == 4
+    assert pyramid_levels(7) == 1
+    assert pyramid_levels(32, min_side=1) == 6
+
+
+@pytest.mark.parametrize("size", [28, 32, 30])
+def test_matches_slow_implementation(size):
+    g = torch.Generator().manual_seed(size)
+    S = torch.randn(3, 2, size, size, generator=g, dtype=torch.float64)
+    T = torch.randn(3, 2, size, size, generator=g, dtype=torch.float64) * 5
+    assert heatmap_loss(S, T).item() == pytest.approx(slow_loss(S, T), rel=1e-10)
+    assert heatmap_loss(S, T, pyramid=False).item() == pytest.approx(slow_loss(S, T, min_side=10 ** 6), rel=1e-10)
+
+
+def test_properties():
+    g = torch.Generator().manual_seed(0)
+    T = torch.randn(4, 3, 16, 16, generator=g)
+    assert heatmap_loss(T.clone(), T).item() == pytest.approx(0.0, abs=1e-6)
+    # scale matters (minimum at the teacher's scale), sign matters
+    assert heatmap_loss(2 * T, T) > heatmap_loss(1.1 * T, T) > 0
+    assert heatmap_loss(-T, T) > heatmap_loss(2 * T, T)
+    # the cosine variant is scale-free
+    assert heatmap_loss(3 * T, T, kind="cosine").item() == pytest.approx(0.0, abs=1e-6)
+    # per-sample reduction
+    per = heatmap_loss(torch.randn(4, 3, 16, 16, generator=g), T, reduction="none")
+    assert per.shape == (4,)
+    with pytest.raises(ValueError, match="shape"):
+        heatmap_loss(T, T[:, :1])
+    with pytest.raises(ValueError, match="kind"):
+        heatmap_loss(T, T, kind="huber")
+
+
+def test_teacher_is_detached_and_zero_student_map_has_finite_gradient():
+    T = torch.randn(2, 1, 8, 8, requires_grad=True)
+    S = torch.zeros(2, 1, 8, 8, requires_grad=True)
+    heatmap_loss(S, T).backward()
+    assert T.grad is None
+    assert torch.isfinite(S.grad).all()

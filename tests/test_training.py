@@ -1,0 +1,169 @@
+"""The training loop, the TEA objective and the commands, end to end on small data."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from teakit import commands as C
+from teakit.checkpoint import load_checkpoint
+from teakit.objectives.tea import TEA, sample_classes, sample_eps
+from teakit.train import TrainConfig, epoch_batches, lr_at
+
+TEA_BIN = str(Path(sys.executable).parent / "tea")
+
+
+def test_sample_classes_and_eps_follow_the_recipe():
+    g = torch.Generator().manual_seed(0)
+    top = torch.randint(0, 10, (20000,), generator=g)
+    c = sample_classes(top, 10, 0.5, g)
+    same = (c == top).float().mean().item()
+    assert abs(same - 0.5) < 0.02
+    others = c[c != top]
+    counts = torch.bincount(((others - top[c != top]) % 10), minlength=10)
+    assert counts[0] == 0 and (counts[1:].float() / counts[1:].sum() - 1 / 9).abs().max() < 0.02
+    eps = sample_eps(20000, g)
+    assert eps.min() >= 0.01 - 1e-9 and eps.max() <= 0.1 + 1e-9
+    assert abs(torch.log10(eps).mean().item() + 1.5) < 0.02  # log-uniform in [-2, -1]
+
+
+def test_epoch_batches_partition_and_shard():
+    one = epoch_batches(100, 10, seed=3, epoch=1)
+    assert len(one) == 10 and torch.equal(torch.cat(one).sort().values, torch.arange(100))
+    two = [epoch_batches(100, 5, seed=3, epoch=1, rank=r, world=2) for r in range(2)]
+    for s in range(10):  # the two ranks' batches together are the single-process batch
+        assert torch.equal(torch.cat([two[0][s], two[1][s]]).sort().values, one[s].sort().values)
+    assert not torch.equal(torch.cat(epoch_batches(100, 10, 3, 2)), torch.cat(one))
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, schedule="cosine")
+    assert lr_at(0, 110, cfg) == pytest.approx(0.1)
+    assert lr_at(10, 110, cfg) == pytest.approx(1.0)
+    assert lr_at(60, 110, cfg) == pytest.approx(0.5)
+    assert lr_at(110, 110, cfg) == pytest.approx(0.0)
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher")
+    C.train_teacher("colored-digits", "debiased", out, cfg=TrainConfig(epochs=2, lr=3e-3),
+                    data_options={"limit": 256}, progress=False)
+    return out
+
+
+def test_tea_objective_live_and_cached_agree(teacher_dir, tmp_path):
+    from teakit.runs import load_teacher
+    from teakit.teachers.cache import eps_grid
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=64)["train"]
+    cache, logits = C.teacher_cache(teacher, data, tmp_path / "cache", eps_grid(), progress=False)
+    idx = torch.arange(0, 16)
+    batch = {"x": data.x[idx], "y": data.y[idx], "mask": data.mask[idx], "bias": data.bias[idx], "index": idx}
+    student = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                                  torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10))
+    obj = TEA(teacher, 10, classes="top", cache=cache, cache_logits=logits)
+    T, t_logits, target, eps = obj._teacher(batch, torch.Generator().manual_seed(0), use_cache=True)
+    assert torch.equal(target, t_logits.argmax(1))
+    live = teacher.heatmap(batch["x"], target, eps)
+    assert torch.allclose(T, live, rtol=2e-3, atol=2e-3 * live.abs().max().item())
+    loss, logs = obj(batch, student, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert student[0].weight.grad.abs().sum() > 0
+    assert {"heatmap_loss", "acc", "agreement", "kl"} <= set(logs)
+    # "all" matches every class of every image
+    obj_all = TEA(teacher, 10, classes="all")
+    T, _, target, eps = obj_all._teacher(batch, torch.Generator().manual_seed(0), use_cache=False)
+    assert T.shape == (160, 3, 32, 32) and torch.equal(target.view(10, 16), torch.arange(10)[:, None].expand(10, 16))
+    assert torch.equal(eps.view(10, 16)[0], eps.view(10, 16)[9])
+
+
+def test_cache_for_another_teacher_is_refused(teacher_dir, tmp_path):
+    from teakit.runs import load_teacher
+    from teakit.teachers.cache import eps_grid
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=16)["train"]
+    C.teacher_cache(teacher, data, tmp_path / "cache", eps_grid(), progress=False)
+    with torch.no_grad():
+        teacher.classifier.head.weight.add_(0.01)
+    with pytest.raises(ValueError, match="teacher_hash"):
+        C.teacher_cache(teacher, data, tmp_path / "cache", eps_grid(), progress=False)
+
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1")  # same thread count in every run: same float reductions
+
+
+def _run(args, **kw):
+    return subprocess.run([TEA_BIN, *args], capture_output=True, text=True, timeout=600, env=ENV, **kw)
+
+
+def test_killed_distill_resumes_bit_identical(teacher_dir, tmp_path):
+    common = ["distill", "--dataset", "colored-digits", "--teacher", str(teacher_dir), "--limit", "192",
+              "--epochs", "3", "--batch-size", "32", "--width", "8", "--no-progress", "--seed", "5"]
+    full = _run([*common, "--out", str(tmp_path / "full")])
+    assert full.returncode == 0, full.stderr
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([TEA_BIN, *common, "--out", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=ENV)
+    deadline = time.time() + 300
+    while not (out / "last.json").exists():
+        assert proc.poll() is None and time.time() < deadline, "run ended before its first checkpoint"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads((out / "last.json").read_text())["epoch"]
+    assert killed_at < 2, "the run finished before it could be killed"
+    resumed = _run([*common, "--out", str(out), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout + resumed.stderr
+    a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(out)
+    assert a.epoch == b.epoch == 2
+    for k in a.model_state:
+        assert torch.equal(a.model_state[k], b.model_state[k]), k
+    # history: every epoch once, the same numbers
+    assert [h["val"] for h in a.extra["history"]] == [h["val"] for h in b.extra["history"]]
+
+
+def test_evaluate_writes_eval_json_with_agreement(teacher_dir, tmp_path):
+    r = _run(["distill", "--dataset", "colored-digits", "--teacher", str(teacher_dir), "--limit", "64",
+              "--epochs", "1", "--width", "8", "--no-progress", "--out", str(tmp_path / "s")])
+    assert r.returncode == 0, r.stderr
+    assert "agreement=" in r.stdout and "heatmap_loss=" in r.stdout and "acc=" in r.stdout
+    r = _run(["evaluate", "--model", str(tmp_path / "s"), "--json", str(tmp_path / "eval.json")])
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "eval.json").read_text())
+    for split in ("id", "ood", "swapped"):
+        assert 0 <= res["splits"][split]["accuracy"] <= 1
+        assert 0 <= res["splits"][split]["agreement_with_teacher"] <= 1
+    r = _run(["explain", "--dataset", "colored-digits", "--model", str(tmp_path / "s"), "--out",
+              str(tmp_path / "figs"), "--n", "3"])
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "figs" / "explain-swapped.png").stat().st_size > 1000
+
+
+def test_cli_errors_and_config(tmp_path, teacher_dir):
+    r = _run(["distill", "--dataset", "colored-digits", "--teacher", str(tmp_path / "nope"), "--out",
+              str(tmp_path / "x"), "--no-progress"])
+    assert r.returncode != 0 and "not a teacher folder" in r.stderr
+    r = _run(["distill", "--dataset", "colored-digits", "--teacher", "t", "--out", "o", "--bogus", "1"])
+    assert r.returncode != 0 and "unrecognized arguments: --bogus" in r.stderr
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("dataset: colored-digits\nepochs: 1\nlimit: 32\nwidth: 4\nno_progress: true\n"
+                   f"teacher: {teacher_dir}\n")
+    r = _run(["distill", "--config", str(cfg), "--out", str(tmp_path / "y")])
+    assert r.returncode == 0, r.stderr
+    ck = load_checkpoint(tmp_path / "y")
+    assert ck.config["model"]["kwargs"]["width"] == 4 and ck.config["train"]["epochs"] == 1
+    cfg.write_text("dataset: colored-digits\nepochz: 1\n")
+    r = _run(["distill", "--config", str(cfg), "--out", str(tmp_path / "z")])
+    assert r.returncode != 0 and "unknown option 'epochz'" in r.stderr
+    for cmd in ("train-teacher", "train", "distill", "evaluate", "explain", "bench", "demo"):
+        assert _run([cmd, "--help"]).returncode == 0
