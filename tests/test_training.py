@@ -149,21 +149,33 @@ def test_evaluate_writes_eval_json_with_agreement(teacher_dir, tmp_path):
     assert (tmp_path / "figs" / "explain-swapped.png").stat().st_size > 1000
 
 
-def test_cli_errors_and_config(tmp_path, teacher_dir):
-    r = _run(["distill", "--dataset", "colored-digits", "--teacher", str(tmp_path / "nope"), "--out",
-              str(tmp_path / "x"), "--no-progress"])
-    assert r.returncode != 0 and "not a teacher folder" in r.stderr
-    r = _run(["distill", "--dataset", "colored-digits", "--teacher", "t", "--out", "o", "--bogus", "1"])
-    assert r.returncode != 0 and "unrecognized arguments: --bogus" in r.stderr
+def _main(args, capsys):
+    from teakit.cli import main
+    try:
+        rc = main(args)
+    except SystemExit as e:  # argparse errors and --help
+        rc = e.code
+    out = capsys.readouterr()
+    return rc, out.out + out.err
+
+
+def test_cli_errors_and_config(tmp_path, teacher_dir, capsys):
+    rc, text = _main(["distill", "--dataset", "colored-digits", "--teacher", str(tmp_path / "nope"), "--out",
+                      str(tmp_path / "x"), "--no-progress"], capsys)
+    assert rc != 0 and "not a teacher folder" in text
+    rc, text = _main(["distill", "--dataset", "colored-digits", "--teacher", "t", "--out", "o", "--bogus", "1"],
+                     capsys)
+    assert rc != 0 and "unrecognized arguments: --bogus" in text
     cfg = tmp_path / "c.yaml"
     cfg.write_text("dataset: colored-digits\nepochs: 1\nlimit: 32\nwidth: 4\nno_progress: true\n"
                    f"teacher: {teacher_dir}\n")
-    r = _run(["distill", "--config", str(cfg), "--out", str(tmp_path / "y")])
-    assert r.returncode == 0, r.stderr
+    rc, text = _main(["distill", "--config", str(cfg), "--out", str(tmp_path / "y")], capsys)
+    assert rc == 0, text
     ck = load_checkpoint(tmp_path / "y")
     assert ck.config["model"]["kwargs"]["width"] == 4 and ck.config["train"]["epochs"] == 1
     cfg.write_text("dataset: colored-digits\nepochz: 1\n")
-    r = _run(["distill", "--config", str(cfg), "--out", str(tmp_path / "z")])
-    assert r.returncode != 0 and "unknown option 'epochz'" in r.stderr
+    rc, text = _main(["distill", "--config", str(cfg), "--out", str(tmp_path / "z")], capsys)
+    assert rc != 0 and "unknown option 'epochz'" in text
     for cmd in ("train-teacher", "train", "distill", "evaluate", "explain", "bench", "demo"):
-        assert _run([cmd, "--help"]).returncode == 0
+        rc, text = _main([cmd, "--help"], capsys)
+        assert rc == 0 and "usage: tea " + cmd in text

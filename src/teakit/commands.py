@@ -32,12 +32,22 @@ def load_data(dataset: str, data_seed: int = 0, limit: int | None = None, **opti
     return splits
 
 
-def _launch(fabric_kw: dict | None, fn, *args):
+def make_fabric(fabric_kw: dict | None = None):
+    """A Lightning Fabric from ``accelerator``, ``devices``, ``strategy``, ``precision``."""
     from lightning_fabric import Fabric
+    from lightning_fabric.strategies import DDPStrategy
 
     kw = dict(DEFAULT_FABRIC, **(fabric_kw or {}))
-    fabric = Fabric(**kw)
-    return fabric.launch(fn, *args)
+    # a heatmap never depends on the last layer's bias, so some parameters get no
+    # gradient under TEA: DDP must be told, or it waits for them forever
+    starts = {"ddp": "popen", "ddp_spawn": "spawn", "ddp_fork": "fork", "ddp_notebook": "fork"}
+    if kw["strategy"] in starts:
+        kw["strategy"] = DDPStrategy(start_method=starts[kw["strategy"]], find_unused_parameters=True)
+    return Fabric(**kw)
+
+
+def _launch(fabric_kw: dict | None, fn, *args):
+    return make_fabric(fabric_kw).launch(fn, *args)
 
 
 def _fit_model(fabric, spec, objective, train_data, val_data, cfg, out, run_config, resume, progress):

@@ -114,7 +114,10 @@ class _Mean:
 
 
 def validate(fabric, objective, student, data, cfg: TrainConfig) -> dict:
-    """Objective's logs on the biased validation set, with fixed draws (same every epoch)."""
+    """Objective's logs on the biased validation set, with fixed draws (same every epoch).
+
+    Runs on the unwrapped module: a DDP wrapper would wait for a backward that never comes."""
+    student = getattr(student, "module", student)
     student.eval()
     meter = _Mean()
     n = len(data)

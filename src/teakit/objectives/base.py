@@ -40,3 +40,14 @@ def output_logs(logits: torch.Tensor, y: torch.Tensor, teacher_logits: torch.Ten
         logs["kl"] = F.kl_div(F.log_softmax(logits.float(), 1), F.log_softmax(teacher_logits.float(), 1),
                               log_target=True, reduction="batchmean")
     return logs
+
+
+def touch_all_parameters(loss: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """``loss + 0 * logits.sum()``: same value and gradient, but every parameter used in
+    the forward pass now receives a (possibly zero) gradient.
+
+    A heatmap never depends on the last layer's bias, so under a heatmap-only loss
+    that parameter would get no gradient at all; DDP then never completes its
+    gradient bucket and silently skips the all-reduce (pytorch/pytorch#47562).
+    """
+    return loss + 0.0 * logits.sum()

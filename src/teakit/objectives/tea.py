@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..explain import explain
-from .base import Objective, output_logs
+from .base import Objective, output_logs, touch_all_parameters
 from .heatmap_loss import heatmap_loss
 
 CLASS_MODES = ("sample", "top", "all")
@@ -110,9 +110,9 @@ class TEA(Objective):
         T, t_logits, target, eps = self._teacher(batch, rng, use_cache=train and self.cache is not None)
         xs = x.repeat(self.num_classes, 1, 1, 1) if self.classes == "all" else x
         S, logits = explain(student, xs, target, eps=eps, create_graph=train, return_logits=True)
-        logits = logits[:B]
         hm = heatmap_loss(S, T, kind=self.loss, pyramid=self.pyramid, min_side=self.min_side)
-        loss = hm
+        loss = touch_all_parameters(hm, logits) if train else hm
+        logits = logits[:B]
         if self.label_weight:
             loss = loss + self.label_weight * F.cross_entropy(logits, y)
         if self.kd_weight:
