@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/tea bench step-cost --json runs/demo/step-cost.json
+	$(BIN)/tea demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,161 @@
+"""`tea demo`: the built-in shortcut benchmarks end to end, with a report.
+
+For each benchmark: train the teacher, train ERM on the biased data, distil a
+TEA student from the teacher, and evaluate all three on every test split.
+Writes ``OUT/results.json`` (rows ``{"dataset", "method", "split", "metric",
+"value"}``), ``OUT/report.md``, ``OUT/report.html`` and PNG figures.
+
+Each stage's outputs live in ``OUT/stages/<name>-<hash of its config>``; a
+stage whose folder holds a ``done.json`` is reused, so re-running skips
+finished work (``--fresh`` recomputes everything).  ``--quick`` is a smoke
+version (small subsets, few epochs) for CI.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import commands as C
+from .train import TrainConfig
+
+SPLITS = ("id", "ood", "swapped")
+
+
+@dataclass
+class Stage:
+    name: str
+    kind: str                 # teacher | erm | tea | eval
+    dataset: str
+    params: dict = field(default_factory=dict)
+    deps: tuple = ()
+
+    def key(self, resolved_deps: dict) -> str:
+        blob = json.dumps({"stage": asdict(self), "deps": resolved_deps}, sort_keys=True, default=str)
+        return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+
+def _cfg(d: dict) -> TrainConfig:
+    return TrainConfig(**d)
+
+
+def plan(quick: bool, seed: int) -> list[Stage]:
+    """The demo's stages, in order.  Settings are the library defaults unless noted."""
+    limit = 192 if quick else None
+    data_opts = {"limit": limit} if limit else {}
+    t_ep, s_ep, seg_ep = (2, 2, 2) if quick else (40, 30, 15)
+    stages = []
+    for ds, kind in (("colored-digits", "debiased"), ("digits-on-scenes", "segmenter")):
+        teacher = Stage(f"{ds}-teacher", "teacher", ds, {
+            "kind": kind, "cfg": asdict(TrainConfig(epochs=t_ep, lr=3e-3, seed=seed)),
+            "seg_cfg": asdict(TrainConfig(epochs=seg_ep, lr=3e-3, seed=seed)), "data_options": data_opts})
+        erm = Stage(f"{ds}-erm", "erm", ds, {"cfg": asdict(TrainConfig(epochs=t_ep, lr=3e-3, seed=seed)),
+                                            "data_options": data_opts})
+        tea = Stage(f"{ds}-tea", "tea", ds, {"cfg": asdict(TrainConfig(epochs=s_ep, seed=seed)),
+                                            "data_options": data_opts, "cache": True}, deps=(teacher.name,))
+        stages += [teacher, erm, tea]
+    return stages
+
+
+def _run_stage(stage: Stage, folder: Path, folders: dict, progress: bool) -> dict:
+    p = stage.params
+    common = dict(data_options=p.get("data_options") or None, progress=progress)
+    if stage.kind == "teacher":
+        C.train_teacher(stage.dataset, p["kind"], folder, cfg=_cfg(p["cfg"]), seg_cfg=_cfg(p["seg_cfg"]), **common)
+    elif stage.kind == "erm":
+        C.train(stage.dataset, "erm", folder, cfg=_cfg(p["cfg"]), **common)
+    elif stage.kind == "tea":
+        C.distill(stage.dataset, folders[stage.deps[0]], folder, cfg=_cfg(p["cfg"]), cache=p.get("cache", False),
+                  cache_dir=folder / "cache", **common)
+    else:
+        raise ValueError(f"unknown stage kind {stage.kind!r}")
+    if stage.kind == "teacher":  # the teacher as a whole (segmenter + classifier) is what is evaluated
+        from .evaluate import evaluate_splits
+        from .runs import load_teacher
+        teacher = load_teacher(folder)
+        data = C.load_data(stage.dataset, **(p.get("data_options") or {}))
+        res = evaluate_splits(_TeacherAsModel(teacher), {s: data[s] for s in SPLITS}, relevance=False)
+        res["splits"] = {s: {**r, **_teacher_relevance(teacher, data[s])} for s, r in res["splits"].items()}
+    else:
+        res = C.evaluate_run(stage.dataset, folder, data_options=p.get("data_options") or None)
+    return res
+
+
+class _TeacherAsModel:
+    """Adapter: a teacher's logits through ``model(x)`` with a fixed noise seed."""
+
+    def __init__(self, teacher):
+        self.teacher = teacher
+
+    def eval(self):
+        return self
+
+    def __call__(self, x):
+        import torch
+        return self.teacher(x, generator=torch.Generator().manual_seed(0))
+
+
+def _teacher_relevance(teacher, data) -> dict:
+    import torch
+    R = teacher.heatmap(data.x, lambda lg: lg.argmax(1), 0.01, generator=torch.Generator().manual_seed(0))
+    R = R.abs().sum(1, keepdim=True)
+    if data.mask.all() or not data.mask.any():
+        return {}
+    return {"background_relevance": (R[~data.mask].sum() / R.sum().clamp_min(1e-30)).item()}
+
+
+def _rows(dataset: str, method: str, res: dict) -> list[dict]:
+    rows = []
+    for split, metrics in res["splits"].items():
+        for metric, value in metrics.items():
+            if metric != "n":
+                rows.append({"dataset": dataset, "method": method, "split": split, "metric": metric,
+                             "value": value})
+    return rows
+
+
+def _bar(done: int, total: int, elapsed: float, width: int = 24) -> str:
+    filled = int(width * done / max(total, 1))
+    eta = elapsed / done * (total - done) if done else float("nan")
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} elapsed {elapsed / 60:4.1f} min" + (
+        f", about {eta / 60:4.1f} min left" if done else "")
+
+
+def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: int = 0, progress: bool = False):
+    from .report.report import write_report
+
+    out = Path(out)
+    if fresh and (out / "stages").exists():
+        shutil.rmtree(out / "stages")
+    stages = plan(quick, seed)
+    folders: dict[str, Path] = {}
+    rows: list[dict] = []
+    t0 = time.perf_counter()
+    print(f"tea demo: {len(stages)} stages → {out}{' (quick)' if quick else ''}", flush=True)
+    for i, stage in enumerate(stages):
+        folder = out / "stages" / stage.key({d: str(folders[d]) for d in stage.deps})
+        folders[stage.name] = folder
+        done_file = folder / "done.json"
+        if done_file.exists():
+            res = json.loads(done_file.read_text())
+            status = "reused"
+        else:
+            if folder.exists():
+                shutil.rmtree(folder)  # an unfinished stage: start it again
+            s0 = time.perf_counter()
+            res = _run_stage(stage, folder, folders, progress)
+            res["seconds"] = time.perf_counter() - s0
+            done_file.write_text(json.dumps(res, indent=2) + "\n")
+            status = f"{res['seconds']:.0f}s"
+        method = "teacher" if stage.kind == "teacher" else stage.kind.upper() if stage.kind == "tea" else "ERM"
+        rows += _rows(stage.dataset, method, res)
+        accs = " ".join(f"{s}={res['splits'][s]['accuracy']:.3f}" for s in SPLITS)
+        print(f"{_bar(i + 1, len(stages), time.perf_counter() - t0)} | {stage.name:<26} {status:>7} | {accs}",
+              flush=True)
+    (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write_report(out, rows, stages, folders, quick=quick, seed=seed)
+    print(f"wrote {out / 'results.json'}, {out / 'report.md'}, {out / 'report.html'}")
+    return rows

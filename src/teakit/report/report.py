@@ -1,0 +1,101 @@
+"""The demo's readable report: ``report.md`` and ``report.html`` with the results
+table (best value per column in bold), accuracy bars per benchmark, a grid of
+heatmaps (teacher, TEA, ERM) and the commands and seeds that produced it."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import torch
+
+from .figures import accuracy_bars, heatmap_grid
+
+COLUMNS = [("id", "accuracy"), ("ood", "accuracy"), ("swapped", "accuracy"),
+           ("swapped", "agreement_with_teacher"), ("swapped", "background_relevance")]
+LOWER_IS_BETTER = {"background_relevance"}
+
+
+def _table(rows: list[dict], dataset: str) -> tuple[list[str], list[list[str]]]:
+    methods = list(dict.fromkeys(r["method"] for r in rows if r["dataset"] == dataset))
+    val = {(r["method"], r["split"], r["metric"]): r["value"] for r in rows if r["dataset"] == dataset}
+    header = ["method"] + [f"{s} {m.replace('_', ' ')}" for s, m in COLUMNS]
+    body = []
+    best = {}
+    for s, m in COLUMNS:
+        vals = [val[(k, s, m)] for k in methods if (k, s, m) in val and k != "teacher"]
+        if vals:
+            best[(s, m)] = min(vals) if m in LOWER_IS_BETTER else max(vals)
+    for k in methods:
+        cells = [k]
+        for s, m in COLUMNS:
+            v = val.get((k, s, m))
+            if v is None:
+                cells.append("–")
+                continue
+            text = f"{100 * v:.1f}"
+            cells.append(f"**{text}**" if k != "teacher" and v == best.get((s, m)) else text)
+        body.append(cells)
+    return header, body
+
+
+def _md_table(header, body) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(lines)
+
+
+def _html_table(header, body) -> str:
+    def cell(c):
+        c = html.escape(c)
+        return f"<td><b>{c[2:-2]}</b></td>" if c.startswith("**") else f"<td>{c}</td>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    rows = "".join("<tr>" + "".join(cell(c) for c in r) + "</tr>" for r in body)
+    return f"<table><tr>{head}</tr>{rows}</table>"
+
+
+def _heatmaps(dataset, folders, stages, out_png, n=6):
+    from ..commands import load_data
+    from ..runs import load_model, load_teacher
+    from .figures import model_maps
+
+    by_kind = {s.kind: folders[s.name] for s in stages if s.dataset == dataset}
+    teacher = load_teacher(by_kind["teacher"])
+    tea, cfg = load_model(by_kind["tea"])
+    erm, _ = load_model(by_kind["erm"])
+    data = load_data(dataset, cfg.get("data_seed", 0), **cfg.get("data_options", {}))["swapped"]
+    x, y = data.x[:n], data.y[:n]
+    maps = {"teacher": teacher.heatmap(x, y, 0.01, generator=torch.Generator().manual_seed(0)),
+            "TEA": model_maps(tea, x, y), "ERM": model_maps(erm, x, y)}
+    return heatmap_grid(x, maps, out_png, [f"class {int(c)}" for c in y])
+
+
+def write_report(out: Path, rows: list[dict], stages, folders: dict, quick: bool, seed: int):
+    out = Path(out)
+    figs = out / "figures"
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    md = ["# teakit demo report", "",
+          "Accuracy (%) per test split; agreement with the teacher and the share of |LRP-ε| relevance on the "
+          "background (lower is better) on the `swapped` split.  Bold: best student per column "
+          "(the teacher is the reference, not a contender).", ""]
+    parts_html = []
+    for ds in datasets:
+        header, body = _table(rows, ds)
+        bars = accuracy_bars([r for r in rows if r["dataset"] == ds], figs / f"{ds}-accuracy.png", title=ds)
+        grid = _heatmaps(ds, folders, stages, figs / f"{ds}-heatmaps.png")
+        md += [f"## {ds}", "", _md_table(header, body), "",
+               f"![accuracy]({bars.relative_to(out)})", "",
+               "Heatmaps (LRP-ε, ε = 0.01) of the true class on `swapped` images: teacher, TEA student, ERM.", "",
+               f"![heatmaps]({grid.relative_to(out)})", ""]
+        parts_html.append(f"<h2>{html.escape(ds)}</h2>{_html_table(header, body)}"
+                          f"<p><img src='{bars.relative_to(out)}'></p><p><img src='{grid.relative_to(out)}'></p>")
+    cmd = f"tea demo --out {out} --seed {seed}" + (" --quick" if quick else "")
+    md += ["## How this was made", "", f"    {cmd}", "",
+           "Stages (each folder holds its run config, checkpoints and logs):", ""]
+    md += [f"- `{s.name}`: `{folders[s.name]}`" for s in stages]
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>teakit demo report</title>"
+            "<style>body{font-family:sans-serif;max-width:960px;margin:auto}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>"
+            f"<h1>teakit demo report</h1><p>{html.escape(md[2])}</p>{''.join(parts_html)}"
+            f"<h2>How this was made</h2><pre>{html.escape(cmd)}</pre></body></html>")
+    (out / "report.html").write_text(page)
