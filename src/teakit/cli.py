@@ -32,6 +32,9 @@ def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: i
     g.add_argument("--model", choices=[m for m in MODEL_NAMES if m != "unet"], default="cnn")
     g.add_argument("--width", type=int, default=16, help="cnn width (default 16)")
     g.add_argument("--depth", type=int, default=4, help="cnn depth (default 4)")
+    g.add_argument("--no-batchnorm", action="store_true", help="cnn without normalisation layers")
+    g.add_argument("--no-bias", action="store_true",
+                   help="cnn without additive terms (no biases, scale-only norm): logit = sum of relevance")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     f = p.add_argument_group("hardware (passed to Lightning Fabric)")
     f.add_argument("--accelerator", default="cpu", help="cpu, cuda, gpu, auto (default cpu)")
@@ -51,7 +54,10 @@ def _spec(a):
     from .data import NUM_CLASSES
     from .runs import model_spec
     if a.model == "cnn":
-        return model_spec("cnn", NUM_CLASSES, width=a.width, depth=a.depth)
+        extra = {"bias": False} if a.no_bias else {}
+        if a.no_batchnorm:
+            extra["batchnorm"] = False
+        return model_spec("cnn", NUM_CLASSES, width=a.width, depth=a.depth, **extra)
     return model_spec(a.model, NUM_CLASSES, small_input=True)
 
 

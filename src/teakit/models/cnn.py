@@ -15,8 +15,39 @@ import torch
 import torch.nn as nn
 
 
+class ScaleNorm2d(nn.Module):
+    """Batch normalisation without centring or shift: ``x * weight / sqrt(E[x²] + eps)``.
+
+    The per-channel second moment is a batch statistic in training (a running
+    average in eval) and is treated as a constant (no gradient through it).
+    The layer is then linear in ``x`` with no additive term, so a network built
+    from it, bias-free convolutions and ReLUs is positively homogeneous: its
+    logit equals the sum of its ε = 0 LRP relevance (Gradient×Input), and
+    matching heatmaps pins the logits — no hidden offsets a heatmap cannot see.
+    """
+
+    def __init__(self, channels: int, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.register_buffer("running_ms", torch.ones(channels))
+        self.momentum, self.eps = momentum, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            with torch.no_grad():
+                ms = x.square().mean(dim=(0, 2, 3))
+                self.running_ms.mul_(1 - self.momentum).add_(ms, alpha=self.momentum)
+        else:
+            ms = self.running_ms
+        return x * (self.weight * torch.rsqrt(ms + self.eps)).view(1, -1, 1, 1)
+
+
 class SmallCNN(nn.Module):
     """Plain ReLU CNN: ``forward(x) == head(features(x))``.
+
+    ``bias=False`` makes it bias-free (no conv or head bias, and
+    :class:`ScaleNorm2d` instead of BatchNorm): a "conservative" network whose
+    logit is exactly the sum of its Gradient×Input relevance.
 
     ``forward_features_map(x)`` is the output of the convolutional trunk
     (last block's ReLU, followed by its max-pool when the block count is even),
@@ -25,7 +56,7 @@ class SmallCNN(nn.Module):
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 16,
-                 depth: int = 4, batchnorm: bool = True):
+                 depth: int = 4, batchnorm: bool = True, bias: bool = True):
         super().__init__()
         for name, value in (("num_classes", num_classes), ("in_channels", in_channels),
                             ("width", width), ("depth", depth)):
@@ -35,9 +66,9 @@ class SmallCNN(nn.Module):
         c_in = in_channels
         for i in range(depth):
             c_out = min(width * 2 ** i, 8 * width)
-            layers.append(nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=not batchnorm))
+            layers.append(nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=bias and not batchnorm))
             if batchnorm:
-                layers.append(nn.BatchNorm2d(c_out))
+                layers.append(nn.BatchNorm2d(c_out) if bias else ScaleNorm2d(c_out))
             layers.append(nn.ReLU())
             if i % 2 == 1:
                 layers.append(nn.MaxPool2d(2))
@@ -46,7 +77,7 @@ class SmallCNN(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.feature_dim = c_in
         self.num_classes = num_classes
-        self.head = nn.Linear(c_in, num_classes)
+        self.head = nn.Linear(c_in, num_classes, bias=bias)
 
     def forward_features_map(self, x: torch.Tensor) -> torch.Tensor:
         """Last 4-D activation, (B, feature_dim, h, w)."""
