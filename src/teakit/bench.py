@@ -56,6 +56,7 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
     student = torchvision.models.resnet18(num_classes=num_classes).train()
     teacher = torchvision.models.resnet34(num_classes=num_classes).eval().requires_grad_(False)
     opt = torch.optim.SGD(student.parameters(), lr=1e-3, momentum=0.9)
+    params = list(student.parameters())
     x = torch.rand(batch, 3, size, size)
     y = torch.randint(0, num_classes, (batch,))
     gen = torch.Generator().manual_seed(seed)
@@ -77,7 +78,7 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
     def tea(T, target, eps):
         opt.zero_grad(set_to_none=True)
         S = explain(student, x, target, eps=eps, create_graph=True)
-        heatmap_loss(S, T).backward()
+        heatmap_loss(S, T).backward(inputs=params)  # no gradient for the input image
         opt.step()
 
     def tea_live():

@@ -159,6 +159,7 @@ def fit(fabric, student, objective, train_data, val_data, cfg: TrainConfig, out_
         fabric.print(f"resuming {out} after epoch {ck.epoch}")
     elif resume:
         fabric.print(f"--resume: no checkpoint in {out} yet, starting from scratch")
+    trainable = [p for p in student.parameters() if p.requires_grad]
     student, optimizer = fabric.setup(student, optimizer)
     run_config = dict(run_config or {}, train=asdict(cfg), objective=objective.config())
     steps_per_epoch = len(epoch_batches(len(train_data), cfg.batch_size, cfg.seed, 0,
@@ -183,7 +184,7 @@ def fit(fabric, student, objective, train_data, val_data, cfg: TrainConfig, out_
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}; "
                                          f"the last good checkpoint is in {out}")
             optimizer.zero_grad(set_to_none=True)
-            fabric.backward(loss)
+            fabric.backward(loss, inputs=trainable)  # no gradient for the input images
             if cfg.grad_clip:
                 fabric.clip_gradients(student, optimizer, max_norm=cfg.grad_clip, error_if_nonfinite=False)
             optimizer.step()

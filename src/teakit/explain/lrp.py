@@ -91,14 +91,13 @@ class _LRPReLU(torch.autograd.Function):
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
         call = ctx.call
-        if not call.explaining:
-            return g * (x > 0).to(g.dtype), None
-        if isinstance(call.eps, float) and call.eps == 0.0:
-            return g * (x > 0).to(g.dtype), None
+        if not call.explaining or (isinstance(call.eps, float) and call.eps == 0.0):
+            # the true ReLU derivative, as the native ReLU backward computes it
+            return torch.ops.aten.threshold_backward(g, x, 0), None
         y = torch.relu(x)  # true ReLU: differentiating this is exact
         eps = _per_sample(call.eps, y)
-        # y / (y + eps), and 0 where y == 0 (no 0/0 when eps == 0)
-        return g * (y / (y + eps + (y == 0).to(y.dtype))), None
+        # y / (y + eps); where y == 0 the clamp keeps 0/0 away (the ratio is 0 there)
+        return g * (y / (y + eps).clamp_min(1e-12)), None
 
 
 class _StatGate(torch.autograd.Function):
@@ -117,8 +116,7 @@ class _StatGate(torch.autograd.Function):
 def _batch_norm_train(call, x, running_mean, running_var, weight, bias, momentum, eps):
     dims = [0] + list(range(2, x.dim()))
     shape = [1, -1] + [1] * (x.dim() - 2)
-    mean = x.mean(dims)
-    var = x.var(dims, unbiased=False)
+    var, mean = torch.var_mean(x, dims, unbiased=False)
     if running_mean is not None and running_var is not None:
         n = x.numel() / x.shape[1]
         with torch.no_grad():
@@ -129,8 +127,8 @@ def _batch_norm_train(call, x, running_mean, running_var, weight, bias, momentum
     scale = torch.rsqrt(var + eps)
     if weight is not None:
         scale = scale * weight
-    y = (x - mean.view(shape)) * scale.view(shape)
-    return y if bias is None else y + bias.view(shape)
+    shift = -mean * scale if bias is None else bias - mean * scale
+    return torch.addcmul(shift.view(shape), x, scale.view(shape))  # x·scale + shift, one pass
 
 
 class _ExplainMode(TorchFunctionMode):
