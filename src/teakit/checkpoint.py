@@ -46,6 +46,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
+from .atomic import atomic_write_bytes
+
 FORMAT = "teakit-checkpoint"
 VERSION = 1
 _MAX_LISTED = 20
@@ -73,36 +75,7 @@ class Checkpoint:
 # --------------------------------------------------------------------------- #
 # atomic file writing
 # --------------------------------------------------------------------------- #
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # platforms without directory fds: nothing more we can do
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either old or new, never partial."""
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+_atomic_write_bytes = atomic_write_bytes
 
 
 def _sha256_bytes(data: bytes) -> str:

@@ -49,6 +49,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..atomic import atomic_write_bytes
+
 FORMAT = "teakit-heatmap-cache"
 VERSION = 1
 DATA_FILE = "heatmaps.f16"
@@ -103,27 +105,8 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _atomic_write_json(path: Path, obj: dict, tag: str = "") -> None:
-    tmp = path.with_name(f".{path.name}{tag}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    data = (json.dumps(obj, indent=1, allow_nan=False) + "\n").encode()
+    atomic_write_bytes(path, data, tag=tag)
 
 
 def _read_json(path: Path) -> dict:

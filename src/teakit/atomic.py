@@ -1,0 +1,39 @@
+"""Atomic file writes: a reader sees the old file or the new one, never a partial one.
+
+The data goes to a hidden temporary file in the same folder, is flushed and
+fsynced, then ``os.replace``-d over the target; the folder is fsynced after.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (best effort where folders cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes, tag: str = "") -> None:
+    """Write ``data`` to ``path`` atomically; ``tag`` keeps concurrent writers' temp files apart."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}{tag}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
