@@ -48,6 +48,7 @@ def kd_loss(student_logits, teacher_logits, temperature: float = 3.0):
 class TEA(Objective):
     name = "tea"
     selection_key = "heatmap_loss"
+    method = "lrp"  # the explainer for both teacher and student (subclasses change it)
 
     def __init__(self, teacher, num_classes: int, classes: str = "sample", p_top: float = 0.5,
                  eps_log_range=(-2.0, -1.0), loss: str = "l1", pyramid: bool = True, min_side: int = 8,
@@ -89,19 +90,21 @@ class TEA(Objective):
             T = self.cache.get(index, target, e_idx).to(x.device, x.dtype)
             eps = self.cache.eps_values[e_idx].to(x.device, x.dtype)
             return T, t_logits, target.to(x.device), eps
+        eps = sample_eps(B, rng, self.eps_log_range, x.device)
+        xt = self.teacher.classifier_input(x, rng)  # once: a segmenter teacher's fill is shared by all classes
         if self.classes == "all":
             K = self.num_classes
-            eps = sample_eps(B, rng, self.eps_log_range, x.device).repeat(K)
             target = torch.arange(K, device=x.device).repeat_interleave(B)
-            T, t_logits = self.teacher.heatmap_and_logits(x.repeat(K, 1, 1, 1), target, eps, generator=rng)
+            eps = eps.repeat(K)
+            T, t_logits = explain(self.teacher.classifier, xt.repeat(K, 1, 1, 1), target, method=self.method,
+                                  eps=eps, return_logits=True)
             return T, t_logits[:B], target, eps
-        eps = sample_eps(B, rng, self.eps_log_range, x.device)
         chosen = {}
 
         def pick(logits):
             chosen["target"] = self._pick(logits, rng)
             return chosen["target"]
-        T, t_logits = self.teacher.heatmap_and_logits(x, pick, eps, generator=rng)
+        T, t_logits = explain(self.teacher.classifier, xt, pick, method=self.method, eps=eps, return_logits=True)
         return T, t_logits, chosen["target"], eps
 
     def __call__(self, batch, student, rng, train=True):
@@ -109,7 +112,8 @@ class TEA(Objective):
         B = x.shape[0]
         T, t_logits, target, eps = self._teacher(batch, rng, use_cache=train and self.cache is not None)
         xs = x.repeat(self.num_classes, 1, 1, 1) if self.classes == "all" else x
-        S, logits = explain(student, xs, target, eps=eps, create_graph=train, return_logits=True)
+        S, logits = explain(student, xs, target, method=self.method, eps=eps, create_graph=train,
+                            return_logits=True)
         hm = heatmap_loss(S, T, kind=self.loss, pyramid=self.pyramid, min_side=self.min_side)
         loss = touch_all_parameters(hm, logits) if train else hm
         logits = logits[:B]

@@ -1,0 +1,43 @@
+"""KD: Hinton et al. (2015) logit distillation from the frozen teacher, no labels.
+
+Loss: ``KL(softmax(t/T) ‖ softmax(s/T)) · T²`` (batch mean), with ``s`` the
+student's logits on ``x`` and ``t`` the teacher's logits (the teacher sees its
+own :meth:`~teakit.teachers.Teacher.classifier_input`).  Hyper-parameter:
+``temperature`` T = 3.0 (Hinton et al. use T in the range 1–20; 3 is the
+value TEA's optional ``kd_weight`` term uses).  The T² factor keeps gradient
+magnitudes comparable across temperatures (Hinton et al., §2).  Unlike the
+paper's recipe there is no cross-entropy on the labels: like TEA, this
+baseline learns from the teacher alone.  Assumes a frozen teacher whose
+logits have the student's number of classes.
+"""
+from __future__ import annotations
+
+import torch
+
+from .base import Objective, output_logs
+from .tea import kd_loss
+
+
+class KD(Objective):
+    name = "kd"
+    selection_key = "loss"
+
+    def __init__(self, teacher, temperature: float = 3.0):
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        self.teacher = teacher
+        self.temperature = float(temperature)
+
+    def config(self) -> dict:
+        return {"name": self.name, "temperature": self.temperature}
+
+    def __call__(self, batch, student, rng, train=True):
+        x, y = batch["x"], batch["y"]
+        with torch.no_grad():
+            t_logits = self.teacher(x, generator=rng)
+        logits = student(x)
+        if logits.shape != t_logits.shape:
+            raise ValueError(f"student logits {tuple(logits.shape)} and teacher logits "
+                             f"{tuple(t_logits.shape)} differ in shape")
+        loss = kd_loss(logits, t_logits, self.temperature)
+        return loss, {"loss": loss.detach(), **output_logs(logits, y, t_logits)}

@@ -1,0 +1,83 @@
+"""Objective registry: every training objective by name, with what it needs.
+
+``OBJECTIVES[name]`` is an :class:`ObjectiveInfo` (the class, whether it needs
+a teacher, foreground masks, group / bias attributes, and a one-line
+description).  ``build_objective(name, teacher=None, num_classes=10, **kw)``
+builds one; ``kw`` go to the class (its hyper-parameters).  A teacher given to
+an objective that does not use one is ignored.  ``jtt`` needs
+``error_set=...`` (see :func:`teakit.objectives.jtt.error_set`);
+``groupdro`` defaults to (label, bias) groups with ``num_classes`` bias values
+(as in the built-in benchmarks), i.e. ``num_groups = num_classes²``.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .attention_transfer import AttentionTransfer
+from .erm import ERM
+from .explanation_distill import EXPLANATION_METHODS, ExplanationDistillation
+from .feature_distill import FeatureDistillation
+from .group_dro import GroupDRO
+from .irm import IRM
+from .isnet import ISNetStyle
+from .jtt import JTT
+from .kd import KD
+from .rrr import RRR
+from .tea import TEA
+
+
+class ObjectiveInfo(NamedTuple):
+    cls: type
+    needs_teacher: bool
+    needs_masks: bool
+    needs_groups: bool
+    description: str
+
+
+OBJECTIVES: dict[str, ObjectiveInfo] = {
+    "erm": ObjectiveInfo(ERM, False, False, False, "cross-entropy on the labels"),
+    "tea": ObjectiveInfo(TEA, True, False, False, "match the teacher's LRP-ε heatmaps only (TEA)"),
+    "kd": ObjectiveInfo(KD, True, False, False, "Hinton logit distillation from the teacher, no labels"),
+    "feature": ObjectiveInfo(FeatureDistillation, True, False, False,
+                             "match the teacher's last conv feature map (normalised L1), no labels"),
+    "attention": ObjectiveInfo(AttentionTransfer, True, False, False,
+                               "attention transfer (Zagoruyko & Komodakis) from the teacher, no labels"),
+    "gradxinput": ObjectiveInfo(ExplanationDistillation, True, False, False,
+                                "TEA's recipe with Gradient×Input maps"),
+    "inputgrad": ObjectiveInfo(ExplanationDistillation, True, False, False,
+                               "TEA's recipe with input-gradient maps"),
+    "gradcam": ObjectiveInfo(ExplanationDistillation, True, False, False, "TEA's recipe with Grad-CAM maps"),
+    "rrr": ObjectiveInfo(RRR, False, True, False,
+                         "Right for the Right Reasons: CE + background input-gradient penalty"),
+    "isnet": ObjectiveInfo(ISNetStyle, False, True, False,
+                           "CE + share of LRP-ε relevance on the background (simplified ISNet-style)"),
+    "groupdro": ObjectiveInfo(GroupDRO, False, False, True, "online group DRO over (label, bias) groups"),
+    "irm": ObjectiveInfo(IRM, False, False, True, "IRMv1 with bias attribute values as environments"),
+    "jtt": ObjectiveInfo(JTT, False, False, False,
+                         "Just Train Twice stage 2: CE with a stage-1 ERM error set up-weighted "
+                         "(needs error_set=...)"),
+}
+
+
+def build_objective(name: str, teacher=None, num_classes: int = 10, **kw):
+    """The objective ``name`` with hyper-parameters ``kw`` (see :data:`OBJECTIVES`)."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; expected one of {', '.join(OBJECTIVES)}")
+    info = OBJECTIVES[name]
+    if info.needs_teacher and teacher is None:
+        raise ValueError(f"objective {name!r} needs a teacher; pass teacher=...")
+    if name == "tea":
+        return TEA(teacher, num_classes, **kw)
+    if name in EXPLANATION_METHODS:
+        return ExplanationDistillation(teacher, name, num_classes=num_classes, **kw)
+    if name == "groupdro":
+        kw.setdefault("num_classes", num_classes)  # None: groups = bias attribute alone
+        n_bias = num_classes  # the built-in benchmarks have one bias value per class
+        kw.setdefault("num_groups", n_bias * kw["num_classes"] if kw["num_classes"] is not None else n_bias)
+        return GroupDRO(**kw)
+    if name == "jtt" and "error_set" not in kw:
+        raise ValueError("objective 'jtt' needs error_set=... (a (N,) bool tensor of stage-1 mistakes; "
+                         "see teakit.objectives.jtt.error_set)")
+    if info.needs_teacher:
+        return info.cls(teacher, **kw)
+    return info.cls(**kw)
