@@ -179,3 +179,26 @@ def test_cli_errors_and_config(tmp_path, teacher_dir, capsys):
     for cmd in ("train-teacher", "train", "distill", "evaluate", "explain", "bench", "demo"):
         rc, text = _main([cmd, "--help"], capsys)
         assert rc == 0 and "usage: tea " + cmd in text
+
+
+@pytest.mark.parametrize("objective", ["rrr", "groupdro", "irm", "isnet"])
+def test_train_baselines_through_the_cli(objective, tmp_path, capsys):
+    rc, text = _main(["train", "--dataset", "colored-digits", "--objective", objective, "--limit", "64",
+                      "--epochs", "1", "--width", "4", "--no-progress", "--out", str(tmp_path / "m")], capsys)
+    assert rc == 0, text
+    assert load_checkpoint(tmp_path / "m").config["objective"]["name"] == objective
+
+
+@pytest.mark.parametrize("objective", ["kd", "feature", "attention", "gradcam"])
+def test_distill_baselines_through_the_cli(objective, teacher_dir, tmp_path, capsys):
+    rc, text = _main(["distill", "--dataset", "colored-digits", "--objective", objective, "--teacher",
+                      str(teacher_dir), "--limit", "64", "--epochs", "1", "--no-progress",
+                      "--out", str(tmp_path / "m")], capsys)
+    assert rc == 0, text
+    assert "agreement=" in text
+
+
+def test_jtt_needs_stage1(tmp_path, capsys):
+    rc, text = _main(["train", "--dataset", "colored-digits", "--objective", "jtt", "--limit", "32",
+                      "--epochs", "1", "--no-progress", "--out", str(tmp_path / "j")], capsys)
+    assert rc != 0 and "stage1" in text

@@ -87,16 +87,20 @@ def _cmd_train_teacher(a):
 
 def _cmd_train(a):
     from .commands import train
-    train(a.dataset, a.objective, a.out, spec=_spec(a), cfg=_train_cfg(a), resume=a.resume, **_common(a))
+    train(a.dataset, a.objective, a.out, spec=_spec(a), cfg=_train_cfg(a), resume=a.resume, stage1=a.stage1,
+          **_common(a))
 
 
 def _cmd_distill(a):
     from .commands import distill
-    tea = {"classes": a.classes, "p_top": a.p_top, "eps_log_range": tuple(a.eps_range), "loss": a.loss,
-           "pyramid": not a.no_pyramid, "min_side": a.min_side, "label_weight": a.label_weight,
-           "kd_weight": a.kd_weight}
+    tea = {}
+    if a.objective in ("tea", "gradxinput", "inputgrad", "gradcam"):
+        tea = {"classes": a.classes, "p_top": a.p_top, "loss": a.loss, "pyramid": not a.no_pyramid,
+               "min_side": a.min_side, "label_weight": a.label_weight, "kd_weight": a.kd_weight}
+        if a.objective == "tea":
+            tea["eps_log_range"] = tuple(a.eps_range)
     distill(a.dataset, a.teacher, a.out, spec=_spec(a), cfg=_train_cfg(a), tea=tea, copy_head=a.copy_head,
-            cache=a.cache, cache_dir=a.cache_dir, resume=a.resume, **_common(a))
+            cache=a.cache, cache_dir=a.cache_dir, resume=a.resume, objective=a.objective, **_common(a))
 
 
 def _cmd_evaluate(a):
@@ -151,7 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = cmd("train", _cmd_train, "train a classifier with an objective that needs no teacher (ERM)")
     c.add_argument("--dataset", choices=BUILTIN, required=True)
-    c.add_argument("--objective", default="erm", choices=["erm"])
+    c.add_argument("--objective", default="erm", choices=["erm", "rrr", "isnet", "groupdro", "irm", "jtt"],
+                   help="erm, or a baseline: rrr / isnet (use masks), groupdro / irm (use the bias "
+                        "attribute as group), jtt (needs --stage1)")
+    c.add_argument("--stage1", help="jtt: the ERM run folder whose training mistakes are up-weighted")
     c.add_argument("--out", required=True)
     c.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
     _add_train(c, epochs=30, lr=3e-3)
@@ -161,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--teacher", required=True, help="a `tea train-teacher` folder")
     c.add_argument("--out", required=True)
     c.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
+    c.add_argument("--objective", default="tea",
+                   choices=["tea", "kd", "feature", "attention", "gradxinput", "inputgrad", "gradcam"],
+                   help="tea (default) or a distillation baseline from the same teacher")
     c.add_argument("--cache", action="store_true", help="read teacher heatmaps from a precomputed cache")
     c.add_argument("--cache-dir", help="where the cache lives (default TEACHER/cache/DATASET-FINGERPRINT)")
     t = c.add_argument_group("TEA objective")

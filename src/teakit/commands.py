@@ -60,22 +60,33 @@ def _fit_model(fabric, spec, objective, train_data, val_data, cfg, out, run_conf
 
 def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: TrainConfig | None = None,
           split: str = "train", fill: str | None = None, data_seed: int = 0, data_options: dict | None = None,
-          fabric: dict | None = None, resume: bool = False, progress: bool = True) -> dict:
-    """`tea train`: an objective that needs no teacher (``erm``, ``segmentation``)."""
+          objective_options: dict | None = None, stage1=None, fabric: dict | None = None, resume: bool = False,
+          progress: bool = True) -> dict:
+    """`tea train`: an objective that needs no teacher — ``erm``, ``segmentation`` (the
+    segmenter teacher's U-Net) or a registered baseline (``rrr``, ``isnet``,
+    ``groupdro``, ``irm``, ``jtt`` with ``stage1`` = an ERM run folder)."""
     from .objectives.erm import ERM
+    from .objectives.registry import OBJECTIVES, build_objective
     from .objectives.segmentation import Segmentation
 
     cfg = cfg or TrainConfig()
     data = load_data(dataset, data_seed, **(data_options or {}))
-    if objective == "erm":
-        obj = ERM(fill=fill)
-        spec = spec or model_spec("cnn", NUM_CLASSES)
-    elif objective == "segmentation":
+    spec = spec or (model_spec("unet", 1) if objective == "segmentation" else model_spec("cnn", NUM_CLASSES))
+    if objective == "segmentation":
         obj = Segmentation()
-        spec = spec or model_spec("unet", 1)
+    elif objective == "erm":
+        obj = ERM(fill=fill)
+    elif objective in OBJECTIVES and not OBJECTIVES[objective].needs_teacher:
+        kw = dict(objective_options or {})
+        if objective == "jtt":
+            from .objectives.jtt import error_set
+            if stage1 is None:
+                raise ValueError("objective jtt needs stage1: an ERM run folder whose mistakes are up-weighted")
+            kw["error_set"] = error_set(load_model(stage1)[0], data[split])
+        obj = build_objective(objective, num_classes=NUM_CLASSES, **kw)
     else:
-        raise ValueError(f"objective={objective!r}: `tea train` runs erm or segmentation; "
-                         "TEA is `tea distill`")
+        raise ValueError(f"objective={objective!r}: `tea train` runs objectives without a teacher; "
+                         "distillation objectives (tea, kd, …) are `tea distill --objective`")
     run_config = {"dataset": dataset, "data_seed": data_seed, "data_options": data_options or {},
                   "split": split, "command": "train"}
 
@@ -139,10 +150,19 @@ def teacher_cache(teacher, data, cache_dir, eps_values, fabric=None, progress=Tr
 def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: TrainConfig | None = None,
             tea: dict | None = None, copy_head: bool = False, cache: bool = False, cache_dir=None,
             eps_values=None, data_seed: int = 0, data_options: dict | None = None, fabric: dict | None = None,
-            resume: bool = False, progress: bool = True) -> dict:
-    """`tea distill`: train a student with the TEA objective from a teacher folder."""
+            resume: bool = False, progress: bool = True, objective: str = "tea") -> dict:
+    """`tea distill`: train a student from a teacher folder with TEA (default) or another
+    distillation objective of the registry (``kd``, ``feature``, ``attention``,
+    ``gradxinput``, ``inputgrad``, ``gradcam``); ``tea`` holds the objective's options."""
     from .models import get_head
+    from .objectives.registry import OBJECTIVES, build_objective
     from .objectives.tea import TEA
+
+    if objective not in OBJECTIVES or not OBJECTIVES[objective].needs_teacher:
+        raise ValueError(f"objective={objective!r}: `tea distill` runs objectives with a teacher: "
+                         + ", ".join(k for k, v in OBJECTIVES.items() if v.needs_teacher))
+    if cache and objective != "tea":
+        raise ValueError("--cache holds LRP-ε maps: it serves the tea objective only")
     from .teachers.cache import eps_grid
 
     teacher = load_teacher(teacher_dir)
@@ -155,7 +175,7 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
         cache_dir = Path(teacher_dir) / "cache" / f"{dataset}-{data['train'].fingerprint()[:12]}"
     run_config = {"dataset": dataset, "data_seed": data_seed, "data_options": data_options or {},
                   "command": "distill", "teacher": str(teacher_dir), "teacher_hash": teacher_hash(teacher),
-                  "copy_head": copy_head, "cache": str(cache_dir) if cache else None}
+                  "copy_head": copy_head, "cache": str(cache_dir) if cache else None, "objective": objective}
 
     def main(fab):
         fab.seed_everything(cfg.seed, verbose=False)
@@ -170,7 +190,10 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
             s_head.requires_grad_(False)
         c, c_logits = (teacher_cache(t, data["train"], cache_dir, eps_values, fab, progress)
                        if cache else (None, None))
-        obj = TEA(t, NUM_CLASSES, cache=c, cache_logits=c_logits, **tea)
+        if objective == "tea":
+            obj = TEA(t, NUM_CLASSES, cache=c, cache_logits=c_logits, **tea)
+        else:
+            obj = build_objective(objective, teacher=t, num_classes=NUM_CLASSES, **tea)
         rc = dict(run_config, model=spec)
         return fit(fab, student, obj, data["train"], data["val"], cfg, out, run_config=rc,
                    resume=resume, progress=progress)
