@@ -105,9 +105,11 @@ def _run(args, **kw):
     return subprocess.run([TEA_BIN, *args], capture_output=True, text=True, timeout=600, env=ENV, **kw)
 
 
-def test_killed_distill_resumes_bit_identical(teacher_dir, tmp_path):
+@pytest.mark.parametrize("ema", ["0", "0.9"])
+def test_killed_distill_resumes_bit_identical(teacher_dir, tmp_path, ema):
     common = ["distill", "--dataset", "colored-digits", "--teacher", str(teacher_dir), "--limit", "192",
-              "--epochs", "3", "--batch-size", "32", "--width", "8", "--no-progress", "--seed", "5"]
+              "--epochs", "3", "--batch-size", "32", "--width", "8", "--no-progress", "--seed", "5",
+              "--ema", ema]
     full = _run([*common, "--out", str(tmp_path / "full")])
     assert full.returncode == 0, full.stderr
     out = tmp_path / "killed"
@@ -126,6 +128,7 @@ def test_killed_distill_resumes_bit_identical(teacher_dir, tmp_path):
     assert "resuming" in resumed.stdout + resumed.stderr
     a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(out)
     assert a.epoch == b.epoch == 2
+    assert any(k.startswith("ema.") for k in a.model_state) == (ema != "0")
     for k in a.model_state:
         assert torch.equal(a.model_state[k], b.model_state[k]), k
     # history: every epoch once, the same numbers
@@ -202,3 +205,19 @@ def test_jtt_needs_stage1(tmp_path, capsys):
     rc, text = _main(["train", "--dataset", "colored-digits", "--objective", "jtt", "--limit", "32",
                       "--epochs", "1", "--no-progress", "--out", str(tmp_path / "j")], capsys)
     assert rc != 0 and "stage1" in text
+
+
+def test_ema_update_and_swap():
+    from teakit.train import _EMA
+    m = torch.nn.Linear(2, 1)
+    ema = _EMA(m, 0.9)
+    start = m.weight.detach().clone()
+    with torch.no_grad():
+        m.weight.add_(1.0)
+    ema.update(m)
+    assert torch.allclose(ema.avg["weight"], start + 0.1)
+    with ema.swapped_in(m):
+        assert torch.allclose(m.weight, start + 0.1)
+    assert torch.allclose(m.weight, start + 1.0)
+    with pytest.raises(ValueError, match="ema"):
+        ema.load({k: v for k, v in m.state_dict().items()})

@@ -25,6 +25,9 @@ def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: i
     g.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm, 0 = off (default 1.0)")
     g.add_argument("--schedule", choices=SCHEDULES, default="cosine")
     g.add_argument("--warmup-steps", type=int, default=0)
+    g.add_argument("--ema", type=float, default=0.0,
+                   help="decay of an exponential moving average of the weights (0 = off); the average is "
+                        "what is validated and saved as best")
     g.add_argument("--seed", type=int, default=0, help="training seed (init, order, draws)")
     g.add_argument("--data-seed", type=int, default=0, help="seed of the built-in dataset's splits")
     g.add_argument("--bias", type=float, default=1.0, help="share of train/val images carrying the shortcut")
@@ -47,7 +50,7 @@ def _train_cfg(a):
     from .train import TrainConfig
     return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr,
                        momentum=a.momentum, weight_decay=a.weight_decay, grad_clip=a.grad_clip,
-                       schedule=a.schedule, warmup_steps=a.warmup_steps, seed=a.seed)
+                       schedule=a.schedule, warmup_steps=a.warmup_steps, seed=a.seed, ema=a.ema)
 
 
 def _spec(a):

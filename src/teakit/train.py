@@ -42,6 +42,8 @@ class TrainConfig:
     warmup_steps: int = 0
     seed: int = 0
     val_batch_size: int = 256
+    ema: float = 0.0                # >0: keep an exponential moving average of the weights with this
+    #                                 decay; it is what is validated, selected and saved as "best"
     log_every_epoch: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -52,6 +54,8 @@ class TrainConfig:
             raise ValueError(f"schedule={self.schedule!r}; expected one of {', '.join(SCHEDULES)}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs, batch_size and lr must be positive")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema={self.ema}: the decay must be in [0, 1)")
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -113,6 +117,52 @@ class _Mean:
         return {k: (t[i] / max(t[-1], 1)).item() for i, k in enumerate(keys)}
 
 
+class _EMA:
+    """Exponential moving average of a model's weights (buffers are copied as they are)."""
+
+    PREFIX = "ema."
+
+    def __init__(self, model, decay: float):
+        self.decay = decay
+        self.avg = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model):
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.avg[k].lerp_(v.detach(), 1.0 - self.decay)
+            else:
+                self.avg[k].copy_(v)
+
+    def state(self) -> dict:
+        return {k: v.detach().cpu().clone() for k, v in self.avg.items()}
+
+    def load(self, state: dict) -> dict:
+        """Take the averaged weights out of a saved 'last' state; return the model's own."""
+        own = {k: v for k, v in state.items() if not k.startswith(self.PREFIX)}
+        avg = {k[len(self.PREFIX):]: v for k, v in state.items() if k.startswith(self.PREFIX)}
+        if avg.keys() != own.keys():
+            raise ValueError("the checkpoint was written without --ema (or with other weights); "
+                             "resume with the same settings")
+        self.avg = {k: v.to(self.avg[k].device).clone() for k, v in avg.items()}
+        return own
+
+    class _Swap:
+        def __init__(self, ema, model):
+            self.ema, self.model = ema, model
+
+        def __enter__(self):
+            self.saved = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.model.load_state_dict(self.ema.avg)
+
+        def __exit__(self, *exc):
+            self.model.load_state_dict(self.saved)
+
+    def swapped_in(self, model):
+        """Context: the model holds the averaged weights inside, its own weights after."""
+        return self._Swap(self, model)
+
+
 def validate(fabric, objective, student, data, cfg: TrainConfig) -> dict:
     """Objective's logs on the biased validation set, with fixed draws (same every epoch).
 
@@ -149,9 +199,13 @@ def fit(fabric, student, objective, train_data, val_data, cfg: TrainConfig, out_
     raw_student = student
     optimizer = make_optimizer(student.parameters(), cfg)
     start_epoch, best, best_epoch, history = 0, math.inf, -1, []
+    ema = _EMA(raw_student, cfg.ema) if cfg.ema else None
     if resume and has_checkpoint(out):
         ck = load_checkpoint(out)
-        load_model_state(raw_student, ck.model_state)
+        state = ck.model_state
+        if ema is not None:
+            state = ema.load(state)
+        load_model_state(raw_student, state)
         restore(ck, optimizer=optimizer, rng=True)
         start_epoch = ck.epoch + 1
         best, best_epoch = ck.extra["best"], ck.extra["best_epoch"]
@@ -188,10 +242,16 @@ def fit(fabric, student, objective, train_data, val_data, cfg: TrainConfig, out_
             if cfg.grad_clip:
                 fabric.clip_gradients(student, optimizer, max_norm=cfg.grad_clip, error_if_nonfinite=False)
             optimizer.step()
+            if ema is not None:
+                ema.update(raw_student)
             meter.add(logs, len(idx))
             bar.set_postfix({k: f"{float(v):.3f}" for k, v in logs.items() if k in ("loss", "acc", "agreement")})
         train_logs = meter.result(fabric)
-        val_logs = validate(fabric, objective, student, val_data, cfg)
+        if ema is not None:
+            with ema.swapped_in(raw_student):
+                val_logs = validate(fabric, objective, student, val_data, cfg)
+        else:
+            val_logs = validate(fabric, objective, student, val_data, cfg)
         record = {"epoch": epoch, "step": (epoch + 1) * steps_per_epoch, "seconds": time.perf_counter() - t0,
                   "train": train_logs, "val": val_logs}
         history.append(record)
@@ -204,8 +264,11 @@ def fit(fabric, student, objective, train_data, val_data, cfg: TrainConfig, out_
             state = {k: v.detach().cpu() for k, v in raw_student.state_dict().items()}
             extra = {"best": best, "best_epoch": best_epoch, "history": history}
             if improved:
-                save_checkpoint(out, model_state=state, config=run_config, epoch=epoch, extra=extra,
+                best_state = ema.state() if ema is not None else state
+                save_checkpoint(out, model_state=best_state, config=run_config, epoch=epoch, extra=extra,
                                 rng=False, name="best")
+            if ema is not None:
+                state = {**state, **{_EMA.PREFIX + k: v for k, v in ema.state().items()}}
             save_checkpoint(out, model_state=state, optimizer=optimizer, config=run_config, epoch=epoch,
                             extra=extra, name="last")
         fabric.barrier()
