@@ -121,6 +121,12 @@ def _cmd_explain(a):
     print(f"wrote {path}")
 
 
+def _cmd_curves(a):
+    from .report.figures import training_curves
+    runs = dict(r.split("=", 1) if "=" in r else (Path(r).name, r) for r in a.runs)
+    print(f"wrote {training_curves(runs, a.out)}")
+
+
 def _cmd_bench(a):
     from .bench import run_step_cost
     run_step_cost(a.json, rounds=a.rounds, seed=a.seed)
@@ -202,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="output folder")
     c.add_argument("--split", default="swapped", choices=["id", "ood", "swapped", "val"])
     c.add_argument("--n", type=int, default=8, help="number of images")
+
+    c = cmd("curves", _cmd_curves, "plot validation agreement and heatmap loss against steps for runs")
+    c.add_argument("runs", nargs="+", help="run folders, optionally LABEL=FOLDER")
+    c.add_argument("--out", required=True, help="PNG path")
 
     c = cmd("bench", _cmd_bench, "benchmarks (step-cost: seconds per TEA step vs ERM step)")
     c.add_argument("what", choices=["step-cost"])

@@ -90,3 +90,29 @@ def accuracy_bars(rows: list[dict], path, splits=("id", "ood", "swapped"), title
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def training_curves(runs: dict, path, keys=("agreement", "heatmap_loss")):
+    """Validation curves (per epoch, from each run's ``last.json`` history) of several runs,
+    one panel per key, x = optimisation steps."""
+    from ..checkpoint import load_checkpoint
+
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+    for label, run_dir in runs.items():
+        hist = load_checkpoint(run_dir).extra["history"]
+        steps = [h["step"] for h in hist]
+        for ax, key in zip(axes[0], keys):
+            ax.plot(steps, [h["val"].get(key, float("nan")) for h in hist], label=label)
+    for ax, key in zip(axes[0], keys):
+        ax.set_xlabel("optimisation steps")
+        ax.set_ylabel(f"validation {key.replace('_', ' ')}")
+        if "loss" in key:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
