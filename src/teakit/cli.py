@@ -11,7 +11,7 @@ from .data import BUILTIN
 # ----------------------------------------------------------------- shared option groups
 
 
-def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: int = 64):
+def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: int = 64, warmup: int = 0):
     from .models import MODEL_NAMES
     from .train import OPTIMIZERS, SCHEDULES
 
@@ -24,7 +24,7 @@ def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: i
     g.add_argument("--weight-decay", type=float, default=0.0)
     g.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm, 0 = off (default 1.0)")
     g.add_argument("--schedule", choices=SCHEDULES, default="cosine")
-    g.add_argument("--warmup-steps", type=int, default=0)
+    g.add_argument("--warmup-steps", type=int, default=warmup, help=f"linear warm-up steps (default {warmup})")
     g.add_argument("--ema", type=float, default=0.0,
                    help="decay of an exponential moving average of the weights (0 = off); the average is "
                         "what is validated and saved as best")
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--copy-head", action="store_true", help="copy the teacher's head into the student, frozen")
     t.add_argument("--label-weight", type=float, default=0.0, help="ablation only: + w·cross-entropy")
     t.add_argument("--kd-weight", type=float, default=0.0, help="ablation only: + w·logit KD (T=3)")
-    _add_train(c, epochs=30, lr=1e-3)
+    _add_train(c, epochs=100, lr=2e-3, warmup=100)
 
     c = cmd("evaluate", _cmd_evaluate, "accuracy (and agreement, background relevance) per test split")
     c.add_argument("--dataset", choices=BUILTIN, help="default: the dataset the model was trained on")

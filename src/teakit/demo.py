@@ -54,7 +54,8 @@ def plan(quick: bool, seed: int) -> list[Stage]:
             "seg_cfg": asdict(TrainConfig(epochs=seg_ep, lr=3e-3, seed=seed)), "data_options": data_opts})
         erm = Stage(f"{ds}-erm", "erm", ds, {"cfg": asdict(TrainConfig(epochs=t_ep, lr=3e-3, seed=seed)),
                                             "data_options": data_opts})
-        tea = Stage(f"{ds}-tea", "tea", ds, {"cfg": asdict(TrainConfig(epochs=s_ep, seed=seed)),
+        tea_cfg = TrainConfig(epochs=s_ep, lr=2e-3, warmup_steps=0 if quick else 100, seed=seed)
+        tea = Stage(f"{ds}-tea", "tea", ds, {"cfg": asdict(tea_cfg),
                                             "data_options": data_opts, "cache": True}, deps=(teacher.name,))
         stages += [teacher, erm, tea]
     return stages
