@@ -1,10 +1,12 @@
-"""Atomic file writes: a reader sees the old file or the new one, never a partial one.
+"""Atomic file writes (a reader sees the old file or the new one, never a partial one),
+and a JSON reader whose errors name the file.
 
 The data goes to a hidden temporary file in the same folder, is flushed and
 fsynced, then ``os.replace``-d over the target; the folder is fsynced after.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -37,3 +39,18 @@ def atomic_write_bytes(path: Path, data: bytes, tag: str = "") -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def read_json_object(path: Path, what: str, hint: str = "") -> dict:
+    """The JSON object in ``path``; errors name ``what`` the file is, the path and ``hint``."""
+    path = Path(path)
+    suffix = f"; {hint}" if hint else ""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: {path} does not exist{suffix}")
+    try:
+        obj = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{what}: {path} is not valid JSON ({e}){suffix}") from e
+    if not isinstance(obj, dict):
+        raise ValueError(f"{what}: {path} does not hold a JSON object{suffix}")
+    return obj

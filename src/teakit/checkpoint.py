@@ -46,7 +46,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
-from .atomic import atomic_write_bytes
+from .atomic import atomic_write_bytes, read_json_object
 
 FORMAT = "teakit-checkpoint"
 VERSION = 1
@@ -312,15 +312,10 @@ def save_checkpoint(directory: str | os.PathLike, *, model_state: dict[str, torc
 
 def _read_record(directory: Path, name: str) -> dict:
     json_path = _json_path(directory, name)
-    if not json_path.is_file():
-        raise FileNotFoundError(f"no checkpoint: {json_path} does not exist")
-    try:
-        record = json.loads(json_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"checkpoint file {json_path} is not valid JSON: {e}") from e
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
+    record = read_json_object(json_path, "checkpoint")
+    if record.get("format") != FORMAT:
         raise ValueError(f"checkpoint file {json_path} is not a teakit checkpoint "
-                         f"(format field {record.get('format') if isinstance(record, dict) else None!r})")
+                         f"(format field {record.get('format')!r})")
     if record.get("version") != VERSION:
         raise ValueError(f"checkpoint file {json_path} has format version {record.get('version')!r}; "
                          f"this teakit reads version {VERSION}")

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes, read_json_object
 
 FORMAT = "teakit-heatmap-cache"
 VERSION = 1
@@ -110,15 +110,7 @@ def _atomic_write_json(path: Path, obj: dict, tag: str = "") -> None:
 
 
 def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"heatmap cache: {path} does not exist; {_REBUILD}")
-    try:
-        obj = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"heatmap cache: {path} is not valid JSON ({e}); {_REBUILD}") from e
-    if not isinstance(obj, dict):
-        raise ValueError(f"heatmap cache: {path} does not hold a JSON object; {_REBUILD}")
-    return obj
+    return read_json_object(path, "heatmap cache", _REBUILD)
 
 
 def _marker(path: Path, rank: int, world_size: int) -> Path:
