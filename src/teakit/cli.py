@@ -8,6 +8,8 @@ from pathlib import Path
 
 from .data import BUILTIN
 
+DATASETS = BUILTIN + ("folder", "waterbirds", "xray")
+
 # ----------------------------------------------------------------- shared option groups
 
 
@@ -31,6 +33,10 @@ def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: i
     g.add_argument("--seed", type=int, default=0, help="training seed (init, order, draws)")
     g.add_argument("--data-seed", type=int, default=0, help="seed of the built-in dataset's splits")
     g.add_argument("--bias", type=float, default=1.0, help="share of train/val images carrying the shortcut")
+    g.add_argument("--data-root", help="folder of a dataset on disk (folder, waterbirds, xray)")
+    g.add_argument("--external-sources", help="xray: comma-separated sources kept out of training and "
+                                               "selection, evaluated as the 'external' split")
+    g.add_argument("--size", type=int, default=32, help="image side for datasets on disk (default 32)")
     g.add_argument("--limit", type=int, help="use only the first N images of every split (quick runs)")
     g.add_argument("--model", choices=[m for m in MODEL_NAMES if m != "unet"], default="cnn")
     g.add_argument("--width", type=int, default=16, help="cnn width (default 16)")
@@ -54,14 +60,13 @@ def _train_cfg(a):
 
 
 def _spec(a):
-    from .data import NUM_CLASSES
     from .runs import model_spec
     if a.model == "cnn":
         extra = {"bias": False} if a.no_bias else {}
         if a.no_batchnorm:
             extra["batchnorm"] = False
-        return model_spec("cnn", NUM_CLASSES, width=a.width, depth=a.depth, **extra)
-    return model_spec(a.model, NUM_CLASSES, small_input=True)
+        return model_spec("cnn", None, width=a.width, depth=a.depth, **extra)  # classes: from the data
+    return model_spec(a.model, None, small_input=True)
 
 
 def _fabric(a) -> dict:
@@ -73,6 +78,11 @@ def _common(a) -> dict:
     options = {"bias": a.bias} if a.bias != 1.0 else {}
     if a.limit:
         options["limit"] = a.limit
+    if a.data_root:
+        options["data_root"] = a.data_root
+        options["size"] = a.size
+        if a.external_sources:
+            options["external_sources"] = a.external_sources.split(",")
     return {"data_seed": a.data_seed, "data_options": options or None,
             "fabric": _fabric(a), "progress": not a.no_progress}
 
@@ -110,7 +120,7 @@ def _cmd_evaluate(a):
     from .commands import evaluate_run
     res = evaluate_run(a.dataset, a.model, a.json, which=a.checkpoint)
     for split, r in res["splits"].items():
-        print(f"{split:<8} " + " ".join(f"{k}={v:.4f}" for k, v in r.items() if k != "n"))
+        print(f"{split:<8} " + " ".join(f"{k}={v:.4f}" for k, v in r.items() if isinstance(v, float)))
     if a.json:
         print(f"wrote {a.json}")
 
@@ -125,6 +135,16 @@ def _cmd_curves(a):
     from .report.figures import training_curves
     runs = dict(r.split("=", 1) if "=" in r else (Path(r).name, r) for r in a.runs)
     print(f"wrote {training_curves(runs, a.out)}")
+
+
+def _cmd_check_data(a):
+    from .commands import read_disk_dataset
+    from .data.readers import check_data, export_subpopbench
+    splits, info = read_disk_dataset(a.dataset, a.data_root, a.external_sources.split(",")
+                                     if a.external_sources else (), a.size)
+    print(check_data(splits, info))
+    if a.export_subpopbench:
+        print(f"wrote {export_subpopbench(splits, info, a.export_subpopbench)}")
 
 
 def _cmd_bench(a):
@@ -154,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         return c
 
     c = cmd("train-teacher", _cmd_train_teacher, "train a teacher that ignores the shortcut")
-    c.add_argument("--dataset", choices=BUILTIN, required=True)
+    c.add_argument("--dataset", choices=DATASETS, required=True)
     c.add_argument("--kind", choices=["debiased", "segmenter"], default="debiased")
     c.add_argument("--out", required=True)
     c.add_argument("--fill", choices=FILLS, default="noise", help="segmenter teacher's background fill")
@@ -163,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(c, epochs=30, lr=3e-3)
 
     c = cmd("train", _cmd_train, "train a classifier with an objective that needs no teacher (ERM)")
-    c.add_argument("--dataset", choices=BUILTIN, required=True)
+    c.add_argument("--dataset", choices=DATASETS, required=True)
     c.add_argument("--objective", default="erm", choices=["erm", "rrr", "isnet", "groupdro", "irm", "jtt"],
                    help="erm, or a baseline: rrr / isnet (use masks), groupdro / irm (use the bias "
                         "attribute as group), jtt (needs --stage1)")
@@ -173,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(c, epochs=30, lr=3e-3)
 
     c = cmd("distill", _cmd_distill, "train a student with TEA from a teacher")
-    c.add_argument("--dataset", choices=BUILTIN, required=True)
+    c.add_argument("--dataset", choices=DATASETS, required=True)
     c.add_argument("--teacher", required=True, help="a `tea train-teacher` folder")
     c.add_argument("--out", required=True)
     c.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
@@ -196,18 +216,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(c, epochs=100, lr=2e-3, warmup=100)
 
     c = cmd("evaluate", _cmd_evaluate, "accuracy (and agreement, background relevance) per test split")
-    c.add_argument("--dataset", choices=BUILTIN, help="default: the dataset the model was trained on")
+    c.add_argument("--dataset", choices=DATASETS, help="default: the dataset the model was trained on")
     c.add_argument("--model", required=True, help="a run folder")
     c.add_argument("--json", help="write eval.json here")
     c.add_argument("--checkpoint", choices=["best", "last"], default="best")
 
     c = cmd("explain", _cmd_explain, "PNG grid: image, teacher heatmap, student heatmap")
-    c.add_argument("--dataset", choices=BUILTIN, required=True)
+    c.add_argument("--dataset", choices=DATASETS, required=True)
     c.add_argument("--model", required=True)
     c.add_argument("--teacher", help="teacher folder (default: the one the model was distilled from)")
     c.add_argument("--out", required=True, help="output folder")
     c.add_argument("--split", default="swapped", choices=["id", "ood", "swapped", "val"])
     c.add_argument("--n", type=int, default=8, help="number of images")
+
+    c = cmd("check-data", _cmd_check_data, "validate a dataset on disk and print a summary")
+    c.add_argument("--dataset", choices=["folder", "waterbirds", "xray"], required=True)
+    c.add_argument("--data-root", required=True)
+    c.add_argument("--external-sources", help="xray: comma-separated external sources")
+    c.add_argument("--size", type=int, default=32)
+    c.add_argument("--export-subpopbench", metavar="CSV", help="also write the metadata as filename,y,a,split")
 
     c = cmd("curves", _cmd_curves, "plot validation agreement and heatmap loss against steps for runs")
     c.add_argument("runs", nargs="+", help="run folders, optionally LABEL=FOLDER")

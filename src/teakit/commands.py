@@ -14,22 +14,60 @@ from pathlib import Path
 
 import torch
 
-from .data import NUM_CLASSES, load_builtin
+from .data import load_builtin
 from .runs import build_from_spec, load_model, load_teacher, model_spec, teacher_hash, write_teacher
 from .train import TrainConfig, fit
 
 DEFAULT_FABRIC = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true"}
 
 
-def load_data(dataset: str, data_seed: int = 0, limit: int | None = None, **options) -> dict:
-    """A built-in dataset's splits; ``limit`` keeps the first ``limit`` images of each
-    split (quick runs and tests)."""
-    splits = load_builtin(dataset, seed=data_seed, **options)
+DISK_DATASETS = ("folder", "waterbirds", "xray")
+TRAINING_SPLITS = ("train", "val", "train_debiased")
+
+
+def load_data(dataset: str, data_seed: int = 0, limit: int | None = None, data_root=None,
+              external_sources=(), size: int = 32, **options) -> dict:
+    """A dataset's splits as in-memory :class:`~teakit.data.ImageSet` s: a built-in one,
+    or one read (and validated) from ``data_root`` (``folder``, ``waterbirds``,
+    ``xray``).  ``limit`` keeps the first ``limit`` images of each split."""
+    if dataset in DISK_DATASETS:
+        splits = read_disk_dataset(dataset, data_root, external_sources, size)[0]
+    else:
+        if data_root is not None:
+            raise ValueError(f"--data-root is for {', '.join(DISK_DATASETS)}; {dataset} is built in")
+        splits = load_builtin(dataset, seed=data_seed, **options)
     if limit is not None:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         splits = {k: v.subset(slice(0, limit)) for k, v in splits.items()}
     return splits
+
+
+def num_classes_of(data: dict) -> int:
+    """Number of classes: one more than the largest label in any split."""
+    return max(int(d.y.max()) for d in data.values() if len(d)) + 1
+
+
+def _resolve_spec(spec: dict | None, default: str, data: dict) -> dict:
+    """The model spec with ``num_classes`` filled in from the data when it is None."""
+    spec = dict(spec) if spec else model_spec(default, None)
+    if spec["num_classes"] is None:
+        spec["num_classes"] = 1 if spec["name"] == "unet" else num_classes_of(data)
+    return spec
+
+
+def read_disk_dataset(dataset: str, data_root, external_sources=(), size: int = 32):
+    """``(splits, info)`` of a dataset on disk, validated before anything is trained."""
+    from .data import readers
+
+    if data_root is None:
+        raise ValueError(f"dataset {dataset} is read from disk: give --data-root")
+    if dataset == "folder":
+        return readers.read_folder(data_root, size=size)
+    if dataset == "waterbirds":
+        masks = Path(data_root) / "masks"
+        return readers.read_waterbirds(data_root, size=size, masks_dir=masks if masks.is_dir() else None)
+    return readers.read_xray(data_root, size=size, external_sources=tuple(external_sources))
 
 
 def make_fabric(fabric_kw: dict | None = None):
@@ -71,7 +109,10 @@ def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: T
 
     cfg = cfg or TrainConfig()
     data = load_data(dataset, data_seed, **(data_options or {}))
-    spec = spec or (model_spec("unet", 1) if objective == "segmentation" else model_spec("cnn", NUM_CLASSES))
+    if objective == "segmentation":
+        spec = model_spec("unet", 1)
+    spec = _resolve_spec(spec, "cnn", data)
+    K = spec["num_classes"]
     if objective == "segmentation":
         obj = Segmentation()
     elif objective == "erm":
@@ -83,7 +124,7 @@ def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: T
             if stage1 is None:
                 raise ValueError("objective jtt needs stage1: an ERM run folder whose mistakes are up-weighted")
             kw["error_set"] = error_set(load_model(stage1)[0], data[split])
-        obj = build_objective(objective, num_classes=NUM_CLASSES, **kw)
+        obj = build_objective(objective, num_classes=K, **kw)
     else:
         raise ValueError(f"objective={objective!r}: `tea train` runs objectives without a teacher; "
                          "distillation objectives (tea, kd, …) are `tea distill --objective`")
@@ -104,6 +145,9 @@ def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg
     out = Path(out)
     common = dict(data_seed=data_seed, data_options=data_options, fabric=fabric, progress=progress)
     if kind == "debiased":
+        if dataset in DISK_DATASETS:
+            raise ValueError(f"{dataset} has no shortcut-free training variant for a debiased teacher; "
+                             "use --kind segmenter (it needs masks)")
         train(dataset, "erm", out / "classifier", spec=spec, cfg=cfg, split="train_debiased", **common)
         return write_teacher(out, "debiased", classifier="classifier", dataset=dataset)
     if kind == "segmenter":
@@ -120,11 +164,13 @@ def teacher_cache(teacher, data, cache_dir, eps_values, fabric=None, progress=Tr
     Returns the cache and the teacher's logits on ``data`` (for class choice and
     agreement).  A cache built for another teacher or dataset is refused, not used.
     """
+    from .models import get_head
     from .teachers.cache import HeatmapCache, build_cache, finalize_cache
 
     cache_dir = Path(cache_dir)
+    K = get_head(teacher.classifier).out_features
     expected = {"teacher_hash": teacher_hash(teacher), "dataset_fingerprint": data.fingerprint(),
-                "eps_values": list(eps_values), "shape": [len(data), NUM_CLASSES, len(eps_values),
+                "eps_values": list(eps_values), "shape": [len(data), K, len(eps_values),
                                                           *data.x.shape[1:]]}
     manifest = {k: expected[k] for k in ("teacher_hash", "dataset_fingerprint")}
     rank, world = (fabric.global_rank, fabric.world_size) if fabric is not None else (0, 1)
@@ -133,7 +179,7 @@ def teacher_cache(teacher, data, cache_dir, eps_values, fabric=None, progress=Tr
 
         def heatmap_fn(x, target, eps):
             return teacher.heatmap(x, target, eps, generator=gen)
-        build_cache(cache_dir, heatmap_fn, data.x, NUM_CLASSES, list(eps_values), manifest,
+        build_cache(cache_dir, heatmap_fn, data.x, K, list(eps_values), manifest,
                     rank=rank, world_size=world, progress=progress and rank == 0)
         if world > 1:
             fabric.barrier()
@@ -167,9 +213,10 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
 
     teacher = load_teacher(teacher_dir)
     cfg = cfg or TrainConfig()
-    spec = spec or model_spec("cnn", NUM_CLASSES)
     tea = dict(tea or {})
     data = load_data(dataset, data_seed, **(data_options or {}))
+    spec = _resolve_spec(spec, "cnn", data)
+    K = spec["num_classes"]
     eps_values = list(eps_values or eps_grid())
     if cache and cache_dir is None:
         cache_dir = Path(teacher_dir) / "cache" / f"{dataset}-{data['train'].fingerprint()[:12]}"
@@ -191,9 +238,9 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
         c, c_logits = (teacher_cache(t, data["train"], cache_dir, eps_values, fab, progress)
                        if cache else (None, None))
         if objective == "tea":
-            obj = TEA(t, NUM_CLASSES, cache=c, cache_logits=c_logits, **tea)
+            obj = TEA(t, K, cache=c, cache_logits=c_logits, **tea)
         else:
-            obj = build_objective(objective, teacher=t, num_classes=NUM_CLASSES, **tea)
+            obj = build_objective(objective, teacher=t, num_classes=K, **tea)
         rc = dict(run_config, model=spec)
         return fit(fab, student, obj, data["train"], data["val"], cfg, out, run_config=rc,
                    resume=resume, progress=progress)
@@ -217,7 +264,8 @@ def evaluate_run(dataset: str | None, model_dir, json_path=None, *, data_options
     teacher = load_teacher(config["teacher"]) if config.get("teacher") else None
     if teacher is not None and config.get("teacher_hash") and teacher_hash(teacher) != config["teacher_hash"]:
         raise ValueError(f"the teacher in {config['teacher']} changed since {model_dir} was distilled from it")
-    result = evaluate_splits(model, {s: data[s] for s in TEST_SPLITS}, teacher=teacher, relevance=relevance)
+    tests = {s: d for s, d in data.items() if s not in TRAINING_SPLITS}
+    result = evaluate_splits(model, tests, teacher=teacher, relevance=relevance)
     result.update({"dataset": dataset, "model": str(model_dir), "checkpoint": which})
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)

@@ -112,7 +112,7 @@ def _rows(dataset: str, method: str, res: dict) -> list[dict]:
     rows = []
     for split, metrics in res["splits"].items():
         for metric, value in metrics.items():
-            if metric != "n":
+            if metric != "n" and isinstance(value, float):
                 rows.append({"dataset": dataset, "method": method, "split": split, "metric": metric,
                              "value": value})
     return rows

@@ -1,6 +1,9 @@
 """Evaluation of a trained classifier on a dataset's test splits.
 
-Per split: ``accuracy``; ``agreement_with_teacher`` (top-1 agreement) when a
+Per split: ``accuracy``, ``macro_f1`` (scikit-learn), and over the groups of
+the bias attribute (colour, scene, (label, place) for Waterbirds, source
+hospital for X-rays) ``group_accuracy`` (a dict), ``worst_group_accuracy`` and
+``average_group_accuracy``; ``agreement_with_teacher`` (top-1 agreement) when a
 teacher is given; ``background_relevance`` — the share of the total |LRP-ε|
 relevance (ε = 0.01 by default, explaining the model's own top class, channels
 summed) that falls on background pixels (``mask`` False) — when the split has
@@ -32,13 +35,29 @@ def background_relevance(model, data, batch_size: int = 256, eps: float = 0.01, 
     return bg / max(total, 1e-30)
 
 
+def group_metrics(pred: torch.Tensor, y: torch.Tensor, group: torch.Tensor) -> dict:
+    """Macro-F1 and accuracy per group (groups with bias attribute -1 are left out)."""
+    from sklearn.metrics import f1_score
+
+    out = {"macro_f1": float(f1_score(y.numpy(), pred.numpy(), average="macro", zero_division=0))}
+    correct = (pred == y).float()
+    groups = sorted(int(g) for g in group.unique() if g >= 0)
+    if groups:
+        acc = {str(g): correct[group == g].mean().item() for g in groups}
+        out.update(group_accuracy=acc, worst_group_accuracy=min(acc.values()),
+                   average_group_accuracy=sum(acc.values()) / len(acc))
+    return out
+
+
 def evaluate_splits(model, splits: dict, teacher=None, batch_size: int = 256, device="cpu",
                     relevance: bool = True) -> dict:
     """``{"splits": {name: {"accuracy": …, ["agreement_with_teacher": …], ["background_relevance": …]}}}``."""
     out = {}
     for name, data in splits.items():
         logits = predict(model, data.x, batch_size, device)
-        res = {"accuracy": (logits.argmax(1) == data.y).float().mean().item(), "n": len(data)}
+        pred = logits.argmax(1)
+        res = {"accuracy": (pred == data.y).float().mean().item(), "n": len(data),
+               **group_metrics(pred, data.y, data.bias)}
         if teacher is not None:
             t_logits = predict(teacher, data.x, batch_size, device)
             res["agreement_with_teacher"] = (logits.argmax(1) == t_logits.argmax(1)).float().mean().item()

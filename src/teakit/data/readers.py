@@ -1,0 +1,402 @@
+"""Readers that load an on-disk image dataset into ``ImageSet`` splits.
+
+Three layouts share one pipeline (``_read_table`` -> ``_Row`` list ->
+``_check_rows`` -> ``_load_item`` per image -> ``_assemble``):
+
+* ``read_folder(root)``: ``root/metadata.csv`` with columns
+  ``filename,label,split[,group][,source][,mask_filename]``;
+* ``read_waterbirds(root)``: the Sagawa et al. / WILDS ``metadata.csv`` with
+  ``img_id,img_filename,y,split,place`` (split 0/1/2, group = 2*y + place);
+* ``read_xray(root)``: ``filename,label,split,source[,mask_filename]``; rows
+  whose source is in ``external_sources`` form the split ``external``.
+
+Every reader returns ``(splits, info)``: ``splits`` maps a split name to an
+``ImageSet`` (images resized to ``size`` x ``size`` with bilinear filtering,
+grayscale / palette / RGBA converted to RGB, masks resized with nearest
+neighbour; foreground = mask value > 127, an absent mask is all True) and
+``info`` holds ``classes``, ``files`` / ``sizes`` (original ``(width, height)``)
+per split, and ``sources`` per split when the table has a source column.
+
+With ``validate=True`` (the default) the whole table and every image / mask
+file are checked before any pixel goes into a tensor; problems raise
+``DataError`` (a ``ValueError``) naming the CSV file, the 1-based row (the
+header is row 1) and the image file.  With ``validate=False`` the semantic
+checks (empty splits, duplicate filenames, labels unseen in train, mask sizes,
+non-finite pixels, missing files up front) are skipped; problems the reader
+cannot proceed past (no CSV, missing columns, unparseable values, undecodable
+images) still raise ``DataError``.
+
+``check_data(splits, info)`` summarises counts per split / class / group /
+source and the original image sizes; ``export_subpopbench`` writes a
+SubpopBench-style ``filename,y,a,split`` CSV.
+"""
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .imageset import ImageSet
+
+STANDARD_SPLITS = ("train", "val", "test")
+WATERBIRDS_CLASSES = ("landbird", "waterbird")
+_SUBPOP_SPLIT = {"train": 0, "val": 1, "test": 2}
+
+
+class DataError(ValueError):
+    """A dataset on disk is malformed; the message names the file (and row)."""
+
+
+@dataclass
+class _Row:
+    """One image of a metadata table, in reader-independent form."""
+
+    row: int                  # 1-based CSV row (header = row 1)
+    filename: str             # as written in the table (relative to the image root)
+    label: str                # raw label text
+    split: str
+    group: int = -1
+    source: str | None = None
+    mask: Path | None = None  # full path of the mask file, if any
+    y: int = -1               # class index, set by _resolve_labels
+
+
+def _where(csv_path: Path, row: int | None = None) -> str:
+    return f"{csv_path}" if row is None else f"{csv_path}, row {row}"
+
+
+def _read_table(csv_path: Path, required: tuple[str, ...]) -> tuple[list[str], list[tuple[int, dict]]]:
+    """Read ``csv_path`` into ``(columns, [(row_number, record), ...])``;
+    raise ``DataError`` when it is missing / unreadable or lacks a column of
+    ``required``."""
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: metadata CSV not found")
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            records = []
+            for i, rec in enumerate(reader):
+                records.append((i + 2, {(k or "").strip(): (v or "").strip() for k, v in rec.items()
+                                        if k is not None}))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{csv_path}: cannot read metadata CSV ({exc})") from exc
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise DataError(f"{csv_path}: missing required column(s) {', '.join(missing)} "
+                        f"(found: {', '.join(columns) or 'none'})")
+    return columns, records
+
+
+def _parse_int(value: str, what: str, csv_path: Path, row: int, allowed=None) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise DataError(f"{_where(csv_path, row)}: {what} must be an integer, got {value!r}") from None
+    if allowed is not None and number not in allowed:
+        raise DataError(f"{_where(csv_path, row)}: {what} must be one of "
+                        f"{sorted(allowed)}, got {number}")
+    return number
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _resolve_labels(csv_path: Path, rows: list[_Row], classes) -> list[str]:
+    """Set ``row.y`` for every row and return the class names.  Labels match
+    ``classes`` by name or by integer index when given; otherwise integer labels
+    are the class indices and string labels map to their sorted names."""
+    for r in rows:
+        if r.label == "":
+            raise DataError(f"{_where(csv_path, r.row)}: empty label for {r.filename}")
+    if classes is not None:
+        classes = [str(c) for c in classes]
+        index = {c: i for i, c in enumerate(classes)}
+        for r in rows:
+            if r.label in index:
+                r.y = index[r.label]
+            elif _is_int(r.label) and 0 <= int(r.label) < len(classes):
+                r.y = int(r.label)
+            else:
+                raise DataError(f"{_where(csv_path, r.row)}: label {r.label!r} of {r.filename} is not "
+                                f"one of the classes {classes}")
+        return classes
+    if rows and all(_is_int(r.label) for r in rows):
+        for r in rows:
+            r.y = int(r.label)
+            if r.y < 0:
+                raise DataError(f"{_where(csv_path, r.row)}: label {r.y} of {r.filename} is negative")
+        return [str(i) for i in range(max(r.y for r in rows) + 1)]
+    names = sorted({r.label for r in rows})
+    index = {c: i for i, c in enumerate(names)}
+    for r in rows:
+        r.y = index[r.label]
+    return names
+
+
+def _check_rows(csv_path: Path, rows: list[_Row], classes: list[str],
+                required_splits=STANDARD_SPLITS) -> None:
+    """Table-level checks: every required split non-empty, no duplicate
+    filenames, every non-train label present in train."""
+    present = {r.split for r in rows}
+    for split in required_splits:
+        if split not in present:
+            raise DataError(f"{csv_path}: split {split!r} is empty (no rows)")
+    first: dict[str, int] = {}
+    for r in rows:
+        if r.filename in first:
+            raise DataError(f"{_where(csv_path, r.row)}: duplicate filename {r.filename} "
+                            f"(already listed in row {first[r.filename]})")
+        first[r.filename] = r.row
+    train_labels = {r.y for r in rows if r.split == "train"}
+    for r in rows:
+        if r.split != "train" and r.y not in train_labels:
+            raise DataError(f"{_where(csv_path, r.row)}: {r.split} image {r.filename} has label "
+                            f"{classes[r.y]!r}, which never occurs in train")
+
+
+def _decode(path: Path, what: str, where: str) -> Image.Image:
+    """Open and fully decode ``path`` with PIL, or raise ``DataError``."""
+    if not path.is_file():
+        raise DataError(f"{where}: {what} file {path} is missing")
+    try:
+        img = Image.open(path)
+        img.load()
+    except Exception as exc:  # PIL raises many types for corrupt / unreadable files
+        raise DataError(f"{where}: cannot decode {what} file {path} ({type(exc).__name__}: {exc})") from exc
+    return img
+
+
+def _to_rgb_float(img: Image.Image, size: int, where: str, path: Path, validate: bool) -> np.ndarray:
+    """``img`` as a (3, size, size) float32 array in [0, 1]."""
+    if img.mode in ("F", "I", "I;16", "I;16B", "I;16L", "I;16N"):
+        arr = np.asarray(img, dtype=np.float32)
+        if validate and not np.isfinite(arr).all():
+            raise DataError(f"{where}: image file {path} holds NaN or Inf pixel values")
+        arr = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0)
+        if img.mode != "F":  # integer images: 8- or 16-bit range
+            arr = arr / (65535.0 if arr.max(initial=0.0) > 255 else 255.0)
+        small = Image.fromarray(np.clip(arr, 0.0, 1.0).astype(np.float32)).resize((size, size), Image.BILINEAR)
+        gray = np.asarray(small, dtype=np.float32)
+        out = np.repeat(gray[None], 3, axis=0)
+    else:
+        rgb = img.convert("RGB").resize((size, size), Image.BILINEAR)
+        out = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 255.0
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _load_item(image_path: Path, mask_path: Path | None, size: int, where: str,
+               validate: bool) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Decode one image (and its mask) into ``(x (3,s,s) float32, mask (1,s,s)
+    bool, original (width, height))``; raise ``DataError`` naming the file."""
+    img = _decode(image_path, "image", where)
+    x = _to_rgb_float(img, size, where, image_path, validate)
+    if mask_path is None:
+        mask = np.ones((1, size, size), dtype=bool)
+    else:
+        m = _decode(mask_path, "mask", where)
+        if validate and m.size != img.size:
+            raise DataError(f"{where}: mask file {mask_path} is {m.size[0]}x{m.size[1]} but image "
+                            f"{image_path} is {img.size[0]}x{img.size[1]}")
+        if m.mode in ("F", "I", "I;16", "I;16B", "I;16L", "I;16N"):
+            m = Image.fromarray(np.asarray(m, dtype=np.float32))
+        else:
+            m = m.convert("L")
+        m = m.resize((size, size), Image.NEAREST)
+        mask = (np.asarray(m) > 127)[None]
+    return x, mask, img.size
+
+
+def _assemble(csv_path: Path, image_root: Path, rows: list[_Row], classes: list[str], size: int,
+              validate: bool, bias_of=None, has_source: bool = False,
+              extra_info: dict | None = None) -> tuple[dict[str, ImageSet], dict]:
+    """Decode every row (all checks first), then build one ``ImageSet`` per
+    split (standard splits first, then others in order of appearance)."""
+    if validate:  # cheap existence pass, so a missing file fails before any decoding
+        for r in rows:
+            for what, path in (("image", image_root / r.filename), ("mask", r.mask)):
+                if path is not None and not path.is_file():
+                    raise DataError(f"{_where(csv_path, r.row)}: {what} file {path} is missing")
+    order = [s for s in STANDARD_SPLITS if any(r.split == s for r in rows)]
+    for r in rows:
+        if r.split not in order:
+            order.append(r.split)
+    decoded = {s: [] for s in order}
+    for r in rows:
+        x, m, wh = _load_item(image_root / r.filename, r.mask, size, _where(csv_path, r.row), validate)
+        decoded[r.split].append((r, x, m, wh))
+    # every file checked: only now build tensors
+    splits: dict[str, ImageSet] = {}
+    info: dict = {"classes": list(classes), "files": {}, "sizes": {}}
+    if has_source:
+        info["sources"] = {}
+    for s, items in decoded.items():
+        rs = [it[0] for it in items]
+        splits[s] = ImageSet(
+            x=torch.from_numpy(np.stack([it[1] for it in items])),
+            y=torch.tensor([r.y for r in rs], dtype=torch.int64),
+            mask=torch.from_numpy(np.stack([it[2] for it in items])),
+            bias=torch.tensor([bias_of(r) if bias_of else r.group for r in rs], dtype=torch.int64))
+        info["files"][s] = [r.filename for r in rs]
+        info["sizes"][s] = [tuple(it[3]) for it in items]
+        if has_source:
+            info["sources"][s] = [r.source for r in rs]
+    info.update(extra_info or {})
+    return splits, info
+
+
+def _mask_path(root: Path, value: str | None) -> Path | None:
+    return root / value if value else None
+
+
+def read_folder(root, size: int = 32, classes=None, validate: bool = True
+                ) -> tuple[dict[str, ImageSet], dict]:
+    """Read ``root/metadata.csv`` (``filename,label,split[,group][,source]
+    [,mask_filename]``, paths relative to ``root``).  Splits ``train``,
+    ``val``, ``test`` are required; any other split name is kept as an extra
+    test split.  ``group`` (int, -1 = none) becomes ``ImageSet.bias``."""
+    root = Path(root)
+    csv_path = root / "metadata.csv"
+    columns, records = _read_table(csv_path, ("filename", "label", "split"))
+    rows = []
+    for n, rec in records:
+        if not rec["filename"]:
+            raise DataError(f"{_where(csv_path, n)}: empty filename")
+        if not rec["split"]:
+            raise DataError(f"{_where(csv_path, n)}: empty split for {rec['filename']}")
+        group = -1
+        if "group" in columns and rec.get("group", "") != "":
+            group = _parse_int(rec["group"], "group", csv_path, n)
+            if group < -1:
+                raise DataError(f"{_where(csv_path, n)}: group must be >= -1, got {group}")
+        rows.append(_Row(row=n, filename=rec["filename"], label=rec["label"], split=rec["split"],
+                         group=group, source=rec.get("source") if "source" in columns else None,
+                         mask=_mask_path(root, rec.get("mask_filename"))))
+    return _finish(csv_path, root, rows, classes, size, validate, has_source="source" in columns)
+
+
+def _finish(csv_path, image_root, rows, classes, size, validate, bias_of=None, has_source=False,
+            extra_info=None, required_splits=STANDARD_SPLITS):
+    """Shared tail of the readers: labels, table checks, decoding, tensors."""
+    if not rows:
+        raise DataError(f"{csv_path}: metadata CSV has no rows")
+    names = _resolve_labels(csv_path, rows, classes)
+    if validate:
+        _check_rows(csv_path, rows, names, required_splits)
+    return _assemble(csv_path, image_root, rows, names, size, validate, bias_of, has_source, extra_info)
+
+
+def read_waterbirds(root, size: int = 32, masks_dir=None, validate: bool = True
+                    ) -> tuple[dict[str, ImageSet], dict]:
+    """Read the Waterbirds layout (Sagawa et al. 2020 / WILDS):
+    ``root/metadata.csv`` with ``img_id,img_filename,y,split,place``; split
+    0/1/2 = train/val/test; bias = group = 2*y + place.  With ``masks_dir``,
+    the mask of ``a/b.jpg`` is ``masks_dir/a/b.png``."""
+    root = Path(root)
+    csv_path = root / "metadata.csv"
+    _, records = _read_table(csv_path, ("img_id", "img_filename", "y", "split", "place"))
+    split_names = {0: "train", 1: "val", 2: "test"}
+    rows = []
+    for n, rec in records:
+        fname = rec["img_filename"]
+        if not fname:
+            raise DataError(f"{_where(csv_path, n)}: empty img_filename")
+        y = _parse_int(rec["y"], f"y of {fname}", csv_path, n, allowed={0, 1})
+        place = _parse_int(rec["place"], f"place of {fname}", csv_path, n, allowed={0, 1})
+        split = _parse_int(rec["split"], f"split of {fname}", csv_path, n, allowed={0, 1, 2})
+        mask = Path(masks_dir) / Path(fname).with_suffix(".png") if masks_dir is not None else None
+        rows.append(_Row(row=n, filename=fname, label=str(y), split=split_names[split],
+                         group=2 * y + place, mask=mask))
+    return _finish(csv_path, root, rows, WATERBIRDS_CLASSES, size, validate,
+                   extra_info={"group_names": ["landbird/land", "landbird/water",
+                                               "waterbird/land", "waterbird/water"]})
+
+
+def read_xray(root, size: int = 32, external_sources=(), classes=None, validate: bool = True
+              ) -> tuple[dict[str, ImageSet], dict]:
+    """Read ``root/metadata.csv`` (``filename,label,split,source
+    [,mask_filename]``).  Rows whose ``source`` is in ``external_sources`` are
+    moved from every split to the split ``external``; bias = index of the
+    source in the sorted names of all sources (``info["source_names"]``)."""
+    root = Path(root)
+    csv_path = root / "metadata.csv"
+    _, records = _read_table(csv_path, ("filename", "label", "split", "source"))
+    external = {str(s) for s in external_sources}
+    rows = []
+    for n, rec in records:
+        if not rec["filename"]:
+            raise DataError(f"{_where(csv_path, n)}: empty filename")
+        if not rec["split"]:
+            raise DataError(f"{_where(csv_path, n)}: empty split for {rec['filename']}")
+        if not rec["source"]:
+            raise DataError(f"{_where(csv_path, n)}: empty source for {rec['filename']}")
+        split = "external" if rec["source"] in external else rec["split"]
+        rows.append(_Row(row=n, filename=rec["filename"], label=rec["label"], split=split,
+                         source=rec["source"], mask=_mask_path(root, rec.get("mask_filename"))))
+    source_names = sorted({r.source for r in rows})
+    unknown = sorted(external - set(source_names))
+    if unknown:
+        raise DataError(f"{csv_path}: external source(s) {', '.join(unknown)} never occur "
+                        f"(sources: {', '.join(source_names)}); split 'external' would be empty")
+    index = {s: i for i, s in enumerate(source_names)}
+    return _finish(csv_path, root, rows, classes, size, validate, bias_of=lambda r: index[r.source],
+                   has_source=True, extra_info={"source_names": source_names})
+
+
+def _fmt(counter: Counter) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counter.items(), key=lambda kv: str(kv[0]))) or "-"
+
+
+def check_data(splits: dict[str, ImageSet], info: dict) -> str:
+    """A human-readable summary: per split the image count and the counts per
+    class, group (bias), source and original image size."""
+    classes = info.get("classes")
+    lines = [f"classes: {', '.join(map(str, classes))}" if classes else "classes: ?"]
+    total = 0
+    for name, ds in splits.items():
+        total += len(ds)
+        ys = ds.y.tolist()
+        lines.append(f"split {name}: {len(ds)} images")
+        lines.append("  per class: " + _fmt(Counter(classes[y] if classes and y < len(classes) else y
+                                                    for y in ys)))
+        lines.append("  per group: " + _fmt(Counter(ds.bias.tolist())))
+        sources = info.get("sources", {}).get(name)
+        if sources is not None:
+            lines.append("  per source: " + _fmt(Counter(sources)))
+        sizes = info.get("sizes", {}).get(name)
+        if sizes is not None:
+            lines.append("  sizes seen: " + _fmt(Counter(f"{w}x{h}" for w, h in sizes)))
+    lines.append(f"total: {total} images in {len(splits)} splits")
+    return "\n".join(lines)
+
+
+def export_subpopbench(splits: dict[str, ImageSet], info: dict, path) -> Path:
+    """Write ``filename,y,a,split`` (a = bias attribute; split 0/1/2 for
+    train/val/test, every other split as 2) to ``path``; returns the path."""
+    path = Path(path)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["filename", "y", "a", "split"])
+        for name, ds in splits.items():
+            files = info["files"][name]
+            if len(files) != len(ds):
+                raise DataError(f"{path}: info['files'][{name!r}] has {len(files)} names for "
+                                f"{len(ds)} images")
+            code = _SUBPOP_SPLIT.get(name, 2)
+            for fname, y, a in zip(files, ds.y.tolist(), ds.bias.tolist()):
+                writer.writerow([fname, y, a, code])
+    return path
+
+
+__all__ = ["DataError", "read_folder", "read_waterbirds", "read_xray", "check_data",
+           "export_subpopbench"]
