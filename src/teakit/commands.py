@@ -265,7 +265,7 @@ def evaluate_run(dataset: str | None, model_dir, json_path=None, *, data_options
     if teacher is not None and config.get("teacher_hash") and teacher_hash(teacher) != config["teacher_hash"]:
         raise ValueError(f"the teacher in {config['teacher']} changed since {model_dir} was distilled from it")
     tests = {s: d for s, d in data.items() if s not in TRAINING_SPLITS}
-    result = evaluate_splits(model, tests, teacher=teacher, relevance=relevance)
+    result = evaluate_splits(model, tests, teacher=teacher, relevance=relevance, train_groups=data["train"].bias)
     result.update({"dataset": dataset, "model": str(model_dir), "checkpoint": which})
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)

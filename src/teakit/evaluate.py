@@ -35,29 +35,44 @@ def background_relevance(model, data, batch_size: int = 256, eps: float = 0.01, 
     return bg / max(total, 1e-30)
 
 
-def group_metrics(pred: torch.Tensor, y: torch.Tensor, group: torch.Tensor) -> dict:
-    """Macro-F1 and accuracy per group (groups with bias attribute -1 are left out)."""
-    from sklearn.metrics import f1_score
+def group_metrics(logits: torch.Tensor, y: torch.Tensor, group: torch.Tensor,
+                  train_groups: torch.Tensor | None = None) -> dict:
+    """Macro-F1, one-vs-rest ROC-AUC per class (binary AUC for two classes), accuracy per
+    group (bias attribute -1 is left out), worst and average group accuracy, and — given
+    the training set's groups — the average weighted by training-group frequency
+    (WILDS' "adjusted average" for Waterbirds)."""
+    from sklearn.metrics import f1_score, roc_auc_score
 
+    pred = logits.argmax(1)
     out = {"macro_f1": float(f1_score(y.numpy(), pred.numpy(), average="macro", zero_division=0))}
+    probs = torch.softmax(logits.float(), 1).numpy()
+    present = sorted(int(c) for c in y.unique())
+    if logits.shape[1] == 2 and len(present) == 2:
+        out["auc"] = float(roc_auc_score(y.numpy(), probs[:, 1]))
+    elif len(present) > 1:
+        out["auc_per_class"] = {str(c): float(roc_auc_score((y == c).numpy(), probs[:, c])) for c in present}
     correct = (pred == y).float()
     groups = sorted(int(g) for g in group.unique() if g >= 0)
     if groups:
         acc = {str(g): correct[group == g].mean().item() for g in groups}
         out.update(group_accuracy=acc, worst_group_accuracy=min(acc.values()),
                    average_group_accuracy=sum(acc.values()) / len(acc))
+        if train_groups is not None:
+            w = {g: (train_groups == int(g)).sum().item() for g in acc}
+            if sum(w.values()):
+                out["adjusted_average_accuracy"] = sum(acc[g] * w[g] for g in acc) / sum(w.values())
     return out
 
 
 def evaluate_splits(model, splits: dict, teacher=None, batch_size: int = 256, device="cpu",
-                    relevance: bool = True) -> dict:
+                    relevance: bool = True, train_groups: torch.Tensor | None = None) -> dict:
     """``{"splits": {name: {"accuracy": …, ["agreement_with_teacher": …], ["background_relevance": …]}}}``."""
     out = {}
     for name, data in splits.items():
         logits = predict(model, data.x, batch_size, device)
         pred = logits.argmax(1)
         res = {"accuracy": (pred == data.y).float().mean().item(), "n": len(data),
-               **group_metrics(pred, data.y, data.bias)}
+               **group_metrics(logits, data.y, data.bias, train_groups)}
         if teacher is not None:
             t_logits = predict(teacher, data.x, batch_size, device)
             res["agreement_with_teacher"] = (logits.argmax(1) == t_logits.argmax(1)).float().mean().item()
