@@ -69,3 +69,23 @@ def test_bad_dataset_stops_before_training_naming_the_file(tmp_path, capsys):
                      "--epochs", "1", "--no-progress", "--out", str(tmp_path / "t")], capsys)
     assert rc != 0 and "003.png" in text and "row" in text
     assert not (tmp_path / "t" / "segmenter" / "last.json").exists()
+
+
+def test_colored_mnist_through_the_cli(tmp_path, capsys, monkeypatch):
+    from test_colored_mnist import write_mnist
+
+    root = tmp_path / "mnist"
+    write_mnist(root)
+    common = ["--dataset", "colored-mnist", "--data-root", str(root), "--size", "28", "--epochs", "1",
+              "--width", "4", "--batch-size", "8", "--no-progress"]
+    rc, text = _run(["train-teacher", *common, "--kind", "debiased", "--out", str(tmp_path / "t")], capsys)
+    assert rc == 0, text
+    rc, text = _run(["distill", *common, "--teacher", str(tmp_path / "t"), "--out", str(tmp_path / "s")], capsys)
+    assert rc == 0, text
+    rc, text = _run(["evaluate", "--model", str(tmp_path / "s"), "--json", str(tmp_path / "e.json")], capsys)
+    assert rc == 0, text
+    assert set(json.loads((tmp_path / "e.json").read_text())["splits"]) == {"id", "ood", "swapped"}
+    # --pretrained never downloads: a clear error naming where the weights must be
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    rc, text = _run(["train", *common, "--model", "resnet18", "--pretrained", "--out", str(tmp_path / "r")], capsys)
+    assert rc != 0 and "resnet18-" in text and str(tmp_path / "torch") in text

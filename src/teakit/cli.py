@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .data import BUILTIN
 
-DATASETS = BUILTIN + ("folder", "waterbirds", "xray")
+DATASETS = BUILTIN + ("colored-mnist", "folder", "waterbirds", "xray")
 
 # ----------------------------------------------------------------- shared option groups
 
@@ -39,6 +39,8 @@ def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: i
     g.add_argument("--size", type=int, default=32, help="image side for datasets on disk (default 32)")
     g.add_argument("--limit", type=int, help="use only the first N images of every split (quick runs)")
     g.add_argument("--model", choices=[m for m in MODEL_NAMES if m != "unet"], default="cnn")
+    g.add_argument("--pretrained", action="store_true",
+                   help="resnets: ImageNet weights from the local torch cache (never downloaded)")
     g.add_argument("--width", type=int, default=16, help="cnn width (default 16)")
     g.add_argument("--depth", type=int, default=4, help="cnn depth (default 4)")
     g.add_argument("--no-batchnorm", action="store_true", help="cnn without normalisation layers")
@@ -62,11 +64,13 @@ def _train_cfg(a):
 def _spec(a):
     from .runs import model_spec
     if a.model == "cnn":
+        if a.pretrained:
+            raise ValueError("--pretrained applies to --model resnet18/34/50, not the small cnn")
         extra = {"bias": False} if a.no_bias else {}
         if a.no_batchnorm:
             extra["batchnorm"] = False
         return model_spec("cnn", None, width=a.width, depth=a.depth, **extra)  # classes: from the data
-    return model_spec(a.model, None, small_input=True)
+    return model_spec(a.model, None, small_input=True, **({"pretrained": True} if a.pretrained else {}))
 
 
 def _fabric(a) -> dict:
@@ -141,7 +145,7 @@ def _cmd_check_data(a):
     from .commands import read_disk_dataset
     from .data.readers import check_data, export_subpopbench
     splits, info = read_disk_dataset(a.dataset, a.data_root, a.external_sources.split(",")
-                                     if a.external_sources else (), a.size)
+                                     if a.external_sources else (), a.size, seed=a.data_seed)
     print(check_data(splits, info))
     if a.export_subpopbench:
         print(f"wrote {export_subpopbench(splits, info, a.export_subpopbench)}")
@@ -230,10 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--n", type=int, default=8, help="number of images")
 
     c = cmd("check-data", _cmd_check_data, "validate a dataset on disk and print a summary")
-    c.add_argument("--dataset", choices=["folder", "waterbirds", "xray"], required=True)
+    c.add_argument("--dataset", choices=["colored-mnist", "folder", "waterbirds", "xray"], required=True)
     c.add_argument("--data-root", required=True)
     c.add_argument("--external-sources", help="xray: comma-separated external sources")
     c.add_argument("--size", type=int, default=32)
+    c.add_argument("--data-seed", type=int, default=0, help="colored-mnist: seed of the split and colours")
     c.add_argument("--export-subpopbench", metavar="CSV", help="also write the metadata as filename,y,a,split")
 
     c = cmd("curves", _cmd_curves, "plot validation agreement and heatmap loss against steps for runs")

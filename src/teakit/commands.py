@@ -21,7 +21,7 @@ from .train import TrainConfig, fit
 DEFAULT_FABRIC = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true"}
 
 
-DISK_DATASETS = ("folder", "waterbirds", "xray")
+DISK_DATASETS = ("folder", "waterbirds", "xray", "colored-mnist")
 TRAINING_SPLITS = ("train", "val", "train_debiased")
 
 
@@ -31,7 +31,10 @@ def load_data(dataset: str, data_seed: int = 0, limit: int | None = None, data_r
     or one read (and validated) from ``data_root`` (``folder``, ``waterbirds``,
     ``xray``).  ``limit`` keeps the first ``limit`` images of each split."""
     if dataset in DISK_DATASETS:
-        splits = read_disk_dataset(dataset, data_root, external_sources, size)[0]
+        splits = read_disk_dataset(dataset, data_root, external_sources, size, seed=data_seed,
+                                   bias=options.pop("bias", 1.0))[0]
+        if options:
+            raise ValueError(f"options {sorted(options)} do not apply to dataset {dataset}")
     else:
         if data_root is not None:
             raise ValueError(f"--data-root is for {', '.join(DISK_DATASETS)}; {dataset} is built in")
@@ -56,12 +59,20 @@ def _resolve_spec(spec: dict | None, default: str, data: dict) -> dict:
     return spec
 
 
-def read_disk_dataset(dataset: str, data_root, external_sources=(), size: int = 32):
-    """``(splits, info)`` of a dataset on disk, validated before anything is trained."""
+def read_disk_dataset(dataset: str, data_root, external_sources=(), size: int = 32, *,
+                      seed: int = 0, bias: float = 1.0):
+    """``(splits, info)`` of a dataset on disk, validated before anything is trained.
+
+    ``colored-mnist`` reads the MNIST IDX files in ``data_root`` (or
+    ``data_root/MNIST/raw``) and colours them with ``seed`` / ``bias`` like
+    ``colored-digits``; the other datasets ignore ``seed`` and ``bias``."""
     from .data import readers
 
     if data_root is None:
         raise ValueError(f"dataset {dataset} is read from disk: give --data-root")
+    if dataset == "colored-mnist":
+        from .data.colored_mnist import read_colored_mnist
+        return read_colored_mnist(data_root, size=size, seed=seed, bias=bias)
     if dataset == "folder":
         return readers.read_folder(data_root, size=size)
     if dataset == "waterbirds":
@@ -145,7 +156,7 @@ def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg
     out = Path(out)
     common = dict(data_seed=data_seed, data_options=data_options, fabric=fabric, progress=progress)
     if kind == "debiased":
-        if dataset in DISK_DATASETS:
+        if dataset in DISK_DATASETS and dataset != "colored-mnist":
             raise ValueError(f"{dataset} has no shortcut-free training variant for a debiased teacher; "
                              "use --kind segmenter (it needs masks)")
         train(dataset, "erm", out / "classifier", spec=spec, cfg=cfg, split="train_debiased", **common)

@@ -32,7 +32,8 @@ The bias attribute is the palette index used, or -1 for the random colours of
 and the split depends on the seed only (not on ``bias`` or ``size``).
 
 The helpers ``digit_intensities``, ``split_indices`` and ``check_options`` are
-shared with ``digits_on_scenes``.
+shared with ``digits_on_scenes``; ``colour_splits`` (the colouring of given
+intensity maps into the six splits) is shared with ``colored_mnist``.
 """
 from __future__ import annotations
 
@@ -151,6 +152,42 @@ def _render(a: torch.Tensor, y: torch.Tensor, colours: torch.Tensor, bias: np.nd
                     bias=torch.from_numpy(np.ascontiguousarray(bias, dtype=np.int64)))
 
 
+# --------------------------------------------------------------------------- colouring
+def colour_splits(parts: dict[str, tuple[torch.Tensor, torch.Tensor]], seed: int,
+                  bias: float) -> dict[str, ImageSet]:
+    """Colour given intensity maps into the splits ``train``, ``val``,
+    ``train_debiased``, ``id``, ``ood`` and ``swapped``.
+
+    ``parts`` maps ``"train"``, ``"val"`` and ``"test"`` to ``(a, y)``: the
+    intensities (N, H, W) float32 in [0, 1] and labels (N,) int64 of that part.
+    The colouring rules, palette, mask rule (``a > 0.5``) and random streams
+    are those of the module docstring; ``colored-digits`` and
+    ``colored-mnist`` both use this function.
+    """
+    palette = palette_tensor()
+    out: dict[str, ImageSet] = {}
+    a, y = parts["train"]
+    yn = y.numpy()
+    k = biased_choice(yn, bias, rng_for(seed, _TRAIN))
+    out["train"] = _render(a, y, palette[torch.from_numpy(k)], k)
+
+    a_val, y_val = parts["val"]
+    k = biased_choice(y_val.numpy(), bias, rng_for(seed, _VAL))
+    out["val"] = _render(a_val, y_val, palette[torch.from_numpy(k)], k)
+
+    rand = torch.from_numpy(random_bright_colours(len(yn), rng_for(seed, _DEBIAS)))
+    out["train_debiased"] = _render(a, y, rand, np.full(len(yn), -1))
+
+    a, y = parts["test"]
+    yn = y.numpy()
+    out["id"] = _render(a, y, palette[y], yn)
+    ood = torch.from_numpy(random_bright_colours(len(yn), rng_for(seed, _OOD), OOD_MIN_DISTANCE))
+    out["ood"] = _render(a, y, ood, np.full(len(yn), -1))
+    k = swapped_choice(yn, rng_for(seed, _SWAP))
+    out["swapped"] = _render(a, y, palette[torch.from_numpy(k)], k)
+    return out
+
+
 # --------------------------------------------------------------------------- builder
 def build_colored_digits(seed: int = 0, *, size: int = 32, bias: float = 1.0) -> dict[str, ImageSet]:
     """Build the ``colored-digits`` splits ``train``, ``val``, ``train_debiased``,
@@ -158,28 +195,8 @@ def build_colored_digits(seed: int = 0, *, size: int = 32, bias: float = 1.0) ->
     check_options(seed, size, bias)
     a_all, y_all = digit_intensities(size)
     split = split_indices(len(y_all), seed)
-    palette = palette_tensor()
-
-    def take(name: str) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    parts = {}
+    for name in ("train", "val", "test"):
         idx = torch.from_numpy(split[name])
-        return a_all[idx], y_all[idx], y_all[idx].numpy()
-
-    out: dict[str, ImageSet] = {}
-    a, y, yn = take("train")
-    k = biased_choice(yn, bias, rng_for(seed, _TRAIN))
-    out["train"] = _render(a, y, palette[torch.from_numpy(k)], k)
-
-    a_val, y_val, yn_val = take("val")
-    k = biased_choice(yn_val, bias, rng_for(seed, _VAL))
-    out["val"] = _render(a_val, y_val, palette[torch.from_numpy(k)], k)
-
-    rand = torch.from_numpy(random_bright_colours(len(yn), rng_for(seed, _DEBIAS)))
-    out["train_debiased"] = _render(a, y, rand, np.full(len(yn), -1))
-
-    a, y, yn = take("test")
-    out["id"] = _render(a, y, palette[y], yn)
-    ood = torch.from_numpy(random_bright_colours(len(yn), rng_for(seed, _OOD), OOD_MIN_DISTANCE))
-    out["ood"] = _render(a, y, ood, np.full(len(yn), -1))
-    k = swapped_choice(yn, rng_for(seed, _SWAP))
-    out["swapped"] = _render(a, y, palette[torch.from_numpy(k)], k)
-    return out
+        parts[name] = (a_all[idx], y_all[idx])
+    return colour_splits(parts, seed, bias)

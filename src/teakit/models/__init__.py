@@ -1,7 +1,7 @@
 """Model zoo: ``build_model(name, num_classes, **kw)`` and helpers to reach a classifier's head.
 
 Names: ``"cnn"`` (:class:`SmallCNN`), ``"resnet18"``, ``"resnet34"``,
-``"resnet50"`` (torchvision, randomly initialised) and ``"unet"``
+``"resnet50"`` (torchvision, randomly initialised unless ``pretrained=True``) and ``"unet"``
 (:class:`UNet`, a segmenter whose ``out_channels`` is ``num_classes``).
 
 Classifiers expose their final linear layer through :func:`get_head`
@@ -26,11 +26,17 @@ __all__ = ["MODEL_NAMES", "SmallCNN", "UNet", "build_model", "get_head", "get_fe
 
 
 def _build_resnet(name: str, num_classes: int, in_channels: int = 3,
-                  small_input: bool = False) -> ResNet:
-    """torchvision ResNet, ``weights=None``.
+                  small_input: bool = False, pretrained: bool = False) -> ResNet:
+    """torchvision ResNet, randomly initialised (``weights=None``).
 
     ``in_channels`` != 3 replaces the stem conv.  ``small_input=True`` uses the
     usual CIFAR stem (3×3 stride-1 conv, no max-pool), suited to 32×32 images.
+    ``pretrained=True`` then loads torchvision's ImageNet weights from the local
+    torch hub cache only (never downloads; ``FileNotFoundError`` naming the
+    expected path when absent), see :mod:`teakit.models.pretrained`.  Skipped,
+    i.e. left randomly initialised: ``fc.weight`` / ``fc.bias`` when
+    ``num_classes != 1000``, and ``conv1.weight`` when ``small_input=True`` or
+    ``in_channels != 3`` (the replaced stem conv).
     """
     model = _RESNETS[name](weights=None, num_classes=num_classes)
     if small_input:
@@ -38,6 +44,9 @@ def _build_resnet(name: str, num_classes: int, in_channels: int = 3,
         model.maxpool = nn.Identity()
     elif in_channels != 3:
         model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    if pretrained:
+        from .pretrained import apply_imagenet_weights
+        apply_imagenet_weights(model, name, num_classes, in_channels=in_channels, small_input=small_input)
     return model
 
 
@@ -45,8 +54,11 @@ def build_model(name: str, num_classes: int, **kw) -> nn.Module:
     """Build a model by name.
 
     ``"cnn"``: kwargs of :class:`SmallCNN` (``in_channels``, ``width``, ``depth``,
-    ``batchnorm``).  ``"resnet18/34/50"``: ``in_channels`` (default 3) and
-    ``small_input`` (default False, CIFAR-style stem).  ``"unet"``: kwargs of
+    ``batchnorm``).  ``"resnet18/34/50"``: ``in_channels`` (default 3),
+    ``small_input`` (default False, CIFAR-style stem) and ``pretrained`` (default
+    False; True loads the ImageNet weights from the local torch hub cache, all
+    but the final fc when ``num_classes != 1000`` and but the replaced stem conv
+    with ``small_input=True`` / ``in_channels != 3``; never downloads).  ``"unet"``: kwargs of
     :class:`UNet` (``in_channels``, ``base``, ``depth``, ``batchnorm``), with
     ``out_channels = num_classes``.  Unknown kwargs raise ``TypeError``.
     """
