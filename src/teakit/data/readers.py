@@ -259,6 +259,14 @@ def _mask_path(root: Path, value: str | None) -> Path | None:
     return root / value if value else None
 
 
+def _require_fields(rec: dict, fields: tuple[str, ...], csv_path: Path, n: int) -> None:
+    """Refuse a row whose ``fields`` are empty, naming the row (and the file when known)."""
+    for field in fields:
+        if not rec[field]:
+            what = f" for {rec['filename']}" if field != "filename" else ""
+            raise DataError(f"{_where(csv_path, n)}: empty {field}{what}")
+
+
 def read_folder(root, size: int = 32, classes=None, validate: bool = True
                 ) -> tuple[dict[str, ImageSet], dict]:
     """Read ``root/metadata.csv`` (``filename,label,split[,group][,source]
@@ -270,10 +278,7 @@ def read_folder(root, size: int = 32, classes=None, validate: bool = True
     columns, records = _read_table(csv_path, ("filename", "label", "split"))
     rows = []
     for n, rec in records:
-        if not rec["filename"]:
-            raise DataError(f"{_where(csv_path, n)}: empty filename")
-        if not rec["split"]:
-            raise DataError(f"{_where(csv_path, n)}: empty split for {rec['filename']}")
+        _require_fields(rec, ("filename", "split"), csv_path, n)
         group = -1
         if "group" in columns and rec.get("group", "") != "":
             group = _parse_int(rec["group"], "group", csv_path, n)
@@ -334,12 +339,7 @@ def read_xray(root, size: int = 32, external_sources=(), classes=None, validate:
     external = {str(s) for s in external_sources}
     rows = []
     for n, rec in records:
-        if not rec["filename"]:
-            raise DataError(f"{_where(csv_path, n)}: empty filename")
-        if not rec["split"]:
-            raise DataError(f"{_where(csv_path, n)}: empty split for {rec['filename']}")
-        if not rec["source"]:
-            raise DataError(f"{_where(csv_path, n)}: empty source for {rec['filename']}")
+        _require_fields(rec, ("filename", "split", "source"), csv_path, n)
         split = "external" if rec["source"] in external else rec["split"]
         rows.append(_Row(row=n, filename=rec["filename"], label=rec["label"], split=split,
                          source=rec["source"], mask=_mask_path(root, rec.get("mask_filename"))))
