@@ -28,21 +28,7 @@ import torchvision
 
 from .explain import explain
 from .objectives.heatmap_loss import heatmap_loss
-
-
-def sample_eps(batch: int, generator: torch.Generator | None = None, low: float = -2.0,
-               high: float = -1.0) -> torch.Tensor:
-    """Per-sample ε = 10^u, u ~ Uniform(low, high)."""
-    u = torch.rand(batch, generator=generator) * (high - low) + low
-    return 10.0 ** u
-
-
-def sample_classes(top: torch.Tensor, num_classes: int, p_top: float = 0.5,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Per sample: the teacher's top class with probability ``p_top``, else a uniform other class."""
-    other = (top + torch.randint(1, num_classes, top.shape, generator=generator)) % num_classes
-    keep = torch.rand(top.shape, generator=generator) < p_top
-    return torch.where(keep, top, other)
+from .objectives.tea import sample_classes, sample_eps
 
 
 def _time(fn) -> float:

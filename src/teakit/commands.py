@@ -9,7 +9,6 @@ runs on one CPU or on several GPUs/processes.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -258,9 +257,6 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
     return _launch(fabric, main)
 
 
-TEST_SPLITS = ("id", "ood", "swapped")
-
-
 def evaluate_run(dataset: str | None, model_dir, json_path=None, *, data_options: dict | None = None,
                  which: str = "best", relevance: bool = True) -> dict:
     """`tea evaluate`: accuracy (and agreement with the teacher, for distilled
@@ -282,7 +278,3 @@ def evaluate_run(dataset: str | None, model_dir, json_path=None, *, data_options
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
     return result
-
-
-def config_summary(cfg: TrainConfig) -> dict:
-    return asdict(cfg)

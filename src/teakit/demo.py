@@ -19,6 +19,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import torch
+
 from . import commands as C
 from .train import TrainConfig
 
@@ -78,8 +80,9 @@ def _run_stage(stage: Stage, folder: Path, folders: dict, progress: bool) -> dic
         from .runs import load_teacher
         teacher = load_teacher(folder)
         data = C.load_data(stage.dataset, **(p.get("data_options") or {}))
-        res = evaluate_splits(_TeacherAsModel(teacher), {s: data[s] for s in SPLITS}, relevance=False)
-        res["splits"] = {s: {**r, **_teacher_relevance(teacher, data[s])} for s, r in res["splits"].items()}
+        gen = torch.Generator().manual_seed(0)
+        res = evaluate_splits(_TeacherAsModel(teacher), {s: data[s] for s in SPLITS}, heatmap_fn=lambda x:
+                              teacher.heatmap(x, lambda lg: lg.argmax(1), 0.01, generator=gen))
     else:
         res = C.evaluate_run(stage.dataset, folder, data_options=p.get("data_options") or None)
     return res
@@ -95,17 +98,7 @@ class _TeacherAsModel:
         return self
 
     def __call__(self, x):
-        import torch
         return self.teacher(x, generator=torch.Generator().manual_seed(0))
-
-
-def _teacher_relevance(teacher, data) -> dict:
-    import torch
-    R = teacher.heatmap(data.x, lambda lg: lg.argmax(1), 0.01, generator=torch.Generator().manual_seed(0))
-    R = R.abs().sum(1, keepdim=True)
-    if data.mask.all() or not data.mask.any():
-        return {}
-    return {"background_relevance": (R[~data.mask].sum() / R.sum().clamp_min(1e-30)).item()}
 
 
 def _rows(dataset: str, method: str, res: dict) -> list[dict]:

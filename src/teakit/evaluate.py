@@ -22,13 +22,20 @@ def predict(model, x: torch.Tensor, batch_size: int = 256, device="cpu") -> torc
     return torch.cat([model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
 
 
-def background_relevance(model, data, batch_size: int = 256, eps: float = 0.01, device="cpu") -> float:
-    """Share of |relevance| on background pixels, over the whole split."""
-    model.eval()
+def background_relevance(model, data, batch_size: int = 256, eps: float = 0.01, device="cpu",
+                         heatmap_fn=None) -> float:
+    """Share of |relevance| on background pixels, over the whole split.
+
+    ``heatmap_fn(x)`` gives the maps to measure; by default the model's LRP-ε map of
+    its own top class (a teacher passes its own, e.g. of its masked input)."""
+    if heatmap_fn is None:
+        model.eval()
+
+        def heatmap_fn(x):
+            return explain(model, x, lambda logits: logits.argmax(1), eps=eps)
     bg, total = 0.0, 0.0
     for i in range(0, len(data), batch_size):
-        x = data.x[i:i + batch_size].to(device)
-        R = explain(model, x, lambda logits: logits.argmax(1), eps=eps).abs().sum(1, keepdim=True)
+        R = heatmap_fn(data.x[i:i + batch_size].to(device)).abs().sum(1, keepdim=True)
         m = data.mask[i:i + batch_size].to(device)
         bg += R[~m].sum().item()
         total += R.sum().item()
@@ -65,7 +72,8 @@ def group_metrics(logits: torch.Tensor, y: torch.Tensor, group: torch.Tensor,
 
 
 def evaluate_splits(model, splits: dict, teacher=None, batch_size: int = 256, device="cpu",
-                    relevance: bool = True, train_groups: torch.Tensor | None = None) -> dict:
+                    relevance: bool = True, train_groups: torch.Tensor | None = None,
+                    heatmap_fn=None) -> dict:
     """``{"splits": {name: {"accuracy": …, ["agreement_with_teacher": …], ["background_relevance": …]}}}``."""
     out = {}
     for name, data in splits.items():
@@ -77,6 +85,7 @@ def evaluate_splits(model, splits: dict, teacher=None, batch_size: int = 256, de
             t_logits = predict(teacher, data.x, batch_size, device)
             res["agreement_with_teacher"] = (logits.argmax(1) == t_logits.argmax(1)).float().mean().item()
         if relevance and (~data.mask).any() and data.mask.any():
-            res["background_relevance"] = background_relevance(model, data, batch_size, device=device)
+            res["background_relevance"] = background_relevance(model, data, batch_size, device=device,
+                                                                heatmap_fn=heatmap_fn)
         out[name] = res
     return {"splits": out}
