@@ -30,3 +30,56 @@ def test_binary_auc():
     assert group_metrics(logits, y, torch.full((4,), -1))["auc"] == pytest.approx(1.0)
     y2 = torch.tensor([1, 0, 0, 1])  # positives {1, 0.5} vs negatives {2, -1}: 2 of 4 pairs -> 0.5
     assert group_metrics(logits, y2, torch.full((4,), -1))["auc"] == pytest.approx(0.5)
+
+
+def test_source_metrics_by_hand():
+    from teakit.evaluate import source_metrics
+    # two classes; the score of class 1 is softmax([0, z])[1], monotone in z
+    z = torch.tensor([2., 1, -1, -2, 0.5, 3, 1, -1, 1])
+    logits = torch.stack([torch.zeros_like(z), z], 1)
+    y = torch.tensor([1, 0, 1, 0, 1, 1, 0, 0, 0])
+    sources = ["A"] * 4 + ["B"] * 3 + ["C"] * 2
+    m = source_metrics(logits, y, sources)
+    # A: predictions 1,1,0,0 vs 1,0,1,0 -> 2/4; positives {2, -1} beat negatives {1, -2} in 3 of 4 pairs
+    # B: predictions 1,1,1 vs 1,1,0 -> 2/3; positives {0.5, 3} vs negative {1}: 1 of 2 pairs
+    # C: only class 0 -> accuracy 1/2 (z = 1 predicts 1), AUC undefined
+    assert m["source_accuracy"] == pytest.approx({"A": 0.5, "B": 2 / 3, "C": 0.5})
+    assert m["source_auc"] == {"A": pytest.approx(0.75), "B": pytest.approx(0.5), "C": None}
+    # three classes: one-vs-rest per class present in the source
+    logits3 = torch.tensor([[2., 0, 0], [0, 2, 0], [0, 0, 2], [1, 0, 2]])
+    m3 = source_metrics(logits3, torch.tensor([0, 1, 2, 1]), ["A"] * 4)
+    # predictions 0,1,2,2 -> 3/4.  Softmax scores of class 1: rows 0, 2: 1/(e^2+2) = 0.106, row 1:
+    # 0.787, row 3: 1/(e^2+e+1) = 0.090; its positives rows 1 and 3 against rows 0 and 2 win 2 of
+    # 4 pairs -> 0.5.  Class 0 (row 0: 0.787 vs 0.106, 0.106, e/(e^2+e+1) = 0.245) and class 2
+    # (row 2: 0.787 vs 0.106, 0.106, e^2/(e^2+e+1) = 0.665) win every pair -> 1
+    assert m3["source_accuracy"] == {"A": 0.75}
+    assert m3["source_auc"]["A"] == {"0": pytest.approx(1.0), "1": pytest.approx(0.5), "2": pytest.approx(1.0)}
+    with pytest.raises(ValueError, match="3 source names for 4 images"):
+        source_metrics(logits3, torch.tensor([0, 1, 2, 1]), ["A"] * 3)
+
+
+def test_external_sources_reported_apart():
+    from teakit.data import ImageSet
+    from teakit.evaluate import evaluate_splits
+
+    class Lookup(torch.nn.Module):
+        """Logits [0, z] with z read from the image's first pixel (z = 10 * (p - 0.5))."""
+        def forward(self, x):
+            z = 10 * (x[:, 0, 0, 0] - 0.5)
+            return torch.stack([torch.zeros_like(z), z], 1)
+
+    def split(zs, ys):
+        x = torch.zeros(len(zs), 3, 2, 2)
+        x[:, 0, 0, 0] = torch.tensor(zs) / 10 + 0.5
+        return ImageSet(x=x, y=torch.tensor(ys), mask=torch.ones(len(zs), 1, 2, 2, dtype=torch.bool),
+                        bias=torch.zeros(len(zs), dtype=torch.int64))
+    splits = {"test": split([2., 1, -1, -2], [1, 0, 1, 0]), "external": split([0.5, 3, 1], [1, 1, 0])}
+    res = evaluate_splits(Lookup(), splits, relevance=False,
+                          sources={"test": ["A", "A", "B", "B"], "external": ["C", "C", "C"]})["splits"]
+    assert res["test"]["source_accuracy"] == {"A": 0.5, "B": 0.5}
+    # A: z 2 (y 1) beats z 1 (y 0); B: z -1 (y 1) beats z -2 (y 0) -> AUC 1 each, pooled 3/4
+    assert res["test"]["source_auc"] == {"A": 1.0, "B": 1.0}
+    assert set(res["external"]["source_accuracy"]) == {"C"}            # the external source only in its split
+    assert res["external"]["source_accuracy"]["C"] == pytest.approx(2 / 3)
+    assert res["external"]["source_auc"]["C"] == pytest.approx(0.5)
+    assert res["external"]["auc"] == pytest.approx(0.5) and res["test"]["auc"] == pytest.approx(0.75)

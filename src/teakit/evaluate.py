@@ -3,8 +3,11 @@
 Per split: ``accuracy``, ``macro_f1`` (scikit-learn), and over the groups of
 the bias attribute (colour, scene, (label, place) for Waterbirds, source
 hospital for X-rays) ``group_accuracy`` (a dict), ``worst_group_accuracy`` and
-``average_group_accuracy``; ``agreement_with_teacher`` (top-1 agreement) when a
-teacher is given; ``background_relevance`` — the share of the total |LRP-ε|
+``average_group_accuracy``; given the source (hospital / dataset of origin) of
+every image, ``source_accuracy`` and ``source_auc`` per source (an ``external``
+split of X-rays holds its own sources, so they are reported apart; AUC is None
+for a source with a single class); ``agreement_with_teacher`` (top-1 agreement)
+when a teacher is given; ``background_relevance`` — the share of the total |LRP-ε|
 relevance (ε = 0.01 by default, explaining the model's own top class, channels
 summed) that falls on background pixels (``mask`` False) — when the split has
 masks with some background.  No gradient reaches the model.
@@ -42,22 +45,59 @@ def background_relevance(model, data, batch_size: int = 256, eps: float = 0.01, 
     return bg / max(total, 1e-30)
 
 
+def roc_auc(logits: torch.Tensor, y: torch.Tensor) -> dict:
+    """``{"auc": …}`` for two classes (the second class's softmax probability as score),
+    ``{"auc_per_class": {class: …}}`` one-vs-rest for more, ``{}`` when ``y`` holds a
+    single class (AUC undefined)."""
+    from sklearn.metrics import roc_auc_score
+
+    probs = torch.softmax(logits.float(), 1).numpy()
+    present = sorted(int(c) for c in y.unique())
+    if len(present) < 2:
+        return {}
+    if logits.shape[1] == 2:
+        return {"auc": float(roc_auc_score(y.numpy(), probs[:, 1]))}
+    return {"auc_per_class": {str(c): float(roc_auc_score((y == c).numpy(), probs[:, c])) for c in present}}
+
+
+def source_metrics(logits: torch.Tensor, y: torch.Tensor, sources) -> dict:
+    """Accuracy and ROC-AUC (as :func:`roc_auc`: a float, a per-class dict, or None for a
+    single-class source) of the images of each source name in ``sources`` (one per image)."""
+    if len(sources) != len(y):
+        raise ValueError(f"{len(sources)} source names for {len(y)} images")
+    correct = (logits.argmax(1) == y).float()
+    acc, auc = {}, {}
+    for name in sorted(set(sources)):
+        sel = torch.tensor([s == name for s in sources])
+        acc[name] = correct[sel].mean().item()
+        a = roc_auc(logits[sel], y[sel])
+        auc[name] = a.get("auc", a.get("auc_per_class"))
+    return {"source_accuracy": acc, "source_auc": auc}
+
+
+def has_foreground_and_background(mask, batch_size: int = 256) -> bool:
+    """Whether ``mask`` (a tensor or lazy masks, read ``batch_size`` rows at a time)
+    holds both foreground and background pixels."""
+    fg = bg = False
+    for i in range(0, len(mask), batch_size):
+        m = mask[i:i + batch_size]
+        fg, bg = fg or bool(m.any()), bg or bool((~m).any())
+        if fg and bg:
+            return True
+    return False
+
+
 def group_metrics(logits: torch.Tensor, y: torch.Tensor, group: torch.Tensor,
                   train_groups: torch.Tensor | None = None) -> dict:
     """Macro-F1, one-vs-rest ROC-AUC per class (binary AUC for two classes), accuracy per
     group (bias attribute -1 is left out), worst and average group accuracy, and — given
     the training set's groups — the average weighted by training-group frequency
     (WILDS' "adjusted average" for Waterbirds)."""
-    from sklearn.metrics import f1_score, roc_auc_score
+    from sklearn.metrics import f1_score
 
     pred = logits.argmax(1)
-    out = {"macro_f1": float(f1_score(y.numpy(), pred.numpy(), average="macro", zero_division=0))}
-    probs = torch.softmax(logits.float(), 1).numpy()
-    present = sorted(int(c) for c in y.unique())
-    if logits.shape[1] == 2 and len(present) == 2:
-        out["auc"] = float(roc_auc_score(y.numpy(), probs[:, 1]))
-    elif len(present) > 1:
-        out["auc_per_class"] = {str(c): float(roc_auc_score((y == c).numpy(), probs[:, c])) for c in present}
+    out = {"macro_f1": float(f1_score(y.numpy(), pred.numpy(), average="macro", zero_division=0)),
+           **roc_auc(logits, y)}
     correct = (pred == y).float()
     groups = sorted(int(g) for g in group.unique() if g >= 0)
     if groups:
@@ -73,18 +113,21 @@ def group_metrics(logits: torch.Tensor, y: torch.Tensor, group: torch.Tensor,
 
 def evaluate_splits(model, splits: dict, teacher=None, batch_size: int = 256, device="cpu",
                     relevance: bool = True, train_groups: torch.Tensor | None = None,
-                    heatmap_fn=None) -> dict:
-    """``{"splits": {name: {"accuracy": …, ["agreement_with_teacher": …], ["background_relevance": …]}}}``."""
+                    heatmap_fn=None, sources: dict | None = None) -> dict:
+    """``{"splits": {name: {"accuracy": …, ["agreement_with_teacher": …], ["background_relevance": …]}}}``;
+    ``sources`` maps a split name to the source name of each of its images."""
     out = {}
     for name, data in splits.items():
         logits = predict(model, data.x, batch_size, device)
         pred = logits.argmax(1)
         res = {"accuracy": (pred == data.y).float().mean().item(), "n": len(data),
                **group_metrics(logits, data.y, data.bias, train_groups)}
+        if sources and name in sources:
+            res.update(source_metrics(logits, data.y, sources[name]))
         if teacher is not None:
             t_logits = predict(teacher, data.x, batch_size, device)
             res["agreement_with_teacher"] = (logits.argmax(1) == t_logits.argmax(1)).float().mean().item()
-        if relevance and (~data.mask).any() and data.mask.any():
+        if relevance and has_foreground_and_background(data.mask, batch_size):
             res["background_relevance"] = background_relevance(model, data, batch_size, device=device,
                                                                 heatmap_fn=heatmap_fn)
         out[name] = res
