@@ -33,12 +33,16 @@ def make_waterbirds(root, n=8):
     _csv(root / "metadata.csv", ["img_id", "img_filename", "y", "split", "place"], rows)
 
 
-@pytest.mark.parametrize("dataset", ["waterbirds", "xray"])
+@pytest.mark.parametrize("dataset", ["waterbirds", "xray", "coco-on-places"])
 def test_disk_dataset_full_tea_pipeline(dataset, tmp_path, capsys):
     root = tmp_path / "data"
     if dataset == "waterbirds":
         make_waterbirds(root)
         extra = []
+    elif dataset == "coco-on-places":
+        from test_coco_places import make_coco_places
+        make_coco_places(root)
+        extra = ["--lazy", "--normalize", "dataset"]  # images decoded per batch, train-split statistics
     else:
         _make_xray(root)
         extra = ["--external-sources", "C"]
@@ -55,10 +59,17 @@ def test_disk_dataset_full_tea_pipeline(dataset, tmp_path, capsys):
     rc, text = _run(["evaluate", "--model", str(tmp_path / "s"), "--json", str(tmp_path / "e.json")], capsys)
     assert rc == 0, text
     res = json.loads((tmp_path / "e.json").read_text())["splits"]
-    assert "test" in res and "worst_group_accuracy" in res["test"]
-    assert res["test"]["worst_group_accuracy"] <= max(res["test"]["group_accuracy"].values())
+    test = "id" if dataset == "coco-on-places" else "test"
+    assert test in res and "worst_group_accuracy" in res[test]
+    assert res[test]["worst_group_accuracy"] <= max(res[test]["group_accuracy"].values())
     if dataset == "xray":
         assert "external" in res and "agreement_with_teacher" in res["external"]
+        # per-source figures; the external source only in its own split
+        assert set(res["external"]["source_accuracy"]) == {"C"} and "C" in res["external"]["source_auc"]
+        assert set(res["test"]["source_accuracy"]) == {"A", "B"} and set(res["test"]["source_auc"]) == {"A", "B"}
+        assert "source A: accuracy=" in text
+    if dataset == "coco-on-places":
+        assert set(res) == {"id", "ood", "sg"} and "background_relevance" in res["sg"]
 
 
 def test_bad_dataset_stops_before_training_naming_the_file(tmp_path, capsys):

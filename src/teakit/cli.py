@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .data import BUILTIN
 
-DATASETS = BUILTIN + ("colored-mnist", "folder", "waterbirds", "xray")
+DATASETS = BUILTIN + ("colored-mnist", "folder", "waterbirds", "xray", "coco-on-places")
+DISK = DATASETS[len(BUILTIN):]
 
 # ----------------------------------------------------------------- shared option groups
 
@@ -33,10 +34,10 @@ def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: i
     g.add_argument("--seed", type=int, default=0, help="training seed (init, order, draws)")
     g.add_argument("--data-seed", type=int, default=0, help="seed of the built-in dataset's splits")
     g.add_argument("--bias", type=float, default=1.0, help="share of train/val images carrying the shortcut")
-    g.add_argument("--data-root", help="folder of a dataset on disk (folder, waterbirds, xray)")
+    g.add_argument("--data-root", help=f"folder of a dataset on disk ({', '.join(DISK)})")
     g.add_argument("--external-sources", help="xray: comma-separated sources kept out of training and "
                                                "selection, evaluated as the 'external' split")
-    g.add_argument("--size", type=int, default=32, help="image side for datasets on disk (default 32)")
+    _add_reading(g)
     g.add_argument("--limit", type=int, help="use only the first N images of every split (quick runs)")
     g.add_argument("--model", choices=[m for m in MODEL_NAMES if m != "unet"], default="cnn")
     g.add_argument("--pretrained", action="store_true",
@@ -52,6 +53,29 @@ def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: i
     f.add_argument("--devices", default="1", help="number of devices/processes (default 1)")
     f.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, … (default auto)")
     f.add_argument("--precision", default="32-true", help="32-true, bf16-mixed, … (default 32-true)")
+
+
+def _add_reading(g):
+    """How images on disk are read: size, colour, normalisation, lazy decoding."""
+    from .data.decode import COLOR_MODES
+    from .data.normalize import NORMALIZE_MODES
+
+    g.add_argument("--size", type=int, default=32, help="image side for datasets on disk (default 32)")
+    g.add_argument("--color", choices=COLOR_MODES, default="rgb",
+                   help="rgb: grayscale images repeated over R, G, B, colour kept (default); gray: every "
+                        "image reduced to its luminance first (X-ray sets mixing grayscale and RGB files)")
+    g.add_argument("--normalize", choices=NORMALIZE_MODES, default="none",
+                   help="per-channel input normalisation: none (images in [0, 1], default), imagenet "
+                        "(torchvision's mean/std, for --pretrained), dataset (mean/std of the train split)")
+    g.add_argument("--lazy", action="store_true",
+                   help="decode images when their batch is drawn instead of holding them in memory "
+                        "(after one validation pass)")
+
+
+def _reading(a) -> dict:
+    """The non-default reading options, as data options."""
+    from .commands import DISK_OPTIONS
+    return {k: getattr(a, k) for k, default in DISK_OPTIONS.items() if getattr(a, k) != default}
 
 
 def _train_cfg(a):
@@ -85,6 +109,7 @@ def _common(a) -> dict:
     if a.data_root:
         options["data_root"] = a.data_root
         options["size"] = a.size
+        options.update(_reading(a))
         if a.external_sources:
             options["external_sources"] = a.external_sources.split(",")
     return {"data_seed": a.data_seed, "data_options": options or None,
@@ -125,6 +150,9 @@ def _cmd_evaluate(a):
     res = evaluate_run(a.dataset, a.model, a.json, which=a.checkpoint)
     for split, r in res["splits"].items():
         print(f"{split:<8} " + " ".join(f"{k}={v:.4f}" for k, v in r.items() if isinstance(v, float)))
+        for source, acc in r.get("source_accuracy", {}).items():
+            auc = r["source_auc"][source]
+            print(f"  source {source}: accuracy={acc:.4f}" + (f" auc={auc:.4f}" if isinstance(auc, float) else ""))
     if a.json:
         print(f"wrote {a.json}")
 
@@ -145,7 +173,7 @@ def _cmd_check_data(a):
     from .commands import read_disk_dataset
     from .data.readers import check_data, export_subpopbench
     splits, info = read_disk_dataset(a.dataset, a.data_root, a.external_sources.split(",")
-                                     if a.external_sources else (), a.size, seed=a.data_seed)
+                                     if a.external_sources else (), a.size, seed=a.data_seed, **_reading(a))
     print(check_data(splits, info))
     if a.export_subpopbench:
         print(f"wrote {export_subpopbench(splits, info, a.export_subpopbench)}")
@@ -234,10 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--n", type=int, default=8, help="number of images")
 
     c = cmd("check-data", _cmd_check_data, "validate a dataset on disk and print a summary")
-    c.add_argument("--dataset", choices=["colored-mnist", "folder", "waterbirds", "xray"], required=True)
+    c.add_argument("--dataset", choices=DISK, required=True)
     c.add_argument("--data-root", required=True)
     c.add_argument("--external-sources", help="xray: comma-separated external sources")
-    c.add_argument("--size", type=int, default=32)
+    _add_reading(c)
     c.add_argument("--data-seed", type=int, default=0, help="colored-mnist: seed of the split and colours")
     c.add_argument("--export-subpopbench", metavar="CSV", help="also write the metadata as filename,y,a,split")
 

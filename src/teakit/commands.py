@@ -20,29 +20,38 @@ from .train import TrainConfig, fit
 DEFAULT_FABRIC = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true"}
 
 
-DISK_DATASETS = ("folder", "waterbirds", "xray", "colored-mnist")
+DISK_DATASETS = ("folder", "waterbirds", "xray", "colored-mnist", "coco-on-places")
 TRAINING_SPLITS = ("train", "val", "train_debiased")
+DISK_OPTIONS = {"lazy": False, "normalize": "none", "color": "rgb"}  # reading options and their defaults
 
 
 def load_data(dataset: str, data_seed: int = 0, limit: int | None = None, data_root=None,
-              external_sources=(), size: int = 32, **options) -> dict:
-    """A dataset's splits as in-memory :class:`~teakit.data.ImageSet` s: a built-in one,
-    or one read (and validated) from ``data_root`` (``folder``, ``waterbirds``,
-    ``xray``).  ``limit`` keeps the first ``limit`` images of each split."""
+              external_sources=(), size: int = 32, *, with_info: bool = False, **options):
+    """A dataset's splits as :class:`~teakit.data.ImageSet` s: a built-in one, or one
+    read (and validated) from ``data_root`` (``DISK_DATASETS``; options ``lazy``,
+    ``normalize``, ``color``: see :func:`read_disk_dataset`).  ``limit`` keeps the
+    first ``limit`` images of each split.  ``with_info``: return ``(splits, info)``
+    (the reader's info, cut to ``limit``; ``{}`` for a built-in dataset)."""
+    disk = {k: options.pop(k) for k in DISK_OPTIONS if k in options}
     if dataset in DISK_DATASETS:
-        splits = read_disk_dataset(dataset, data_root, external_sources, size, seed=data_seed,
-                                   bias=options.pop("bias", 1.0))[0]
+        splits, info = read_disk_dataset(dataset, data_root, external_sources, size, seed=data_seed,
+                                         bias=options.pop("bias", 1.0), **disk)
         if options:
             raise ValueError(f"options {sorted(options)} do not apply to dataset {dataset}")
     else:
         if data_root is not None:
             raise ValueError(f"--data-root is for {', '.join(DISK_DATASETS)}; {dataset} is built in")
-        splits = load_builtin(dataset, seed=data_seed, **options)
+        changed = sorted(k for k, v in disk.items() if v != DISK_OPTIONS[k])
+        if changed:
+            raise ValueError(f"{', '.join('--' + k for k in changed)}: for datasets on disk, not {dataset}")
+        splits, info = load_builtin(dataset, seed=data_seed, **options), {}
     if limit is not None:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         splits = {k: v.subset(slice(0, limit)) for k, v in splits.items()}
-    return splits
+        info = {k: ({s: v[:limit] for s, v in val.items()} if k in ("files", "sizes", "sources", "attributes")
+                    else val) for k, val in info.items()}
+    return (splits, info) if with_info else splits
 
 
 def num_classes_of(data: dict) -> int:
@@ -59,25 +68,44 @@ def _resolve_spec(spec: dict | None, default: str, data: dict) -> dict:
 
 
 def read_disk_dataset(dataset: str, data_root, external_sources=(), size: int = 32, *,
-                      seed: int = 0, bias: float = 1.0):
+                      seed: int = 0, bias: float = 1.0, lazy: bool = False, normalize: str = "none",
+                      color: str = "rgb"):
     """``(splits, info)`` of a dataset on disk, validated before anything is trained.
 
     ``colored-mnist`` reads the MNIST IDX files in ``data_root`` (or
     ``data_root/MNIST/raw``) and colours them with ``seed`` / ``bias`` like
-    ``colored-digits``; the other datasets ignore ``seed`` and ``bias``."""
+    ``colored-digits``; the other datasets ignore ``seed`` and ``bias``.
+    ``lazy``: image files are decoded when their batch is drawn (after one
+    validation pass), not held in memory.  ``color``: ``rgb`` or ``gray``
+    (:mod:`teakit.data.decode`).  ``normalize``: ``none``, ``imagenet`` or
+    ``dataset`` (:mod:`teakit.data.normalize`; recorded in ``info["normalize"]``)."""
     from .data import readers
+    from .data.normalize import normalize_splits
 
     if data_root is None:
         raise ValueError(f"dataset {dataset} is read from disk: give --data-root")
+    kw = {"lazy": lazy, "color": color}
     if dataset == "colored-mnist":
+        if lazy or color != "rgb":
+            raise ValueError("colored-mnist is built in memory from the IDX files and its colours are the "
+                             "shortcut: --lazy and --color gray do not apply")
         from .data.colored_mnist import read_colored_mnist
-        return read_colored_mnist(data_root, size=size, seed=seed, bias=bias)
-    if dataset == "folder":
-        return readers.read_folder(data_root, size=size)
-    if dataset == "waterbirds":
+        splits, info = read_colored_mnist(data_root, size=size, seed=seed, bias=bias)
+    elif dataset == "folder":
+        splits, info = readers.read_folder(data_root, size=size, **kw)
+    elif dataset == "waterbirds":
         masks = Path(data_root) / "masks"
-        return readers.read_waterbirds(data_root, size=size, masks_dir=masks if masks.is_dir() else None)
-    return readers.read_xray(data_root, size=size, external_sources=tuple(external_sources))
+        splits, info = readers.read_waterbirds(data_root, size=size, masks_dir=masks if masks.is_dir() else None,
+                                               **kw)
+    elif dataset == "coco-on-places":
+        from .data.coco_places import read_coco_on_places
+        splits, info = read_coco_on_places(data_root, size=size, **kw)
+    else:
+        splits, info = readers.read_xray(data_root, size=size, external_sources=tuple(external_sources), **kw)
+    splits, record = normalize_splits(splits, normalize)
+    if record is not None:
+        info["normalize"] = record
+    return splits, info
 
 
 def make_fabric(fabric_kw: dict | None = None):
@@ -189,7 +217,8 @@ def teacher_cache(teacher, data, cache_dir, eps_values, fabric=None, progress=Tr
 
         def heatmap_fn(x, target, eps):
             return teacher.heatmap(x, target, eps, generator=gen)
-        build_cache(cache_dir, heatmap_fn, data.x, K, list(eps_values), manifest,
+        images = data.x if torch.is_tensor(data.x) else data.x[:]  # lazy images: decoded once, here
+        build_cache(cache_dir, heatmap_fn, images, K, list(eps_values), manifest,
                     rank=rank, world_size=world, progress=progress and rank == 0)
         if world > 1:
             fabric.barrier()
@@ -260,19 +289,24 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
 def evaluate_run(dataset: str | None, model_dir, json_path=None, *, data_options: dict | None = None,
                  which: str = "best", relevance: bool = True) -> dict:
     """`tea evaluate`: accuracy (and agreement with the teacher, for distilled
-    students; background relevance where masks exist) on every test split."""
+    students; background relevance where masks exist; per-source accuracy and AUC
+    where the data have sources, e.g. ``xray`` with its ``external`` split) on every
+    test split."""
     from .evaluate import evaluate_splits
 
     model, config = load_model(model_dir, which)
     dataset = dataset or config.get("dataset")
     if config.get("dataset") and dataset != config["dataset"]:
         raise ValueError(f"{model_dir} was trained on {config['dataset']!r}, not {dataset!r}")
-    data = load_data(dataset, config.get("data_seed", 0), **(data_options or config.get("data_options", {})))
+    data, info = load_data(dataset, config.get("data_seed", 0), with_info=True,
+                           **(data_options or config.get("data_options", {})))
     teacher = load_teacher(config["teacher"]) if config.get("teacher") else None
     if teacher is not None and config.get("teacher_hash") and teacher_hash(teacher) != config["teacher_hash"]:
         raise ValueError(f"the teacher in {config['teacher']} changed since {model_dir} was distilled from it")
     tests = {s: d for s, d in data.items() if s not in TRAINING_SPLITS}
-    result = evaluate_splits(model, tests, teacher=teacher, relevance=relevance, train_groups=data["train"].bias)
+    sources = {s: v for s, v in info.get("sources", {}).items() if s in tests}
+    result = evaluate_splits(model, tests, teacher=teacher, relevance=relevance, train_groups=data["train"].bias,
+                             sources=sources or None)
     result.update({"dataset": dataset, "model": str(model_dir), "checkpoint": which})
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,8 @@
 Everything random in a step is drawn from a generator seeded by
 (seed, epoch, step, rank), and the learning rate is a pure function of the
 global step, so a run resumed from its last checkpoint ends bit-identical to an
-uninterrupted one.  Data are in-memory :class:`teakit.data.ImageSet` s.
+uninterrupted one.  Data are :class:`teakit.data.ImageSet` s (in memory, or lazy: a file that went
+bad since validation stops the run with its name, checkpoints untouched).
 Nothing here knows which objective it runs.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import has_checkpoint, load_checkpoint, load_model_state, restore, save_checkpoint
+from .data.decode import DataError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -96,6 +98,17 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
 def make_batch(data, idx: torch.Tensor, device) -> dict:
     return {"x": data.x[idx].to(device), "y": data.y[idx].to(device), "mask": data.mask[idx].to(device),
             "bias": data.bias[idx].to(device), "index": idx.to(device)}
+
+
+def _batch_or_stop(data, idx: torch.Tensor, device, out: Path, epoch: int, step: int) -> dict:
+    """``make_batch``; a file that went bad since validation (lazy data) stops the run
+    with its name, before anything of this epoch is saved."""
+    try:
+        return make_batch(data, idx, device)
+    except DataError as exc:
+        kept = (f"the last checkpoint in {out} is intact: restore the file and rerun with --resume"
+                if has_checkpoint(out) else f"no checkpoint was written to {out} yet")
+        raise DataError(f"{exc}\nstopped at epoch {epoch + 1}, step {step + 1}; {kept}") from exc
 
 
 class _Mean:
@@ -232,7 +245,7 @@ def fit(fabric, student, objective, train_data, val_data, cfg: TrainConfig, out_
             gstep = epoch * steps_per_epoch + step
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(gstep, total_steps, cfg)
-            batch = make_batch(train_data, idx, fabric.device)
+            batch = _batch_or_stop(train_data, idx, fabric.device, out, epoch, step)
             loss, logs = objective(batch, student, step_generator(cfg.seed, epoch, step, fabric.global_rank))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}; "

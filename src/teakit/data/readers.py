@@ -11,11 +11,16 @@ Three layouts share one pipeline (``_read_table`` -> ``_Row`` list ->
   whose source is in ``external_sources`` form the split ``external``.
 
 Every reader returns ``(splits, info)``: ``splits`` maps a split name to an
-``ImageSet`` (images resized to ``size`` x ``size`` with bilinear filtering,
-grayscale / palette / RGBA converted to RGB, masks resized with nearest
+``ImageSet`` (images decoded by :mod:`teakit.data.decode`: resized to ``size`` x
+``size`` with bilinear filtering, grayscale / palette / RGBA converted to RGB --
+or everything to luminance with ``color="gray"`` -- masks resized with nearest
 neighbour; foreground = mask value > 127, an absent mask is all True) and
 ``info`` holds ``classes``, ``files`` / ``sizes`` (original ``(width, height)``)
-per split, and ``sources`` per split when the table has a source column.
+per split, ``sources`` per split when the table has a source column, and
+``attributes`` per split when the spurious attribute is not the group itself
+(Waterbirds' place).  With ``lazy=True`` the images are validated as usual but
+not kept: ``x`` and ``mask`` are :class:`~teakit.data.lazy.LazyImages` that
+decode rows when indexed.
 
 With ``validate=True`` (the default) the whole table and every image / mask
 file are checked before any pixel goes into a tensor; problems raise
@@ -41,28 +46,27 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .decode import DataError, check_color, load_item
 from .imageset import ImageSet
+from .lazy import FileRows, LazyImages
 
 STANDARD_SPLITS = ("train", "val", "test")
 WATERBIRDS_CLASSES = ("landbird", "waterbird")
 _SUBPOP_SPLIT = {"train": 0, "val": 1, "test": 2}
 
 
-class DataError(ValueError):
-    """A dataset on disk is malformed; the message names the file (and row)."""
-
-
 @dataclass
 class _Row:
     """One image of a metadata table, in reader-independent form."""
 
-    row: int                  # 1-based CSV row (header = row 1)
+    row: int | None           # 1-based CSV row (header = row 1); None: no table
     filename: str             # as written in the table (relative to the image root)
     label: str                # raw label text
     split: str
     group: int = -1
     source: str | None = None
     mask: Path | None = None  # full path of the mask file, if any
+    attribute: int | None = None  # the spurious attribute alone (e.g. place), when not the group
     y: int = -1               # class index, set by _resolve_labels
 
 
@@ -131,17 +135,23 @@ def _resolve_labels(csv_path: Path, rows: list[_Row], classes) -> list[str]:
                 raise DataError(f"{_where(csv_path, r.row)}: label {r.label!r} of {r.filename} is not "
                                 f"one of the classes {classes}")
         return classes
-    if rows and all(_is_int(r.label) for r in rows):
-        for r in rows:
-            r.y = int(r.label)
-            if r.y < 0:
-                raise DataError(f"{_where(csv_path, r.row)}: label {r.y} of {r.filename} is negative")
-        return [str(i) for i in range(max(r.y for r in rows) + 1)]
-    names = sorted({r.label for r in rows})
-    index = {c: i for i, c in enumerate(names)}
-    for r in rows:
-        r.y = index[r.label]
+    ids, names = name_index([r.label for r in rows])
+    for r, y in zip(rows, ids):
+        r.y = y
+        if y < 0:
+            raise DataError(f"{_where(csv_path, r.row)}: label {y} of {r.filename} is negative")
     return names
+
+
+def name_index(texts: list[str]) -> tuple[list[int], list[str]]:
+    """Indices and names of ``texts``: integers are their own indices (names
+    ``"0"`` … ``str(max)``), otherwise the positions in the sorted distinct names."""
+    if texts and all(_is_int(t) for t in texts):
+        ids = [int(t) for t in texts]
+        return ids, [str(i) for i in range(max(ids) + 1)]
+    names = sorted(set(texts))
+    index = {c: i for i, c in enumerate(names)}
+    return [index[t] for t in texts], names
 
 
 def _check_rows(csv_path: Path, rows: list[_Row], classes: list[str],
@@ -165,63 +175,16 @@ def _check_rows(csv_path: Path, rows: list[_Row], classes: list[str],
                             f"{classes[r.y]!r}, which never occurs in train")
 
 
-def _decode(path: Path, what: str, where: str) -> Image.Image:
-    """Open and fully decode ``path`` with PIL, or raise ``DataError``."""
-    if not path.is_file():
-        raise DataError(f"{where}: {what} file {path} is missing")
-    try:
-        img = Image.open(path)
-        img.load()
-    except Exception as exc:  # PIL raises many types for corrupt / unreadable files
-        raise DataError(f"{where}: cannot decode {what} file {path} ({type(exc).__name__}: {exc})") from exc
-    return img
-
-
-def _to_rgb_float(img: Image.Image, size: int, where: str, path: Path, validate: bool) -> np.ndarray:
-    """``img`` as a (3, size, size) float32 array in [0, 1]."""
-    if img.mode in ("F", "I", "I;16", "I;16B", "I;16L", "I;16N"):
-        arr = np.asarray(img, dtype=np.float32)
-        if validate and not np.isfinite(arr).all():
-            raise DataError(f"{where}: image file {path} holds NaN or Inf pixel values")
-        arr = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0)
-        if img.mode != "F":  # integer images: 8- or 16-bit range
-            arr = arr / (65535.0 if arr.max(initial=0.0) > 255 else 255.0)
-        small = Image.fromarray(np.clip(arr, 0.0, 1.0).astype(np.float32)).resize((size, size), Image.BILINEAR)
-        gray = np.asarray(small, dtype=np.float32)
-        out = np.repeat(gray[None], 3, axis=0)
-    else:
-        rgb = img.convert("RGB").resize((size, size), Image.BILINEAR)
-        out = np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 255.0
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
-
-
-def _load_item(image_path: Path, mask_path: Path | None, size: int, where: str,
-               validate: bool) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-    """Decode one image (and its mask) into ``(x (3,s,s) float32, mask (1,s,s)
-    bool, original (width, height))``; raise ``DataError`` naming the file."""
-    img = _decode(image_path, "image", where)
-    x = _to_rgb_float(img, size, where, image_path, validate)
-    if mask_path is None:
-        mask = np.ones((1, size, size), dtype=bool)
-    else:
-        m = _decode(mask_path, "mask", where)
-        if validate and m.size != img.size:
-            raise DataError(f"{where}: mask file {mask_path} is {m.size[0]}x{m.size[1]} but image "
-                            f"{image_path} is {img.size[0]}x{img.size[1]}")
-        if m.mode in ("F", "I", "I;16", "I;16B", "I;16L", "I;16N"):
-            m = Image.fromarray(np.asarray(m, dtype=np.float32))
-        else:
-            m = m.convert("L")
-        m = m.resize((size, size), Image.NEAREST)
-        mask = (np.asarray(m) > 127)[None]
-    return x, mask, img.size
-
-
 def _assemble(csv_path: Path, image_root: Path, rows: list[_Row], classes: list[str], size: int,
               validate: bool, bias_of=None, has_source: bool = False,
-              extra_info: dict | None = None) -> tuple[dict[str, ImageSet], dict]:
+              extra_info: dict | None = None, lazy: bool = False, color: str = "rgb"
+              ) -> tuple[dict[str, ImageSet], dict]:
     """Decode every row (all checks first), then build one ``ImageSet`` per
-    split (standard splits first, then others in order of appearance)."""
+    split (standard splits first, then others in order of appearance).  With
+    ``lazy`` the pixels of that pass are dropped and ``x`` / ``mask`` are
+    :class:`LazyImages` that decode rows again when indexed (without
+    ``validate`` nothing is decoded up front and no sizes are recorded)."""
+    check_color(color)
     if validate:  # cheap existence pass, so a missing file fails before any decoding
         for r in rows:
             for what, path in (("image", image_root / r.filename), ("mask", r.mask)):
@@ -233,8 +196,11 @@ def _assemble(csv_path: Path, image_root: Path, rows: list[_Row], classes: list[
             order.append(r.split)
     decoded = {s: [] for s in order}
     for r in rows:
-        x, m, wh = _load_item(image_root / r.filename, r.mask, size, _where(csv_path, r.row), validate)
-        decoded[r.split].append((r, x, m, wh))
+        if lazy and not validate:
+            decoded[r.split].append((r, None, None, None))
+            continue
+        x, m, wh = load_item(image_root / r.filename, r.mask, size, _where(csv_path, r.row), validate, color)
+        decoded[r.split].append((r, None, None, wh) if lazy else (r, x, m, wh))
     # every file checked: only now build tensors
     splits: dict[str, ImageSet] = {}
     info: dict = {"classes": list(classes), "files": {}, "sizes": {}}
@@ -242,15 +208,22 @@ def _assemble(csv_path: Path, image_root: Path, rows: list[_Row], classes: list[
         info["sources"] = {}
     for s, items in decoded.items():
         rs = [it[0] for it in items]
-        splits[s] = ImageSet(
-            x=torch.from_numpy(np.stack([it[1] for it in items])),
-            y=torch.tensor([r.y for r in rs], dtype=torch.int64),
-            mask=torch.from_numpy(np.stack([it[2] for it in items])),
-            bias=torch.tensor([bias_of(r) if bias_of else r.group for r in rs], dtype=torch.int64))
+        if lazy:
+            files = FileRows(images=tuple(image_root / r.filename for r in rs), masks=tuple(r.mask for r in rs),
+                             wheres=tuple(_where(csv_path, r.row) for r in rs), size=size, color=color)
+            x, mask = LazyImages(files, "image"), LazyImages(files, "mask")
+        else:
+            x = torch.from_numpy(np.stack([it[1] for it in items]))
+            mask = torch.from_numpy(np.stack([it[2] for it in items]))
+        splits[s] = ImageSet(x=x, y=torch.tensor([r.y for r in rs], dtype=torch.int64), mask=mask,
+                             bias=torch.tensor([bias_of(r) if bias_of else r.group for r in rs], dtype=torch.int64))
         info["files"][s] = [r.filename for r in rs]
-        info["sizes"][s] = [tuple(it[3]) for it in items]
+        if items and items[0][3] is not None:
+            info["sizes"][s] = [tuple(it[3]) for it in items]
         if has_source:
             info["sources"][s] = [r.source for r in rs]
+        if any(r.attribute is not None for r in rows):
+            info.setdefault("attributes", {})[s] = [-1 if r.attribute is None else r.attribute for r in rs]
     info.update(extra_info or {})
     return splits, info
 
@@ -267,12 +240,13 @@ def _require_fields(rec: dict, fields: tuple[str, ...], csv_path: Path, n: int) 
             raise DataError(f"{_where(csv_path, n)}: empty {field}{what}")
 
 
-def read_folder(root, size: int = 32, classes=None, validate: bool = True
-                ) -> tuple[dict[str, ImageSet], dict]:
+def read_folder(root, size: int = 32, classes=None, validate: bool = True, *, lazy: bool = False,
+                color: str = "rgb") -> tuple[dict[str, ImageSet], dict]:
     """Read ``root/metadata.csv`` (``filename,label,split[,group][,source]
     [,mask_filename]``, paths relative to ``root``).  Splits ``train``,
     ``val``, ``test`` are required; any other split name is kept as an extra
-    test split.  ``group`` (int, -1 = none) becomes ``ImageSet.bias``."""
+    test split.  ``group`` (int, -1 = none) becomes ``ImageSet.bias``.
+    ``lazy`` and ``color``: see :func:`_assemble` and :mod:`teakit.data.decode`."""
     root = Path(root)
     csv_path = root / "metadata.csv"
     columns, records = _read_table(csv_path, ("filename", "label", "split"))
@@ -287,26 +261,28 @@ def read_folder(root, size: int = 32, classes=None, validate: bool = True
         rows.append(_Row(row=n, filename=rec["filename"], label=rec["label"], split=rec["split"],
                          group=group, source=rec.get("source") if "source" in columns else None,
                          mask=_mask_path(root, rec.get("mask_filename"))))
-    return _finish(csv_path, root, rows, classes, size, validate, has_source="source" in columns)
+    return _finish(csv_path, root, rows, classes, size, validate, has_source="source" in columns,
+                   lazy=lazy, color=color)
 
 
 def _finish(csv_path, image_root, rows, classes, size, validate, bias_of=None, has_source=False,
-            extra_info=None, required_splits=STANDARD_SPLITS):
+            extra_info=None, required_splits=STANDARD_SPLITS, lazy=False, color="rgb"):
     """Shared tail of the readers: labels, table checks, decoding, tensors."""
     if not rows:
         raise DataError(f"{csv_path}: metadata CSV has no rows")
     names = _resolve_labels(csv_path, rows, classes)
     if validate:
         _check_rows(csv_path, rows, names, required_splits)
-    return _assemble(csv_path, image_root, rows, names, size, validate, bias_of, has_source, extra_info)
+    return _assemble(csv_path, image_root, rows, names, size, validate, bias_of, has_source, extra_info,
+                     lazy=lazy, color=color)
 
 
-def read_waterbirds(root, size: int = 32, masks_dir=None, validate: bool = True
-                    ) -> tuple[dict[str, ImageSet], dict]:
+def read_waterbirds(root, size: int = 32, masks_dir=None, validate: bool = True, *, lazy: bool = False,
+                    color: str = "rgb") -> tuple[dict[str, ImageSet], dict]:
     """Read the Waterbirds layout (Sagawa et al. 2020 / WILDS):
     ``root/metadata.csv`` with ``img_id,img_filename,y,split,place``; split
-    0/1/2 = train/val/test; bias = group = 2*y + place.  With ``masks_dir``,
-    the mask of ``a/b.jpg`` is ``masks_dir/a/b.png``."""
+    0/1/2 = train/val/test; bias = group = 2*y + place (``info["attributes"]``:
+    the place).  With ``masks_dir``, the mask of ``a/b.jpg`` is ``masks_dir/a/b.png``."""
     root = Path(root)
     csv_path = root / "metadata.csv"
     _, records = _read_table(csv_path, ("img_id", "img_filename", "y", "split", "place"))
@@ -321,14 +297,14 @@ def read_waterbirds(root, size: int = 32, masks_dir=None, validate: bool = True
         split = _parse_int(rec["split"], f"split of {fname}", csv_path, n, allowed={0, 1, 2})
         mask = Path(masks_dir) / Path(fname).with_suffix(".png") if masks_dir is not None else None
         rows.append(_Row(row=n, filename=fname, label=str(y), split=split_names[split],
-                         group=2 * y + place, mask=mask))
-    return _finish(csv_path, root, rows, WATERBIRDS_CLASSES, size, validate,
+                         group=2 * y + place, mask=mask, attribute=place))
+    return _finish(csv_path, root, rows, WATERBIRDS_CLASSES, size, validate, lazy=lazy, color=color,
                    extra_info={"group_names": ["landbird/land", "landbird/water",
                                                "waterbird/land", "waterbird/water"]})
 
 
-def read_xray(root, size: int = 32, external_sources=(), classes=None, validate: bool = True
-              ) -> tuple[dict[str, ImageSet], dict]:
+def read_xray(root, size: int = 32, external_sources=(), classes=None, validate: bool = True, *,
+              lazy: bool = False, color: str = "rgb") -> tuple[dict[str, ImageSet], dict]:
     """Read ``root/metadata.csv`` (``filename,label,split,source
     [,mask_filename]``).  Rows whose ``source`` is in ``external_sources`` are
     moved from every split to the split ``external``; bias = index of the
@@ -350,7 +326,7 @@ def read_xray(root, size: int = 32, external_sources=(), classes=None, validate:
                         f"(sources: {', '.join(source_names)}); split 'external' would be empty")
     index = {s: i for i, s in enumerate(source_names)}
     return _finish(csv_path, root, rows, classes, size, validate, bias_of=lambda r: index[r.source],
-                   has_source=True, extra_info={"source_names": source_names})
+                   has_source=True, extra_info={"source_names": source_names}, lazy=lazy, color=color)
 
 
 def _fmt(counter: Counter) -> str:
@@ -376,13 +352,19 @@ def check_data(splits: dict[str, ImageSet], info: dict) -> str:
         sizes = info.get("sizes", {}).get(name)
         if sizes is not None:
             lines.append("  sizes seen: " + _fmt(Counter(f"{w}x{h}" for w, h in sizes)))
+    norm = info.get("normalize")
+    if norm:
+        lines.append(f"normalize: {norm['mode']} (mean {', '.join(f'{v:.4f}' for v in norm['mean'])}; "
+                     f"std {', '.join(f'{v:.4f}' for v in norm['std'])})")
     lines.append(f"total: {total} images in {len(splits)} splits")
     return "\n".join(lines)
 
 
 def export_subpopbench(splits: dict[str, ImageSet], info: dict, path) -> Path:
-    """Write ``filename,y,a,split`` (a = bias attribute; split 0/1/2 for
-    train/val/test, every other split as 2) to ``path``; returns the path."""
+    """Write ``filename,y,a,split`` (a = ``info["attributes"]`` when the reader
+    gives the spurious attribute apart from the group, else the bias attribute;
+    split 0/1/2 for train/val/test, every other split as 2) to ``path``; returns
+    the path."""
     path = Path(path)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -393,7 +375,8 @@ def export_subpopbench(splits: dict[str, ImageSet], info: dict, path) -> Path:
                 raise DataError(f"{path}: info['files'][{name!r}] has {len(files)} names for "
                                 f"{len(ds)} images")
             code = _SUBPOP_SPLIT.get(name, 2)
-            for fname, y, a in zip(files, ds.y.tolist(), ds.bias.tolist()):
+            attrs = info.get("attributes", {}).get(name, ds.bias.tolist())
+            for fname, y, a in zip(files, ds.y.tolist(), attrs):
                 writer.writerow([fname, y, a, code])
     return path
 
