@@ -22,16 +22,23 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved == rows
     assert {r["dataset"] for r in rows} == {"colored-digits", "digits-on-scenes"}
-    assert {r["method"] for r in rows} == {"teacher", "ERM", "TEA"}
+    assert {r["method"] for r in rows} == {"teacher", "ERM", "TEA"} | {m for m, _, _ in demo.BASELINES}
     for r in rows:
+        if r["value"] is None:  # a method that cannot apply, with the reason
+            assert (r["dataset"], r["method"]) in {("colored-digits", "RRR"), ("colored-digits", "ISNet-style")}
+            assert r["note"].startswith("n/a: ") and set(r) == {"dataset", "method", "split", "metric", "value", "note"}
+            continue
         assert set(r) == {"dataset", "method", "split", "metric", "value"}
         assert 0.0 <= r["value"] <= 1.0
+    scenes = {r["method"] for r in rows if r["dataset"] == "digits-on-scenes" and r["value"] is not None}
+    assert {"RRR", "ISNet-style", "GroupDRO", "JTT", "KD", "Grad-CAM distillation"} <= scenes
     metrics = {(r["method"], r["metric"]) for r in rows}
     assert ("TEA", "agreement_with_teacher") in metrics and ("ERM", "background_relevance") in metrics
     for name in ("report.md", "report.html", "figures/colored-digits-accuracy.png",
                  "figures/digits-on-scenes-heatmaps.png"):
         assert (tmp_path / name).stat().st_size > 200, name
-    assert "| TEA |" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "| TEA |" in report and "| RRR | n/a |" in report and "inside the foreground mask" in report
     capsys.readouterr()
     demo.run_demo(tmp_path, quick=True)  # second run: every stage reused
-    assert capsys.readouterr().out.count("reused") == 6
+    assert capsys.readouterr().out.count("reused") == len(demo.plan(True, 0))

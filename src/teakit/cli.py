@@ -138,7 +138,8 @@ def _cmd_distill(a):
     tea = {}
     if a.objective in ("tea", "gradxinput", "inputgrad", "gradcam"):
         tea = {"classes": a.classes, "p_top": a.p_top, "loss": a.loss, "pyramid": not a.no_pyramid,
-               "min_side": a.min_side, "label_weight": a.label_weight, "kd_weight": a.kd_weight}
+               "min_side": a.min_side, "label_weight": a.label_weight, "kd_weight": a.kd_weight,
+               "shift": a.shift}
         if a.objective == "tea":
             tea["eps_log_range"] = tuple(a.eps_range)
     distill(a.dataset, a.teacher, a.out, spec=_spec(a), cfg=_train_cfg(a), tea=tea, copy_head=a.copy_head,
@@ -182,6 +183,17 @@ def _cmd_check_data(a):
 def _cmd_bench(a):
     from .bench import run_step_cost
     run_step_cost(a.json, rounds=a.rounds, seed=a.seed)
+
+
+def _cmd_study(a):
+    from .study import convergence
+    common = _common(a)
+    tea = {"classes": a.classes, "p_top": a.p_top, "eps_log_range": tuple(a.eps_range), "loss": a.loss,
+           "pyramid": not a.no_pyramid, "min_side": a.min_side}
+    path = convergence(a.dataset, a.teacher, a.out, [v for v in a.variants.split(",") if v], cfg=_train_cfg(a),
+                       tea=tea, spec=_spec(a), data_seed=common["data_seed"], data_options=common["data_options"],
+                       fresh=a.fresh, progress=common["progress"])
+    print(f"wrote {path} and {path.with_suffix('.png')}")
 
 
 def _cmd_demo(a):
@@ -242,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--loss", choices=KINDS, default="l1")
     t.add_argument("--no-pyramid", action="store_true")
     t.add_argument("--min-side", type=int, default=8, help="smallest pyramid level side (default 8)")
+    t.add_argument("--shift", type=int, default=0,
+                   help="random translation of up to N pixels, the same for teacher and student (default 0)")
     t.add_argument("--copy-head", action="store_true", help="copy the teacher's head into the student, frozen")
     t.add_argument("--label-weight", type=float, default=0.0, help="ablation only: + w·cross-entropy")
     t.add_argument("--kd-weight", type=float, default=0.0, help="ablation only: + w·logit KD (T=3)")
@@ -278,6 +292,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", help="write the figures to this JSON file")
     c.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (default 7)")
     c.add_argument("--seed", type=int, default=0)
+
+    from .study import VARIANTS
+    c = cmd("study", _cmd_study, "convergence study: TEA variants, one change each from the baseline recipe, "
+                                 "probed on the test splits every epoch; writes study.csv and study.png")
+    c.add_argument("what", choices=["convergence"])
+    c.add_argument("--dataset", choices=DATASETS, required=True)
+    c.add_argument("--teacher", required=True, help="a `tea train-teacher` folder")
+    c.add_argument("--out", required=True)
+    c.add_argument("--variants", default=",".join(VARIANTS),
+                   help="comma-separated, from: " + ", ".join(VARIANTS) + " (default: all)")
+    c.add_argument("--fresh", action="store_true", help="rerun variants that finished earlier")
+    t = c.add_argument_group("baseline TEA objective")
+    t.add_argument("--classes", choices=CLASS_MODES, default="sample")
+    t.add_argument("--p-top", type=float, default=0.5)
+    t.add_argument("--eps-range", type=float, nargs=2, default=[-2.0, -1.0], metavar=("LO", "HI"))
+    t.add_argument("--loss", choices=KINDS, default="l1")
+    t.add_argument("--no-pyramid", action="store_true")
+    t.add_argument("--min-side", type=int, default=8)
+    _add_train(c, epochs=40, lr=2e-3, warmup=100)
 
     c = cmd("demo", _cmd_demo, "the main job: both built-in benchmarks end to end, with a report")
     c.add_argument("--out", default="runs/demo")

@@ -235,10 +235,11 @@ def teacher_cache(teacher, data, cache_dir, eps_values, fabric=None, progress=Tr
 def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: TrainConfig | None = None,
             tea: dict | None = None, copy_head: bool = False, cache: bool = False, cache_dir=None,
             eps_values=None, data_seed: int = 0, data_options: dict | None = None, fabric: dict | None = None,
-            resume: bool = False, progress: bool = True, objective: str = "tea") -> dict:
+            resume: bool = False, progress: bool = True, objective: str = "tea", on_epoch=None) -> dict:
     """`tea distill`: train a student from a teacher folder with TEA (default) or another
     distillation objective of the registry (``kd``, ``feature``, ``attention``,
-    ``gradxinput``, ``inputgrad``, ``gradcam``); ``tea`` holds the objective's options."""
+    ``gradxinput``, ``inputgrad``, ``gradcam``); ``tea`` holds the objective's options;
+    ``on_epoch`` is passed to :func:`teakit.train.fit`."""
     from .models import get_head
     from .objectives.registry import OBJECTIVES, build_objective
     from .objectives.tea import TEA
@@ -282,7 +283,7 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
             obj = build_objective(objective, teacher=t, num_classes=K, **tea)
         rc = dict(run_config, model=spec)
         return fit(fab, student, obj, data["train"], data["val"], cfg, out, run_config=rc,
-                   resume=resume, progress=progress)
+                   resume=resume, progress=progress, on_epoch=on_epoch)
     return _launch(fabric, main)
 
 

@@ -1,7 +1,12 @@
 """`tea demo`: the built-in shortcut benchmarks end to end, with a report.
 
 For each benchmark: train the teacher, train ERM on the biased data, distil a
-TEA student from the teacher, and evaluate all three on every test split.
+TEA student from the teacher, train every baseline (:data:`BASELINES`), and
+evaluate them all on every test split.  Stages run in order of information:
+teacher, ERM and TEA of both benchmarks first, then the cheap baselines, then
+the explanation-distillation ones (as costly per step as TEA with a live
+teacher).  A baseline that cannot apply to a benchmark (mask methods where the
+shortcut is in the foreground) is listed as n/a with the reason.
 Writes ``OUT/results.json`` (rows ``{"dataset", "method", "split", "metric",
 "value"}``), ``OUT/report.md``, ``OUT/report.html`` and PNG figures.
 
@@ -26,11 +31,26 @@ from .train import TrainConfig
 
 SPLITS = ("id", "ood", "swapped")
 
+# (method label, `tea train` or `tea distill`, objective); hyper-parameters: each objective's defaults
+BASELINES = [
+    ("KD", "distill", "kd"), ("feature distillation", "distill", "feature"),
+    ("attention transfer", "distill", "attention"),
+    ("RRR", "train", "rrr"), ("ISNet-style", "train", "isnet"),
+    ("GroupDRO", "train", "groupdro"), ("IRM", "train", "irm"), ("JTT", "train", "jtt"),
+    ("Grad×Input distillation", "distill", "gradxinput"), ("input-gradient distillation", "distill", "inputgrad"),
+    ("Grad-CAM distillation", "distill", "gradcam"),
+]
+EXPENSIVE = {"gradxinput", "inputgrad", "gradcam"}
+NOT_APPLICABLE = {  # (dataset, objective): why
+    ("colored-digits", "rrr"): "the shortcut is the stroke colour, inside the foreground mask",
+    ("colored-digits", "isnet"): "the shortcut is the stroke colour, inside the foreground mask",
+}
+
 
 @dataclass
 class Stage:
     name: str
-    kind: str                 # teacher | erm | tea | eval
+    kind: str                 # teacher | train | distill
     dataset: str
     params: dict = field(default_factory=dict)
     deps: tuple = ()
@@ -49,18 +69,35 @@ def plan(quick: bool, seed: int) -> list[Stage]:
     limit = 192 if quick else None
     data_opts = {"limit": limit} if limit else {}
     t_ep, s_ep, seg_ep = (2, 2, 2) if quick else (40, 30, 15)
-    stages = []
+    core, cheap, costly = [], [], []
     for ds, kind in (("colored-digits", "debiased"), ("digits-on-scenes", "segmenter")):
         teacher = Stage(f"{ds}-teacher", "teacher", ds, {
             "kind": kind, "cfg": asdict(TrainConfig(epochs=t_ep, lr=3e-3, seed=seed)),
             "seg_cfg": asdict(TrainConfig(epochs=seg_ep, lr=3e-3, seed=seed)), "data_options": data_opts})
-        erm = Stage(f"{ds}-erm", "erm", ds, {"cfg": asdict(TrainConfig(epochs=t_ep, lr=3e-3, seed=seed)),
-                                            "data_options": data_opts})
-        tea_cfg = TrainConfig(epochs=s_ep, lr=2e-3, warmup_steps=0 if quick else 100, seed=seed)
-        tea = Stage(f"{ds}-tea", "tea", ds, {"cfg": asdict(tea_cfg),
-                                            "data_options": data_opts, "cache": True}, deps=(teacher.name,))
-        stages += [teacher, erm, tea]
-    return stages
+        erm_cfg = asdict(TrainConfig(epochs=t_ep, lr=3e-3, seed=seed))
+        erm = Stage(f"{ds}-erm", "train", ds, {"objective": "erm", "cfg": erm_cfg, "data_options": data_opts})
+        tea_cfg = asdict(TrainConfig(epochs=s_ep, lr=2e-3, warmup_steps=0 if quick else 100, seed=seed))
+        tea = Stage(f"{ds}-tea", "distill", ds, {"objective": "tea", "cfg": tea_cfg,
+                                                "data_options": data_opts, "cache": True}, deps=(teacher.name,))
+        core += [teacher, erm, tea]
+        for label, command, objective in BASELINES:
+            if (ds, objective) in NOT_APPLICABLE:
+                continue
+            # distillation baselines get TEA's schedule, label-based ones ERM's
+            params = {"objective": objective, "cfg": tea_cfg if command == "distill" else erm_cfg,
+                      "data_options": data_opts}
+            deps = (teacher.name,) if command == "distill" else (erm.name,) if objective == "jtt" else ()
+            stage = Stage(f"{ds}-{objective}", command, ds, params, deps=deps)
+            (costly if objective in EXPENSIVE else cheap).append(stage)
+    return core + cheap + costly
+
+
+def method_label(stage: Stage) -> str:
+    """The method's name in results.json and the report."""
+    if stage.kind == "teacher":
+        return "teacher"
+    objective = stage.params["objective"]
+    return {"erm": "ERM", "tea": "TEA"}.get(objective) or next(m for m, _, o in BASELINES if o == objective)
 
 
 def _run_stage(stage: Stage, folder: Path, folders: dict, progress: bool) -> dict:
@@ -68,11 +105,12 @@ def _run_stage(stage: Stage, folder: Path, folders: dict, progress: bool) -> dic
     common = dict(data_options=p.get("data_options") or None, progress=progress)
     if stage.kind == "teacher":
         C.train_teacher(stage.dataset, p["kind"], folder, cfg=_cfg(p["cfg"]), seg_cfg=_cfg(p["seg_cfg"]), **common)
-    elif stage.kind == "erm":
-        C.train(stage.dataset, "erm", folder, cfg=_cfg(p["cfg"]), **common)
-    elif stage.kind == "tea":
+    elif stage.kind == "train":
+        stage1 = folders[stage.deps[0]] if stage.deps else None
+        C.train(stage.dataset, p["objective"], folder, cfg=_cfg(p["cfg"]), stage1=stage1, **common)
+    elif stage.kind == "distill":
         C.distill(stage.dataset, folders[stage.deps[0]], folder, cfg=_cfg(p["cfg"]), cache=p.get("cache", False),
-                  cache_dir=folder / "cache", **common)
+                  cache_dir=folder / "cache" if p.get("cache") else None, objective=p["objective"], **common)
     else:
         raise ValueError(f"unknown stage kind {stage.kind!r}")
     if stage.kind == "teacher":  # the teacher as a whole (segmenter + classifier) is what is evaluated
@@ -144,11 +182,13 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
             res["seconds"] = time.perf_counter() - s0
             done_file.write_text(json.dumps(res, indent=2) + "\n")
             status = f"{res['seconds']:.0f}s"
-        method = "teacher" if stage.kind == "teacher" else stage.kind.upper() if stage.kind == "tea" else "ERM"
-        rows += _rows(stage.dataset, method, res)
+        rows += _rows(stage.dataset, method_label(stage), res)
         accs = " ".join(f"{s}={res['splits'][s]['accuracy']:.3f}" for s in SPLITS)
-        print(f"{_bar(i + 1, len(stages), time.perf_counter() - t0)} | {stage.name:<26} {status:>7} | {accs}",
+        print(f"{_bar(i + 1, len(stages), time.perf_counter() - t0)} | {stage.name:<32} {status:>7} | {accs}",
               flush=True)
+    rows += [{"dataset": ds, "method": next(m for m, _, o in BASELINES if o == objective), "split": split,
+              "metric": "accuracy", "value": None, "note": f"n/a: {why}"}
+             for (ds, objective), why in NOT_APPLICABLE.items() for split in SPLITS]
     (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     write_report(out, rows, stages, folders, quick=quick, seed=seed)
     print(f"wrote {out / 'results.json'}, {out / 'report.md'}, {out / 'report.html'}")

@@ -201,10 +201,15 @@ def _fmt(logs: dict) -> str:
 
 
 def fit(fabric, student, objective, train_data, val_data, cfg: TrainConfig, out_dir, *,
-        run_config: dict | None = None, resume: bool = False, progress: bool = True) -> dict:
+        run_config: dict | None = None, resume: bool = False, progress: bool = True,
+        on_epoch=None) -> dict:
     """Train ``student`` with ``objective``; checkpoints and history go to ``out_dir``.
 
-    Returns the history (a list of per-epoch dicts) and the best epoch.
+    ``on_epoch(record, model)``, if given, is called on rank 0 after every epoch
+    (after its checkpoint is written) with the epoch's history record and the
+    unwrapped student in eval mode — for probes such as the convergence study;
+    it must not change the model.  Returns the history (a list of per-epoch
+    dicts) and the best epoch.
     """
     from tqdm.auto import tqdm
 
@@ -284,5 +289,9 @@ def fit(fabric, student, objective, train_data, val_data, cfg: TrainConfig, out_
                 state = {**state, **{_EMA.PREFIX + k: v for k, v in ema.state().items()}}
             save_checkpoint(out, model_state=state, optimizer=optimizer, config=run_config, epoch=epoch,
                             extra=extra, name="last")
+            if on_epoch is not None:
+                raw_student.eval()
+                on_epoch(record, raw_student)
+                raw_student.train()
         fabric.barrier()
     return {"history": history, "best_epoch": best_epoch, "best": best}

@@ -78,6 +78,12 @@ class SmallCNN(nn.Module):
         self.feature_dim = c_in
         self.num_classes = num_classes
         self.head = nn.Linear(c_in, num_classes, bias=bias)
+        if not batchnorm:
+            # without normalisation, PyTorch's default conv init shrinks the signal
+            # layer by layer and training stalls at chance; He init keeps its scale
+            for m in self.trunk:
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
 
     def forward_features_map(self, x: torch.Tensor) -> torch.Tensor:
         """Last 4-D activation, (B, feature_dim, h, w)."""

@@ -10,13 +10,18 @@ teacher's (without).  No label loss and no output loss unless asked for:
 ``label_weight`` adds cross-entropy on the labels, ``kd_weight`` adds logit
 distillation (T = 3, ×T²) — both off by default, for ablations only.
 The teacher is frozen and in eval mode; its heatmaps come live or from a
-:class:`teakit.teachers.cache.HeatmapCache`.
+:class:`teakit.teachers.cache.HeatmapCache`.  ``shift`` > 0 moves each training
+image by a random offset of up to ``shift`` pixels, the same for the teacher's
+and the student's input.  It needs the live teacher: once a network max-pools,
+the heatmap of a moved image is not the moved heatmap, so cached maps cannot
+simply be shifted (measured: up to half the map's peak apart).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from ..data.augment import random_shifts, translate
 from ..explain import explain
 from .base import Objective, output_logs, touch_all_parameters
 from .heatmap_loss import heatmap_loss
@@ -52,7 +57,8 @@ class TEA(Objective):
 
     def __init__(self, teacher, num_classes: int, classes: str = "sample", p_top: float = 0.5,
                  eps_log_range=(-2.0, -1.0), loss: str = "l1", pyramid: bool = True, min_side: int = 8,
-                 label_weight: float = 0.0, kd_weight: float = 0.0, cache=None, cache_logits=None):
+                 label_weight: float = 0.0, kd_weight: float = 0.0, cache=None, cache_logits=None,
+                 shift: int = 0):
         if classes not in CLASS_MODES:
             raise ValueError(f"classes={classes!r}; expected one of {', '.join(CLASS_MODES)}")
         self.teacher = teacher
@@ -62,12 +68,18 @@ class TEA(Objective):
         self.loss, self.pyramid, self.min_side = loss, pyramid, min_side
         self.label_weight, self.kd_weight = label_weight, kd_weight
         self.cache, self.cache_logits = cache, cache_logits
+        if shift < 0:
+            raise ValueError(f"shift={shift} must be >= 0")
+        if shift and cache is not None:
+            raise ValueError("shift needs the live teacher: a moved image's heatmap is not the moved cached map "
+                             "(max-pooling); drop --cache or --shift")
+        self.shift = shift
 
     def config(self) -> dict:
         return {"name": self.name, "classes": self.classes, "p_top": self.p_top,
                 "eps_log_range": list(self.eps_log_range), "loss": self.loss, "pyramid": self.pyramid, "min_side": self.min_side,
                 "label_weight": self.label_weight, "kd_weight": self.kd_weight,
-                "cache": self.cache is not None}
+                "cache": self.cache is not None, "shift": self.shift}
 
     def _pick(self, teacher_logits, rng):
         top = teacher_logits.argmax(1)
@@ -108,6 +120,9 @@ class TEA(Objective):
         return T, t_logits, chosen["target"], eps
 
     def __call__(self, batch, student, rng, train=True):
+        if train and self.shift:  # one offset per image, for teacher and student alike
+            shifts = random_shifts(batch["x"].shape[0], self.shift, rng)
+            batch = {**batch, "x": translate(batch["x"], shifts.to(batch["x"].device))}
         x, y = batch["x"], batch["y"]
         B = x.shape[0]
         T, t_logits, target, eps = self._teacher(batch, rng, use_cache=train and self.cache is not None)

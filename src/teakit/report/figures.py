@@ -72,6 +72,7 @@ def explain_figure(dataset: str, model_dir, out_dir, teacher_dir=None, split: st
 def accuracy_bars(rows: list[dict], path, splits=("id", "ood", "swapped"), title: str = ""):
     """Grouped bars: accuracy per split (groups) per method (bars)."""
     plt = _plt()
+    rows = [r for r in rows if r["value"] is not None]  # methods that do not apply have no bars
     methods = list(dict.fromkeys(r["method"] for r in rows))
     acc = {(r["method"], r["split"]): r["value"] for r in rows if r["metric"] == "accuracy"}
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(splits) * max(1, len(methods)) / 3, 3))

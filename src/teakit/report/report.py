@@ -18,11 +18,12 @@ LOWER_IS_BETTER = {"background_relevance"}
 def _table(rows: list[dict], dataset: str) -> tuple[list[str], list[list[str]]]:
     methods = list(dict.fromkeys(r["method"] for r in rows if r["dataset"] == dataset))
     val = {(r["method"], r["split"], r["metric"]): r["value"] for r in rows if r["dataset"] == dataset}
+    na = {r["method"] for r in rows if r["dataset"] == dataset and r["value"] is None}
     header = ["method"] + [f"{s} {m.replace('_', ' ')}" for s, m in COLUMNS]
     body = []
     best = {}
     for s, m in COLUMNS:
-        vals = [val[(k, s, m)] for k in methods if (k, s, m) in val and k != "teacher"]
+        vals = [val[(k, s, m)] for k in methods if val.get((k, s, m)) is not None and k != "teacher"]
         if vals:
             best[(s, m)] = min(vals) if m in LOWER_IS_BETTER else max(vals)
     for k in methods:
@@ -30,7 +31,7 @@ def _table(rows: list[dict], dataset: str) -> tuple[list[str], list[list[str]]]:
         for s, m in COLUMNS:
             v = val.get((k, s, m))
             if v is None:
-                cells.append("–")
+                cells.append("n/a" if k in na else "–")
                 continue
             text = f"{100 * v:.1f}"
             cells.append(f"**{text}**" if k != "teacher" and v == best.get((s, m)) else text)
@@ -58,10 +59,12 @@ def _heatmaps(dataset, folders, stages, out_png, n=6):
     from ..runs import load_model, load_teacher
     from .figures import model_maps
 
-    by_kind = {s.kind: folders[s.name] for s in stages if s.dataset == dataset}
-    teacher = load_teacher(by_kind["teacher"])
-    tea, cfg = load_model(by_kind["tea"])
-    erm, _ = load_model(by_kind["erm"])
+    from ..demo import method_label
+
+    by_method = {method_label(s): folders[s.name] for s in stages if s.dataset == dataset}
+    teacher = load_teacher(by_method["teacher"])
+    tea, cfg = load_model(by_method["TEA"])
+    erm, _ = load_model(by_method["ERM"])
     data = load_data(dataset, cfg.get("data_seed", 0), **cfg.get("data_options", {}))["swapped"]
     x, y = data.x[:n], data.y[:n]
     maps = {"teacher": teacher.heatmap(x, y, 0.01, generator=torch.Generator().manual_seed(0)),
@@ -82,11 +85,14 @@ def write_report(out: Path, rows: list[dict], stages, folders: dict, quick: bool
         header, body = _table(rows, ds)
         bars = accuracy_bars([r for r in rows if r["dataset"] == ds], figs / f"{ds}-accuracy.png", title=ds)
         grid = _heatmaps(ds, folders, stages, figs / f"{ds}-heatmaps.png")
-        md += [f"## {ds}", "", _md_table(header, body), "",
+        notes = dict.fromkeys(f"{r['method']}: {r['note']}" for r in rows
+                              if r["dataset"] == ds and r.get("note"))
+        md += [f"## {ds}", "", _md_table(header, body), ""] + [f"- {n}" for n in notes] + ["",
                f"![accuracy]({bars.relative_to(out)})", "",
                "Heatmaps (LRP-ε, ε = 0.01) of the true class on `swapped` images: teacher, TEA student, ERM.", "",
                f"![heatmaps]({grid.relative_to(out)})", ""]
         parts_html.append(f"<h2>{html.escape(ds)}</h2>{_html_table(header, body)}"
+                          + "".join(f"<p>{html.escape(n)}</p>" for n in notes) +
                           f"<p><img src='{bars.relative_to(out)}'></p><p><img src='{grid.relative_to(out)}'></p>")
     cmd = f"tea demo --out {out} --seed {seed}" + (" --quick" if quick else "")
     md += ["## How this was made", "", f"    {cmd}", "",

@@ -1,0 +1,185 @@
+"""`tea study convergence`: how fast does a TEA student learn, one change at a time.
+
+Each variant is the baseline recipe (the `tea distill` defaults, or the options
+given on the command line) with one change from :data:`VARIANTS`.  Every
+variant trains through :func:`teakit.commands.distill` — the same loop and
+selection as any run — and after each epoch its student is probed on the
+test splits.  The probe only reports: selection inside each run still uses
+the biased validation heatmap loss, and nothing from the test splits flows
+back into training.
+
+Writes under ``out``:
+
+- ``VARIANT/`` the variant's run folder, and ``VARIANT/curve.csv`` its rows;
+  a variant whose ``curve.csv`` exists is finished and is not rerun
+  (``fresh=True`` reruns it);
+- ``study.csv``: ``variant, epoch, step, seconds, split, accuracy, agreement,
+  heatmap_loss`` for every variant, epoch and split (``val`` is the biased
+  validation set; ``seconds`` is cumulative training + validation wall time,
+  probes excluded);
+- ``study.png``: accuracy on ``ood``, agreement with the teacher on
+  ``swapped`` and the validation heatmap loss, against steps and wall time.
+"""
+from __future__ import annotations
+
+import csv
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from .runs import model_spec
+from .train import TrainConfig
+
+# One change each from the baseline; "epochs_scale" keeps costlier variants to a similar wall time.
+VARIANTS: dict[str, dict] = {
+    "default": {},
+    "sgd-authors": {"train": {"optimizer": "sgd", "lr": 1e-2, "momentum": 0.99, "warmup_steps": 0}},
+    "adam-1e-3": {"train": {"lr": 1e-3, "warmup_steps": 0}},
+    "adam-3e-3": {"train": {"lr": 3e-3}},
+    "adamw": {"train": {"optimizer": "adamw", "weight_decay": 0.05}},
+    "constant-lr": {"train": {"schedule": "constant"}},
+    "batch-32": {"train": {"batch_size": 32}},
+    "top-class": {"tea": {"classes": "top"}},
+    "all-classes": {"tea": {"classes": "all"}, "epochs_scale": 0.125},
+    "head-copied": {"copy_head": True},
+    "fixed-eps": {"tea": {"eps_log_range": (-1.5, -1.5)}},
+    "wide-eps": {"tea": {"eps_log_range": (-3.0, 0.0)}},
+    "no-pyramid": {"tea": {"pyramid": False}},
+    "mse": {"tea": {"loss": "mse"}},
+    "cosine": {"tea": {"loss": "cosine"}},
+    "width-8": {"spec": {"width": 8}},
+    "width-32": {"spec": {"width": 32}, "epochs_scale": 0.5},
+    "no-batchnorm": {"spec": {"batchnorm": False}},
+    "shift-2": {"tea": {"shift": 2}},
+    "twice-longer": {"epochs_scale": 2.0},
+}
+FIELDS = ["variant", "epoch", "step", "seconds", "split", "accuracy", "agreement", "heatmap_loss"]
+
+
+def variant_setup(name: str, cfg: TrainConfig, tea: dict, spec: dict | None) -> tuple[TrainConfig, dict, dict | None, bool]:
+    """The (train config, TEA options, model spec, copy_head) of variant ``name``."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+    v = VARIANTS[name]
+    epochs = max(1, round(cfg.epochs * v.get("epochs_scale", 1.0)))
+    cfg = replace(cfg, **{**v.get("train", {}), "epochs": epochs})
+    tea = {**tea, **v.get("tea", {})}
+    if v.get("spec"):
+        spec = dict(spec or model_spec("cnn", None))
+        if spec["name"] != "cnn":
+            raise ValueError(f"variant {name!r} changes the small cnn; the baseline model is {spec['name']!r}")
+        spec["kwargs"] = {**spec.get("kwargs", {}), **v["spec"]}
+    return cfg, tea, spec, bool(v.get("copy_head", False))
+
+
+def _probe(name: str, teacher, tests: dict, rows: list, clock: list):
+    from .evaluate import predict
+
+    t_pred = {s: predict(teacher, d.x).argmax(1) for s, d in tests.items()}
+
+    def on_epoch(record, model):
+        clock[0] += record["seconds"]
+        base = {"variant": name, "epoch": record["epoch"] + 1, "step": record["step"],
+                "seconds": round(clock[0], 2)}
+        val = record["val"]
+        rows.append({**base, "split": "val", "accuracy": val.get("acc"), "agreement": val.get("agreement"),
+                     "heatmap_loss": val.get("heatmap_loss")})
+        with torch.no_grad():
+            for split, data in tests.items():
+                pred = predict(model, data.x).argmax(1)
+                rows.append({**base, "split": split, "accuracy": (pred == data.y).float().mean().item(),
+                             "agreement": (pred == t_pred[split]).float().mean().item(), "heatmap_loss": None})
+    return on_epoch
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    import io
+
+    from .atomic import atomic_write_bytes
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def read_curves(path) -> list[dict]:
+    """Rows of a ``curve.csv`` / ``study.csv`` with numbers as floats (empty -> None)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k in FIELDS[1:]:
+            if k != "split":
+                r[k] = float(r[k]) if r[k] not in ("", None) else None
+    return rows
+
+
+def convergence(dataset: str, teacher_dir, out, variants, *, cfg: TrainConfig | None = None,
+                tea: dict | None = None, spec: dict | None = None, data_seed: int = 0,
+                data_options: dict | None = None, fresh: bool = False, progress: bool = True) -> Path:
+    """Run the variants (names from :data:`VARIANTS`) and write ``study.csv`` and ``study.png``."""
+    from .commands import TRAINING_SPLITS, distill, load_data
+    from .runs import load_teacher
+
+    variants = list(variants)
+    for name in variants:
+        variant_setup(name, cfg or TrainConfig(), {}, None)  # unknown names fail before any training
+    base_cfg = cfg or TrainConfig(epochs=100, lr=2e-3, warmup_steps=100)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_data(dataset, data_seed, **(data_options or {}))
+    tests = {s: d for s, d in data.items() if s not in TRAINING_SPLITS}
+    teacher = load_teacher(teacher_dir)
+    all_rows = []
+    for i, name in enumerate(variants):
+        run_dir, curve = out / name, out / name / "curve.csv"
+        if curve.exists() and not fresh:
+            print(f"[{i + 1}/{len(variants)}] {name}: finished earlier, reusing {curve}")
+            all_rows += read_curves(curve)
+            continue
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # an unfinished variant restarts: its probe clock would be incomplete
+        v_cfg, v_tea, v_spec, copy_head = variant_setup(name, base_cfg, dict(tea or {}), spec)
+        print(f"[{i + 1}/{len(variants)}] {name}: {v_cfg.epochs} epochs")
+        rows, clock = [], [0.0]
+        distill(dataset, teacher_dir, run_dir, spec=v_spec, cfg=v_cfg, tea=v_tea, copy_head=copy_head,
+                data_seed=data_seed, data_options=data_options, progress=progress,
+                on_epoch=_probe(name, teacher, tests, rows, clock))
+        _write_csv(curve, rows)
+        all_rows += read_curves(curve)
+    _write_csv(out / "study.csv", all_rows)
+    plot_study(all_rows, out / "study.png")
+    return out / "study.csv"
+
+
+def plot_study(rows: list[dict], path) -> Path:
+    """Accuracy (ood), agreement (swapped) and val heatmap loss against steps (top) and seconds (bottom)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("ood", "accuracy", "accuracy on ood"), ("swapped", "agreement", "agreement with teacher (swapped)"),
+              ("val", "heatmap_loss", "val heatmap loss")]
+    names = list(dict.fromkeys(r["variant"] for r in rows))
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8), squeeze=False)
+    for col, (split, key, title) in enumerate(panels):
+        for row, xkey in enumerate(("step", "seconds")):
+            ax = axes[row][col]
+            for name in names:
+                pts = [(r[xkey], r[key]) for r in rows
+                       if r["variant"] == name and r["split"] == split and r[key] is not None]
+                if pts:
+                    ax.plot(*zip(*pts), label=name, lw=1.2)
+            ax.set_title(title)
+            ax.set_xlabel("optimisation steps" if xkey == "step" else "wall time (s)")
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
