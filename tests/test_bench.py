@@ -12,3 +12,34 @@ def test_step_cost_writes_all_keys(tmp_path, capsys):
         assert key in saved and saved[key] == res[key]
     assert all(saved[k] > 0 for k in ("erm_step_s", "tea_cached_step_s"))
     assert "tea_cached" in capsys.readouterr().out
+    assert "tea_all_sequential" in saved.__repr__() and saved["tea_all_sequential_step_s"] > 0
+
+
+def test_all_classes_in_one_pass_equals_k_sequential_passes():
+    """TEA's classes="all" replicates the batch K times (one vectorised pass); its
+    gradient must equal the average of K one-class passes — BatchNorm included,
+    since replication leaves the batch statistics unchanged."""
+    import torch
+
+    from teakit.explain import explain
+    from teakit.models import build_model
+    from teakit.objectives.heatmap_loss import heatmap_loss
+
+    torch.manual_seed(0)
+    K, B = 4, 3
+    student = build_model("cnn", K, width=4, depth=2).double().train()
+    x = torch.rand(B, 3, 16, 16, dtype=torch.float64)
+    T = torch.randn(K * B, 3, 16, 16, dtype=torch.float64)
+    target = torch.arange(K).repeat_interleave(B)
+    eps = torch.rand(B, dtype=torch.float64).repeat(K) * 0.1 + 0.01
+    params = [p for n, p in student.named_parameters() if n != "head.bias"]  # no heatmap depends on it
+    S = explain(student, x.repeat(K, 1, 1, 1), target, eps=eps, create_graph=True)
+    one_pass = torch.autograd.grad(heatmap_loss(S, T), params)
+    seq = [torch.zeros_like(p) for p in params]
+    for k in range(K):
+        rows = slice(k * B, (k + 1) * B)
+        S_k = explain(student, x, target[rows], eps=eps[rows], create_graph=True)
+        for acc, g in zip(seq, torch.autograd.grad(heatmap_loss(S_k, T[rows]) / K, params)):
+            acc += g
+    for a, b in zip(one_pass, seq):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
