@@ -100,3 +100,26 @@ def test_colored_mnist_through_the_cli(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     rc, text = _run(["train", *common, "--model", "resnet18", "--pretrained", "--out", str(tmp_path / "r")], capsys)
     assert rc != 0 and "resnet18-" in text and str(tmp_path / "torch") in text
+
+
+@pytest.mark.parametrize("dataset", ["waterbirds", "xray"])
+def test_groupdro_groups_follow_the_dataset(dataset, tmp_path, capsys):
+    """Waterbirds' bias already is the group (2·y + place): GroupDRO uses it as is;
+    X-ray's bias is the source: groups are (label, source) pairs."""
+    from teakit import commands as C
+    from teakit.checkpoint import load_checkpoint
+
+    root = tmp_path / "data"
+    make_waterbirds(root) if dataset == "waterbirds" else _make_xray(root)
+    rc, text = _run(["train", "--dataset", dataset, "--data-root", str(root), "--size", "16", "--objective",
+                     "groupdro", "--epochs", "1", "--width", "4", "--batch-size", "8", "--no-progress",
+                     "--out", str(tmp_path / "g")], capsys)
+    assert rc == 0, text
+    objective = load_checkpoint(tmp_path / "g", "last").config["objective"]
+    data = C.load_data(dataset, data_root=root, size=16)
+    n_bias = int(max(data["train"].bias.max(), data["val"].bias.max())) + 1
+    if dataset == "waterbirds":
+        assert objective["groups"] == "bias" and objective["num_groups"] == 4 == n_bias
+    else:
+        K = int(data["train"].y.max()) + 1
+        assert objective["groups"] == "label_bias" and objective["num_groups"] == K * n_bias

@@ -21,6 +21,8 @@ DEFAULT_FABRIC = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "preci
 
 
 DISK_DATASETS = ("folder", "waterbirds", "xray", "colored-mnist", "coco-on-places")
+# datasets whose ImageSet.bias already is the group (else groups are (label, bias) pairs)
+BIAS_IS_GROUP = ("folder", "waterbirds", "coco-on-places")
 TRAINING_SPLITS = ("train", "val", "train_debiased")
 DISK_OPTIONS = {"lazy": False, "normalize": "none", "color": "rgb"}  # reading options and their defaults
 
@@ -162,7 +164,11 @@ def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: T
             if stage1 is None:
                 raise ValueError("objective jtt needs stage1: an ERM run folder whose mistakes are up-weighted")
             kw["error_set"] = error_set(load_model(stage1)[0], data[split])
-        obj = build_objective(objective, num_classes=K, **kw)
+        if objective == "groupdro":
+            from .objectives.group_dro import GroupDRO
+            obj = GroupDRO(**{**kw, **_groupdro_groups(dataset, data, K, kw)})
+        else:
+            obj = build_objective(objective, num_classes=K, **kw)
     else:
         raise ValueError(f"objective={objective!r}: `tea train` runs objectives without a teacher; "
                          "distillation objectives (tea, kd, …) are `tea distill --objective`")
@@ -172,6 +178,19 @@ def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: T
     def main(fab):
         return _fit_model(fab, spec, obj, data[split], data["val"], cfg, out, run_config, resume, progress)
     return _launch(fabric, main)
+
+
+def _groupdro_groups(dataset: str, data: dict, num_classes: int, kw: dict) -> dict:
+    """GroupDRO's grouping for a dataset: the bias attribute itself where it already is
+    the group (Waterbirds, COCO-on-Places, folder), else (label, bias) pairs."""
+    biases = torch.cat([d.bias for name, d in data.items() if name in ("train", "val")])
+    if (biases < 0).any():
+        raise ValueError(f"{dataset}: GroupDRO needs a group for every train/val image (found -1: none)")
+    n_bias = int(biases.max()) + 1
+    if dataset in BIAS_IS_GROUP:
+        return {"num_classes": kw.get("num_classes"), "num_groups": kw.get("num_groups", n_bias)}
+    return {"num_classes": kw.get("num_classes", num_classes),
+            "num_groups": kw.get("num_groups", n_bias * num_classes)}
 
 
 def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg: TrainConfig | None = None,
