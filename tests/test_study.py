@@ -122,3 +122,23 @@ def test_convergence_study_writes_curves_and_reuses_finished_variants(teacher_di
     assert "finished earlier" in capsys.readouterr().out
     assert set(VARIANTS) >= {"sgd-authors", "all-classes", "head-copied", "fixed-eps", "mse", "cosine",
                              "no-pyramid", "width-8", "no-batchnorm", "shift-2"}
+
+
+def test_head_lr_scale_gives_the_head_its_own_learning_rate(tmp_path):
+    from teakit.checkpoint import load_checkpoint
+    from teakit.models import build_model
+    from teakit.train import make_optimizer
+
+    model = build_model("cnn", 10, width=4)
+    groups = make_optimizer(model, TrainConfig(head_lr_scale=10.0)).param_groups
+    assert [g["lr_scale"] for g in groups] == [1.0, 10.0]
+    assert {id(p) for p in groups[1]["params"]} == {id(model.head.weight), id(model.head.bias)}
+    assert len(make_optimizer(model, TrainConfig()).param_groups) == 1
+    with pytest.raises(ValueError, match="head_lr_scale"):
+        TrainConfig(head_lr_scale=0)
+    # in the loop: the schedule's learning rate, times the group's scale
+    C.train("colored-digits", "erm", tmp_path / "r", cfg=TrainConfig(epochs=1, lr=1e-3, schedule="constant",
+                                                                     head_lr_scale=10.0),
+            data_options={"limit": 64}, progress=False)
+    saved = load_checkpoint(tmp_path / "r", "last").optimizer_state["param_groups"]
+    assert [g["lr"] for g in saved] == pytest.approx([1e-3, 1e-2])

@@ -27,6 +27,8 @@ def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: i
     g.add_argument("--weight-decay", type=float, default=0.0)
     g.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm, 0 = off (default 1.0)")
     g.add_argument("--schedule", choices=SCHEDULES, default="cosine")
+    g.add_argument("--head-lr-scale", type=float, default=1.0,
+                   help="learning rate of the last linear layer = lr × this (default 1)")
     g.add_argument("--warmup-steps", type=int, default=warmup, help=f"linear warm-up steps (default {warmup})")
     g.add_argument("--ema", type=float, default=0.0,
                    help="decay of an exponential moving average of the weights (0 = off); the average is "
@@ -82,7 +84,8 @@ def _train_cfg(a):
     from .train import TrainConfig
     return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr,
                        momentum=a.momentum, weight_decay=a.weight_decay, grad_clip=a.grad_clip,
-                       schedule=a.schedule, warmup_steps=a.warmup_steps, seed=a.seed, ema=a.ema)
+                       schedule=a.schedule, warmup_steps=a.warmup_steps, seed=a.seed, ema=a.ema,
+                       head_lr_scale=a.head_lr_scale)
 
 
 def _spec(a):
@@ -122,7 +125,7 @@ def _cmd_train_teacher(a):
     from .commands import train_teacher
     from .train import TrainConfig
     cfg = _train_cfg(a)
-    seg = TrainConfig(**{**cfg.__dict__, "epochs": a.seg_epochs, "lr": a.seg_lr})
+    seg = TrainConfig(**{**cfg.__dict__, "epochs": a.seg_epochs, "lr": a.seg_lr, "head_lr_scale": 1.0})
     path = train_teacher(a.dataset, a.kind, a.out, spec=_spec(a), cfg=cfg, seg_cfg=seg, fill=a.fill, **_common(a))
     print(f"teacher written to {path.parent}")
 

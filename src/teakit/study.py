@@ -41,6 +41,7 @@ VARIANTS: dict[str, dict] = {
     "adamw": {"train": {"optimizer": "adamw", "weight_decay": 0.05}},
     "constant-lr": {"train": {"schedule": "constant"}},
     "batch-32": {"train": {"batch_size": 32}},
+    "head-lr-10x": {"train": {"head_lr_scale": 10.0}},
     "top-class": {"tea": {"classes": "top"}},
     "all-classes": {"tea": {"classes": "all"}, "epochs_scale": 0.125},
     "head-copied": {"copy_head": True},

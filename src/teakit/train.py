@@ -44,6 +44,7 @@ class TrainConfig:
     warmup_steps: int = 0
     seed: int = 0
     val_batch_size: int = 256
+    head_lr_scale: float = 1.0      # the last linear layer's learning rate = lr × this
     ema: float = 0.0                # >0: keep an exponential moving average of the weights with this
     #                                 decay; it is what is validated, selected and saved as "best"
     log_every_epoch: bool = True
@@ -56,12 +57,21 @@ class TrainConfig:
             raise ValueError(f"schedule={self.schedule!r}; expected one of {', '.join(SCHEDULES)}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs, batch_size and lr must be positive")
+        if self.head_lr_scale <= 0:
+            raise ValueError(f"head_lr_scale={self.head_lr_scale} must be positive")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema={self.ema}: the decay must be in [0, 1)")
 
 
-def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in params if p.requires_grad]
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer over ``model``'s trainable parameters; with ``cfg.head_lr_scale != 1``
+    the head (:func:`teakit.models.get_head`) is its own group with ``lr_scale`` set."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.head_lr_scale != 1.0:
+        from .models import get_head
+        head = {id(p) for p in get_head(model).parameters()}
+        params = [{"params": [p for p in params if id(p) not in head], "lr_scale": 1.0},
+                  {"params": [p for p in params if id(p) in head], "lr_scale": cfg.head_lr_scale}]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
@@ -215,7 +225,7 @@ def fit(fabric, student, objective, train_data, val_data, cfg: TrainConfig, out_
 
     out = Path(out_dir)
     raw_student = student
-    optimizer = make_optimizer(student.parameters(), cfg)
+    optimizer = make_optimizer(student, cfg)
     start_epoch, best, best_epoch, history = 0, math.inf, -1, []
     ema = _EMA(raw_student, cfg.ema) if cfg.ema else None
     if resume and has_checkpoint(out):
@@ -249,7 +259,7 @@ def fit(fabric, student, objective, train_data, val_data, cfg: TrainConfig, out_
         for step, idx in enumerate(bar):
             gstep = epoch * steps_per_epoch + step
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(gstep, total_steps, cfg)
+                group["lr"] = lr_at(gstep, total_steps, cfg) * group.get("lr_scale", 1.0)
             batch = _batch_or_stop(train_data, idx, fabric.device, out, epoch, step)
             loss, logs = objective(batch, student, step_generator(cfg.seed, epoch, step, fabric.global_rank))
             if not torch.isfinite(loss):
