@@ -110,6 +110,12 @@ def test_convergence_study_writes_curves_and_reuses_finished_variants(teacher_di
         assert all(0 <= r["accuracy"] <= 1 and 0 <= r["agreement"] <= 1 for r in mine)
     assert all(r["heatmap_loss"] > 0 for r in rows if r["split"] == "val")
     assert (out / "study.png").stat().st_size > 10_000
+    table = (out / "study.md").read_text().splitlines()
+    assert len(table) == 4 and table[2].startswith("| default | ") and table[3].startswith("| top-class | ")
+    val = [r for r in rows if r["variant"] == "default" and r["split"] == "val"]
+    best = min(val, key=lambda r: r["heatmap_loss"])
+    ood = next(r for r in rows if r["variant"] == "default" and r["split"] == "ood" and r["epoch"] == best["epoch"])
+    assert f"| {100 * ood['accuracy']:.1f} |" in table[2] and f"{best['heatmap_loss']:.3f}" in table[2]
     # the probe reports the saved "last" model: its ood accuracy equals a fresh evaluation
     from teakit.evaluate import predict
     from teakit.runs import load_model

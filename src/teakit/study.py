@@ -18,7 +18,9 @@ Writes under ``out``:
   validation set; ``seconds`` is cumulative training + validation wall time,
   probes excluded);
 - ``study.png``: accuracy on ``ood``, agreement with the teacher on
-  ``swapped`` and the validation heatmap loss, against steps and wall time.
+  ``swapped`` and the validation heatmap loss, against steps and wall time;
+- ``study.md``: one row per variant at its selected epoch (lowest validation
+  heatmap loss, as `tea distill` selects), with its steps and wall time.
 """
 from __future__ import annotations
 
@@ -153,7 +155,29 @@ def convergence(dataset: str, teacher_dir, out, variants, *, cfg: TrainConfig | 
         all_rows += read_curves(curve)
     _write_csv(out / "study.csv", all_rows)
     plot_study(all_rows, out / "study.png")
+    table = summary_table(all_rows)
+    (out / "study.md").write_text(table + "\n")
+    print(table)
     return out / "study.csv"
+
+
+def summary_table(rows: list[dict]) -> str:
+    """Markdown: per variant, the epoch with the lowest validation heatmap loss and its figures."""
+    lines = ["| variant | selected epoch / steps / wall s | val heatmap loss | val agreement | id | ood | swapped "
+             "| agreement (swapped) | last epoch: ood / agreement |", "|---|---|---|---|---|---|---|---|---|"]
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == name]
+        at = {(r["epoch"], r["split"]): r for r in mine}
+        val = [r for r in mine if r["split"] == "val"]
+        best = min(val, key=lambda r: r["heatmap_loss"])
+        last = max(r["epoch"] for r in val)
+        e = best["epoch"]
+        pct = lambda split, key, epoch=e: f"{100 * at[(epoch, split)][key]:.1f}"  # noqa: E731
+        lines.append(f"| {name} | {int(e)} / {int(best['step'])} / {best['seconds']:.0f} | "
+                     f"{best['heatmap_loss']:.3f} | {100 * best['agreement']:.1f} | {pct('id', 'accuracy')} | "
+                     f"{pct('ood', 'accuracy')} | {pct('swapped', 'accuracy')} | {pct('swapped', 'agreement')} | "
+                     f"{pct('ood', 'accuracy', last)} / {pct('swapped', 'agreement', last)} |")
+    return "\n".join(lines)
 
 
 def plot_study(rows: list[dict], path) -> Path:
