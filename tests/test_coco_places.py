@@ -186,10 +186,35 @@ def test_test_class_never_in_train(tmp_path):
         read_coco_on_places(tmp_path)
 
 
-def test_hdf5_files_get_a_conversion_hint(tmp_path):
-    (tmp_path / "train.h5py").write_bytes(b"\x89HDF\r\n")
-    with pytest.raises(DataError, match=r"found the generator's HDF5 files \(train\.h5py\); convert"):
-        read_coco_on_places(tmp_path)
+def test_the_generators_hdf5_files_read_like_their_npz_copies(tmp_path):
+    """The generator writes <split>.h5py (images float32 (N, 3, 64, 64), y and g int32);
+    read as written, they give exactly what the same arrays as .npz give."""
+    import h5py
+
+    rng = np.random.default_rng(0)
+    for ext in ("h5py", "npz"):
+        (tmp_path / ext).mkdir()
+    for name, n, g in (("train", 6, True), ("validtest", 3, True), ("oodtest", 3, False), ("anotest", 2, False)):
+        arrays = {"images": rng.random((n, 3, 16, 16)).astype(np.float32),
+                  "y": np.asarray([i % 3 for i in range(n)], dtype=np.int32)}
+        if g:
+            arrays["g"] = np.asarray([i % 2 for i in range(n)], dtype=np.int32)
+        with h5py.File(tmp_path / "h5py" / f"{name}.h5py", "w") as f:
+            for k, v in arrays.items():
+                f.create_dataset(k, data=v)
+        np.savez(tmp_path / "npz" / f"{name}.npz", **arrays)
+    h5, info = read_coco_on_places(tmp_path / "h5py", size=8)
+    npz, _ = read_coco_on_places(tmp_path / "npz", size=8)
+    assert list(h5) == list(npz) == ["train", "val", "ood"]
+    for split in h5:
+        for field in ("x", "y", "mask", "bias"):
+            assert torch.equal(getattr(h5[split], field), getattr(npz[split], field)), (split, field)
+    assert info["files"]["val"][0] == "validtest.h5py#0"
+    with pytest.raises(ValueError, match="--lazy needs the image-folder layout"):
+        read_coco_on_places(tmp_path / "h5py", lazy=True)
+    (tmp_path / "h5py" / "validtest.h5py").write_bytes(b"\x89HDF\r\n not really")
+    with pytest.raises(DataError, match=r"validtest\.h5py: cannot read \.h5py"):
+        read_coco_on_places(tmp_path / "h5py")
 
 
 def test_nothing_there(tmp_path):

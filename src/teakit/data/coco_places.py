@@ -14,10 +14,11 @@ mask but does not save it, and it records no place id.  Two layouts are read:
   are the folder names, integer ids or names (integers are the ids, names are
   numbered in sorted order); optional masks ``ROOT/masks/<split>/<class>/
   <place>/<image stem>.png`` (when ``ROOT/masks`` exists every image needs one).
-* **Arrays**: ``ROOT/<split>.npz`` with the generator's keys ``images``
+* **Arrays**: the generator's own ``ROOT/<split>.h5py`` files as written (read
+  with h5py), or the same arrays as ``ROOT/<split>.npz``: keys ``images``
   (N, 3, H, W; float in [0, 1] or uint8), ``y``, optional ``g`` and optional
   ``masks`` (N, H, W), (N, 1, H, W) or (N, 3, H, W) (foreground > 0.5, or > 127
-  for uint8) -- the HDF5 files converted with ``numpy.savez``.  The place is
+  for uint8).  Where both exist for a split, ``.h5py`` is read.  The place is
   ``g`` (names ``biased`` / ``unbiased``); a file without ``g`` has none (-1).
 
 Split names: ``train``; ``validtest`` (or ``val``) -> ``val``; ``idtest`` ->
@@ -101,6 +102,36 @@ def _read_folders(root: Path, size: int, classes, validate: bool, lazy: bool, co
     return splits, info
 
 
+class _ArrayFile:
+    """One split's arrays from ``.npz`` (numpy, no pickles) or ``.h5py`` (h5py), read-only:
+    ``files`` (the keys), ``key in f``, ``f[key]`` (a numpy array); a context manager."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            if path.suffix == ".h5py":
+                import h5py
+                self._f = h5py.File(path, "r")
+                self.files = list(self._f.keys())
+            else:
+                self._f = np.load(path, allow_pickle=False)
+                self.files = list(self._f.files)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: cannot read {path.suffix} ({exc})") from exc
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.files
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return np.asarray(self._f[key][()])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
 def _array(data, key: str, path: Path, n: int | None = None) -> np.ndarray:
     if key not in data:
         raise DataError(f"{path}: no array {key!r} (found: {', '.join(data.files) or 'none'})")
@@ -157,16 +188,13 @@ def _masks(arr: np.ndarray, path: Path, n: int, hw: tuple, size: int) -> torch.T
 
 
 def _read_arrays(root: Path, size: int, classes, validate: bool, color: str):
-    splits, info, seen = {}, {"files": {}, "sizes": {}, "attributes": {}}, {}
-    for stem in GENERATOR_FILES + tuple(sorted({p.stem for p in root.glob("*.npz")} - set(GENERATOR_FILES))):
-        path = root / f"{stem}.npz"
-        if stem in SKIPPED or not path.is_file():
+    splits, info, seen, paths = {}, {"files": {}, "sizes": {}, "attributes": {}}, {}, {}
+    stems = {p.stem for p in root.glob("*.npz")} | {p.stem for p in root.glob("*.h5py")}
+    for stem in GENERATOR_FILES + tuple(sorted(stems - set(GENERATOR_FILES))):
+        path = next((p for p in (root / f"{stem}.h5py", root / f"{stem}.npz") if p.is_file()), None)
+        if stem in SKIPPED or path is None:
             continue
-        try:
-            data = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: cannot read .npz ({exc})") from exc
-        with data:
+        with _ArrayFile(path) as data:
             images = _array(data, "images", path)
             n = len(images)
             y = _ints(_array(data, "y", path, n), "y", path, 0)
@@ -175,9 +203,10 @@ def _read_arrays(root: Path, size: int, classes, validate: bool, color: str):
                 raise DataError(f"{path}, image {int(np.flatnonzero(g > 1)[0])}: g must be 0 or 1")
             hw = tuple(images.shape[2:]) if images.ndim == 4 else ()
             x = _images(images, path, size, color)
-            mask = (_masks(np.asarray(data["masks"]), path, n, hw, size) if "masks" in data.files
+            mask = (_masks(data["masks"], path, n, hw, size) if "masks" in data
                     else torch.ones((n, 1, size, size), dtype=torch.bool))
         name = _split_name(stem, root, seen)
+        paths[name] = path
         splits[name] = (torch.from_numpy(y), torch.from_numpy(g), x, mask)
         info["files"][name] = [f"{path.name}#{i}" for i in range(n)]
         info["sizes"][name] = [(hw[1], hw[0])] * n
@@ -185,7 +214,7 @@ def _read_arrays(root: Path, size: int, classes, validate: bool, color: str):
     for split in ("train", "val"):
         if split not in splits or len(splits[split][0]) == 0:
             raise DataError(f"{root}: split {split!r} is missing or empty"
-                            + (" (validtest.npz or val.npz)" if split == "val" else " (train.npz)"))
+                            + (" (validtest or val .h5py/.npz)" if split == "val" else " (train.h5py or train.npz)"))
     K = 1 + max(int(t[0].max()) for t in splits.values() if len(t[0]))
     names = [str(c) for c in classes] if classes is not None else [str(k) for k in range(K)]
     if K > len(names):
@@ -195,7 +224,7 @@ def _read_arrays(root: Path, size: int, classes, validate: bool, color: str):
         for name, (y, *_rest) in splits.items():
             unseen = [i for i, v in enumerate(y.tolist()) if v not in seen_labels]
             if unseen:
-                raise DataError(f"{root / (seen[name] + '.npz')}, image {unseen[0]}: {name} image has label "
+                raise DataError(f"{paths[name]}, image {unseen[0]}: {name} image has label "
                                 f"{names[int(y[unseen[0]])]!r}, which never occurs in train")
     out = {name: ImageSet(x=x, y=y, mask=mask, bias=torch.where(g >= 0, 2 * y + g, -1))
            for name, (y, g, x, mask) in splits.items()}
@@ -205,24 +234,18 @@ def _read_arrays(root: Path, size: int, classes, validate: bool, color: str):
 
 def read_coco_on_places(root, size: int = 64, classes=None, validate: bool = True, *, lazy: bool = False,
                         color: str = "rgb") -> tuple[dict[str, ImageSet], dict]:
-    """Read COCO-on-Places from ``root`` in the image-folder or the ``.npz`` layout
-    (see the module docstring); returns ``(splits, info)`` like the other readers."""
+    """Read COCO-on-Places from ``root`` in the image-folder or the array layout
+    (``.h5py`` / ``.npz``, see the module docstring); returns ``(splits, info)``."""
     root = Path(root)
     check_color(color)
     if not root.is_dir():
         raise DataError(f"{root}: dataset folder not found")
-    if (root / "train.npz").is_file():
+    if (root / "train.h5py").is_file() or (root / "train.npz").is_file():
         if lazy:
-            raise ValueError(f"{root}: the .npz layout is read into memory; --lazy needs the image-folder "
-                             "layout <split>/<class>/<place>/<image>")
+            raise ValueError(f"{root}: the array layout (.h5py/.npz) is read into memory; --lazy needs the "
+                             "image-folder layout <split>/<class>/<place>/<image>")
         return _read_arrays(root, size, classes, validate, color)
     if (root / "train").is_dir():
         return _read_folders(root, size, classes, validate, lazy, color)
-    h5 = sorted(p.name for p in root.glob("*.h5py"))
-    if h5:
-        raise DataError(f"{root}: found the generator's HDF5 files ({', '.join(h5)}); convert each to .npz "
-                        "(python -c \"import h5py, numpy as np; f = h5py.File('train.h5py'); "
-                        "np.savez('train.npz', **{k: f[k][:] for k in f})\") or to image folders "
-                        "<split>/<class>/<place>/<image>")
     raise DataError(f"{root}: expected split folders train/<class>/<place>/<image> (+ validtest/ or val/) "
-                    "or arrays train.npz (+ validtest.npz)")
+                    "or the generator's arrays train.h5py (+ validtest.h5py), or the same as .npz")
