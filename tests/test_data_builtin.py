@@ -206,9 +206,12 @@ def test_digits_on_scenes_compositing(builds):
         d = ds[split]
         fg = d.mask[:, 0]
         assert (d.x.amin(1)[fg] > 0.5).all(), split             # white strokes over the mask
-        # the digit intensity a is the colored-digits one; solve x = a + (1 - a) * bg
+        # the digit intensity a is the colored-digits one: x = a on the mask (no scene in the strokes),
+        # x = a + (1 - a) * bg elsewhere
         a = intensities(cd[split].x, image_colours(cd[split].x))[:, None]
-        keep = (a < 0.9).expand_as(d.x)
+        on = fg[:, None].expand_as(d.x)
+        assert torch.allclose(d.x[on], a.expand_as(d.x)[on], atol=1e-5), split
+        keep = ((a < 0.9) & ~fg[:, None]).expand_as(d.x)
         bg = ((d.x - a) / (1 - a).clamp_min(1e-6))[keep]
         assert bg.min() > -1e-3 and bg.max() < BACKGROUND_GAIN + 1e-3, split
     for split in ("train", "val", "train_debiased", "id", "swapped"):
@@ -216,6 +219,11 @@ def test_digits_on_scenes_compositing(builds):
     ood = ds["ood"]
     assert ood.bias.min() >= len(TRAIN_SCENES) and ood.bias.max() < len(SCENES)
     assert len(ood.bias.unique()) == len(OOD_SCENES)
+    # the same digits on other scenes: identical foreground pixels, different backgrounds
+    tr, deb = ds["train"], ds["train_debiased"]
+    assert torch.equal(tr.mask, deb.mask)
+    on = tr.mask.expand_as(tr.x)
+    assert torch.equal(tr.x[on], deb.x[on]) and not torch.equal(tr.x[~on], deb.x[~on])
 
 
 def background_features(s: ImageSet) -> torch.Tensor:

@@ -42,3 +42,10 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     demo.run_demo(tmp_path, quick=True)  # second run: every stage reused
     assert capsys.readouterr().out.count("reused") == len(demo.plan(True, 0))
+
+
+def test_stage_folders_change_with_the_data():
+    stage = demo.plan(True, 0)[0]
+    v1, v2 = demo.data_version("colored-digits"), demo.data_version("digits-on-scenes")
+    assert v1 == demo.data_version("colored-digits") and v1 != v2
+    assert stage.key({}, v1) == stage.key({}, v1) != stage.key({}, v2)

@@ -10,7 +10,9 @@ shortcut is in the foreground) is listed as n/a with the reason.
 Writes ``OUT/results.json`` (rows ``{"dataset", "method", "split", "metric",
 "value"}``), ``OUT/report.md``, ``OUT/report.html`` and PNG figures.
 
-Each stage's outputs live in ``OUT/stages/<name>-<hash of its config>``; a
+Each stage's outputs live in ``OUT/stages/<name>-<hash>`` (the hash covers
+the stage's config, its dependencies' folders and the fingerprints of its
+dataset's splits, so a changed dataset is never served stale results); a
 stage whose folder holds a ``done.json`` is reused, so re-running skips
 finished work (``--fresh`` recomputes everything).  ``--quick`` is a smoke
 version (small subsets, few epochs) for CI.
@@ -55,8 +57,9 @@ class Stage:
     params: dict = field(default_factory=dict)
     deps: tuple = ()
 
-    def key(self, resolved_deps: dict) -> str:
-        blob = json.dumps({"stage": asdict(self), "deps": resolved_deps}, sort_keys=True, default=str)
+    def key(self, resolved_deps: dict, data_version: str = "") -> str:
+        blob = json.dumps({"stage": asdict(self), "deps": resolved_deps, "data": data_version},
+                          sort_keys=True, default=str)
         return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
@@ -90,6 +93,13 @@ def plan(quick: bool, seed: int) -> list[Stage]:
             stage = Stage(f"{ds}-{objective}", command, ds, params, deps=deps)
             (costly if objective in EXPENSIVE else cheap).append(stage)
     return core + cheap + costly
+
+
+def data_version(dataset: str) -> str:
+    """A digest of every split's fingerprint (the demo's data seed, 0): it changes whenever the data do."""
+    data = C.load_data(dataset)
+    blob = json.dumps({name: d.fingerprint() for name, d in sorted(data.items())})
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def method_label(stage: Stage) -> str:
@@ -167,8 +177,9 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
     rows: list[dict] = []
     t0 = time.perf_counter()
     print(f"tea demo: {len(stages)} stages → {out}{' (quick)' if quick else ''}", flush=True)
+    versions = {ds: data_version(ds) for ds in dict.fromkeys(s.dataset for s in stages)}
     for i, stage in enumerate(stages):
-        folder = out / "stages" / stage.key({d: str(folders[d]) for d in stage.deps})
+        folder = out / "stages" / stage.key({d: str(folders[d]) for d in stage.deps}, versions[stage.dataset])
         folders[stage.name] = folder
         done_file = folder / "done.json"
         if done_file.exists():

@@ -4,10 +4,15 @@ Foreground: the sklearn digits exactly as in ``colored_digits`` (bilinear
 upsampling to ``size`` x ``size``, each digit rescaled so its maximum is 1,
 intensity ``a``; mask ``a > 0.5``), drawn as white strokes:
 
-    pixel = a * 1 + (1 - a) * BACKGROUND_GAIN * background
+    pixel = a                                                 on the mask
+    pixel = a * 1 + (1 - a) * BACKGROUND_GAIN * background    elsewhere
 
 so the background is darkened to at most ``BACKGROUND_GAIN`` (0.6) and stays
-legible behind the white digit; every mask pixel has all channels > 0.5.
+legible behind the white digit; every mask pixel is grey (all channels = a >
+0.5) and carries nothing of the scene, so a perfect mask removes the shortcut
+entirely.  (Blending the scene into the strokes as well leaked it: a
+classifier trained on ground-truth-masked biased images then scored 71 % on
+``swapped``.)
 
 Backgrounds: real photographs bundled with scikit-image (``skimage.data``,
 only images that load without a download).  Each photo is converted to RGB
@@ -114,8 +119,9 @@ def _crops(scenes: list[torch.Tensor], which: np.ndarray, size: int,
 
 def _render(a: torch.Tensor, y: torch.Tensor, background: torch.Tensor, scene: np.ndarray) -> ImageSet:
     a4 = a[:, None]
-    x = a4 + (1.0 - a4) * (BACKGROUND_GAIN * background)
-    return ImageSet(x=x.clamp_(0.0, 1.0).contiguous(), y=y.clone(), mask=(a4 > 0.5).contiguous(),
+    mask = a4 > 0.5
+    x = torch.where(mask, a4, a4 + (1.0 - a4) * (BACKGROUND_GAIN * background))
+    return ImageSet(x=x.clamp_(0.0, 1.0).contiguous(), y=y.clone(), mask=mask.contiguous(),
                     bias=torch.from_numpy(np.ascontiguousarray(scene, dtype=np.int64)))
 
 
