@@ -67,3 +67,36 @@ def test_teacher_is_detached_and_zero_student_map_has_finite_gradient():
     heatmap_loss(S, T).backward()
     assert T.grad is None
     assert torch.isfinite(S.grad).all()
+
+
+def test_joint_normalisation_matches_a_per_image_loop():
+    """joint=R: maps r*B + b of image b share g = sqrt(mean_r mean|S|) * sqrt(mean_r mean|T|)."""
+    import torch
+    from teakit.objectives.heatmap_loss import heatmap_loss
+
+    g = torch.Generator().manual_seed(0)
+    R, B = 3, 4
+    S = torch.randn(R * B, 2, 8, 8, generator=g, dtype=torch.float64)
+    T = torch.randn(R * B, 2, 8, 8, generator=g, dtype=torch.float64) * torch.rand(R * B, 1, 1, 1, generator=g,
+                                                                                     dtype=torch.float64)
+    expected = torch.zeros(R * B, dtype=torch.float64)
+    for b in range(B):
+        rows = [r * B + b for r in range(R)]
+        s_level, t_level = S[rows], T[rows]
+        for level in range(2):  # 8x8 and 4x4 with min_side=4
+            if level:
+                s_level, t_level = torch.nn.functional.avg_pool2d(s_level, 2), torch.nn.functional.avg_pool2d(t_level, 2)
+            gb = s_level.abs().mean().sqrt() * t_level.abs().mean().sqrt() + 1e-10
+            for i, row in enumerate(rows):
+                expected[row] += (s_level[i] - t_level[i]).abs().mean() / gb / 2
+    got = heatmap_loss(S, T, min_side=4, joint=R, reduction="none")
+    assert torch.allclose(got, expected, rtol=1e-12)
+    assert not torch.allclose(heatmap_loss(S, T, min_side=4, reduction="none"), expected)
+    # scaling student and teacher maps of one image by one common factor changes nothing
+    scale = torch.rand(B, dtype=torch.float64).repeat(R).view(-1, 1, 1, 1) + 0.5
+    assert torch.allclose(heatmap_loss(S * scale, T * scale, min_side=4, joint=R, reduction="none"), got)
+    import pytest
+    with pytest.raises(ValueError, match="joint=5"):
+        heatmap_loss(S, T, joint=5)
+    with pytest.raises(ValueError, match="joint=3"):
+        heatmap_loss(S, T, joint=3, kind="cosine")

@@ -148,3 +148,31 @@ def test_head_lr_scale_gives_the_head_its_own_learning_rate(tmp_path):
             data_options={"limit": 64}, progress=False)
     saved = load_checkpoint(tmp_path / "r", "last").optimizer_state["param_groups"]
     assert [g["lr"] for g in saved] == pytest.approx([1e-3, 1e-2])
+
+
+def test_pair_mode_explains_top_and_another_class_live_and_cached(teacher_dir, tmp_path):
+    from teakit.objectives.tea import TEA
+    from teakit.runs import load_teacher
+    from teakit.teachers.cache import eps_grid
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=32)["train"]
+    idx = torch.arange(12)
+    batch = {"x": data.x[idx], "y": data.y[idx], "mask": data.mask[idx], "bias": data.bias[idx], "index": idx}
+    cache, logits = C.teacher_cache(teacher, data, tmp_path / "cache", eps_grid(), progress=False)
+    for obj in (TEA(teacher, 10, classes="pair", joint_norm=True),
+                TEA(teacher, 10, classes="pair", joint_norm=True, cache=cache, cache_logits=logits)):
+        T, t_logits, target, eps = obj._teacher(batch, torch.Generator().manual_seed(0),
+                                                use_cache=obj.cache is not None)
+        top, other = target[:12], target[12:]
+        assert torch.equal(top, t_logits.argmax(1)) and (other != top).all()
+        assert T.shape == (24, 3, 32, 32) and torch.equal(eps[:12], eps[12:])  # one ε per image
+        live = teacher.heatmap(batch["x"].repeat(2, 1, 1, 1), target, eps)
+        assert torch.allclose(T, live, rtol=2e-3, atol=2e-3 * live.abs().max().item())
+        student = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                                      torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10))
+        loss, logs = obj(batch, student, torch.Generator().manual_seed(0))
+        loss.backward()
+        assert torch.isfinite(loss) and logs["acc"].numel() == 1
+    with pytest.raises(ValueError, match="joint_norm needs several maps"):
+        TEA(teacher, 10, joint_norm=True)

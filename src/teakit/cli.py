@@ -144,6 +144,8 @@ def _cmd_distill(a):
                "min_side": a.min_side, "label_weight": a.label_weight, "kd_weight": a.kd_weight,
                "shift": a.shift}
         if a.objective == "tea":
+            tea["joint_norm"] = a.joint_norm
+        if a.objective == "tea":
             tea["eps_log_range"] = tuple(a.eps_range)
     distill(a.dataset, a.teacher, a.out, spec=_spec(a), cfg=_train_cfg(a), tea=tea, copy_head=a.copy_head,
             cache=a.cache, cache_dir=a.cache_dir, resume=a.resume, objective=a.objective, **_common(a))
@@ -257,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--loss", choices=KINDS, default="l1")
     t.add_argument("--no-pyramid", action="store_true")
     t.add_argument("--min-side", type=int, default=8, help="smallest pyramid level side (default 8)")
+    t.add_argument("--joint-norm", action="store_true",
+                   help="classes pair/all: one loss normalisation per image over its maps, so their relative "
+                        "sizes must match too")
     t.add_argument("--shift", type=int, default=0,
                    help="random translation of up to N pixels, the same for teacher and student (default 0)")
     t.add_argument("--copy-head", action="store_true", help="copy the teacher's head into the student, frozen")

@@ -10,7 +10,10 @@ and the loss is the mean over levels and samples.  ``T`` (the teacher map) is
 detached; the gradient flows through the student's factor of ``g``.
 Variants for ablations: ``kind="mse"`` (squared difference of the normalised
 maps), ``kind="cosine"`` (1 - cosine similarity, scale-free), and
-``pyramid=False`` (full resolution only).
+``pyramid=False`` (full resolution only).  ``joint=R`` (for R maps per image,
+arranged ``r * B + b``): the scales in ``g`` are averaged over the R maps of
+each image, so the maps' sizes *relative to each other* must match too — for
+a conservative network those relative sizes are the logit differences.
 """
 from __future__ import annotations
 
@@ -28,33 +31,42 @@ def pyramid_levels(side: int, min_side: int = 8) -> int:
     return levels
 
 
-def _level_loss(S: torch.Tensor, T: torch.Tensor, kind: str) -> torch.Tensor:
+def _scale(M: torch.Tensor, joint: int) -> torch.Tensor:
+    """mean |M| per map, or per image over its ``joint`` maps (rows r * B + b)."""
+    m = M.abs().mean(1)
+    return m if joint == 1 else m.view(joint, -1).mean(0).repeat(joint)
+
+
+def _level_loss(S: torch.Tensor, T: torch.Tensor, kind: str, joint: int = 1) -> torch.Tensor:
     S, T = S.flatten(1), T.flatten(1)
     if kind == "cosine":
         return 1 - F.cosine_similarity(S, T, dim=1, eps=1e-10)
     # clamp: an all-zero student map (dead ReLUs) must give a finite gradient, not inf·0
-    g = (S.abs().mean(1).clamp_min(1e-30).sqrt() * T.abs().mean(1).sqrt() + 1e-10).unsqueeze(1)
+    g = (_scale(S, joint).clamp_min(1e-30).sqrt() * _scale(T, joint).sqrt() + 1e-10).unsqueeze(1)
     d = (S - T) / g
     return d.abs().mean(1) if kind == "l1" else d.square().mean(1)
 
 
 def heatmap_loss(student_R: torch.Tensor, teacher_R: torch.Tensor, kind: str = "l1",
-                 pyramid: bool = True, min_side: int = 8, reduction: str = "mean") -> torch.Tensor:
+                 pyramid: bool = True, min_side: int = 8, reduction: str = "mean", joint: int = 1) -> torch.Tensor:
     """TEA loss between student and teacher heatmaps of shape (B, C, H, W).
 
     ``reduction="none"`` returns the (B,) per-sample losses.
     """
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r}; expected one of {', '.join(KINDS)}")
+    if joint != 1 and (kind == "cosine" or joint < 1 or len(student_R) % joint):
+        raise ValueError(f"joint={joint}: needs kind 'l1' or 'mse' and a map count divisible by it, "
+                         f"got kind {kind!r} and {len(student_R)} maps")
     if student_R.shape != teacher_R.shape:
         raise ValueError(f"student map {tuple(student_R.shape)} and teacher map "
                          f"{tuple(teacher_R.shape)} differ in shape")
     S, T = student_R, teacher_R.detach().to(student_R.dtype)
     n = pyramid_levels(min(S.shape[-2:]), min_side) if (pyramid and S.dim() == 4) else 1
-    total = _level_loss(S, T, kind)
+    total = _level_loss(S, T, kind, joint)
     for _ in range(n - 1):
         S, T = F.avg_pool2d(S, 2), F.avg_pool2d(T, 2)
-        total = total + _level_loss(S, T, kind)
+        total = total + _level_loss(S, T, kind, joint)
     per_sample = total / n
     if reduction == "none":
         return per_sample

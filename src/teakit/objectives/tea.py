@@ -3,8 +3,11 @@
 Per step and per sample: ε = 10^u with u ~ Uniform(eps_log_range) (or a value
 from the cache's ε grid), the same for teacher and student; the explained class
 is the teacher's top class with probability ``p_top`` and otherwise a uniform
-other class (``classes="sample"``), always the top class (``"top"``) or every
-class at once (``"all"``, the batch replicated K times).  The loss is
+other class (``classes="sample"``), always the top class (``"top"``), the top
+class *and* a uniform other class (``"pair"``, the batch replicated twice) or
+every class at once (``"all"``, the batch replicated K times).  With
+``joint_norm`` ("pair"/"all") the maps of one image share the loss's
+normalisation, so their relative sizes must match as well.  The loss is
 :func:`teakit.heatmap_loss` between the student's heatmap (with graph) and the
 teacher's (without).  No label loss and no output loss unless asked for:
 ``label_weight`` adds cross-entropy on the labels, ``kd_weight`` adds logit
@@ -26,7 +29,7 @@ from ..explain import explain
 from .base import Objective, output_logs, touch_all_parameters
 from .heatmap_loss import heatmap_loss
 
-CLASS_MODES = ("sample", "top", "all")
+CLASS_MODES = ("sample", "top", "pair", "all")
 
 
 def sample_eps(batch: int, generator=None, log_range=(-2.0, -1.0), device=None) -> torch.Tensor:
@@ -58,7 +61,7 @@ class TEA(Objective):
     def __init__(self, teacher, num_classes: int, classes: str = "sample", p_top: float = 0.5,
                  eps_log_range=(-2.0, -1.0), loss: str = "l1", pyramid: bool = True, min_side: int = 8,
                  label_weight: float = 0.0, kd_weight: float = 0.0, cache=None, cache_logits=None,
-                 shift: int = 0):
+                 shift: int = 0, joint_norm: bool = False):
         if classes not in CLASS_MODES:
             raise ValueError(f"classes={classes!r}; expected one of {', '.join(CLASS_MODES)}")
         self.teacher = teacher
@@ -74,17 +77,31 @@ class TEA(Objective):
             raise ValueError("shift needs the live teacher: a moved image's heatmap is not the moved cached map "
                              "(max-pooling); drop --cache or --shift")
         self.shift = shift
+        if joint_norm and classes not in ("pair", "all"):
+            raise ValueError(f"joint_norm needs several maps per image: classes 'pair' or 'all', not {classes!r}")
+        self.joint_norm = joint_norm
 
     def config(self) -> dict:
         return {"name": self.name, "classes": self.classes, "p_top": self.p_top,
                 "eps_log_range": list(self.eps_log_range), "loss": self.loss, "pyramid": self.pyramid, "min_side": self.min_side,
                 "label_weight": self.label_weight, "kd_weight": self.kd_weight,
-                "cache": self.cache is not None, "shift": self.shift}
+                "cache": self.cache is not None, "shift": self.shift,
+                "joint_norm": self.joint_norm}
+
+    @property
+    def reps(self) -> int:
+        """Maps per image: K for "all", 2 for "pair", else 1."""
+        return {"all": self.num_classes, "pair": 2}.get(self.classes, 1)
 
     def _pick(self, teacher_logits, rng):
+        """The explained classes, (reps·B,), ordered r·B + b."""
         top = teacher_logits.argmax(1)
         if self.classes == "top":
             return top
+        if self.classes == "all":
+            return torch.arange(self.num_classes, device=top.device).repeat_interleave(len(top))
+        if self.classes == "pair":
+            return torch.cat([top, sample_classes(top, self.num_classes, 0.0, rng)])
         return sample_classes(top, self.num_classes, self.p_top, rng)
 
     def _teacher(self, batch, rng, use_cache):
@@ -93,24 +110,20 @@ class TEA(Objective):
         B = x.shape[0]
         if use_cache:
             t_logits = self.cache_logits[batch["index"].cpu()].to(x.device, x.dtype)
-            if self.classes == "all":
-                target = torch.arange(self.num_classes).repeat_interleave(B)
-                index = batch["index"].cpu().repeat(self.num_classes)
-            else:
-                target, index = self._pick(t_logits, rng).cpu(), batch["index"].cpu()
-            e_idx = torch.randint(0, len(self.cache.eps_values), target.shape, generator=rng)
+            target, index = self._pick(t_logits, rng).cpu(), batch["index"].cpu().repeat(self.reps)
+            e_idx = torch.randint(0, len(self.cache.eps_values), (B,), generator=rng).repeat(self.reps)
             T = self.cache.get(index, target, e_idx).to(x.device, x.dtype)
             eps = self.cache.eps_values[e_idx].to(x.device, x.dtype)
             return T, t_logits, target.to(x.device), eps
         eps = sample_eps(B, rng, self.eps_log_range, x.device)
         xt = self.teacher.classifier_input(x, rng)  # once: a segmenter teacher's fill is shared by all classes
-        if self.classes == "all":
-            K = self.num_classes
-            target = torch.arange(K, device=x.device).repeat_interleave(B)
-            eps = eps.repeat(K)
-            T, t_logits = explain(self.teacher.classifier, xt.repeat(K, 1, 1, 1), target, method=self.method,
-                                  eps=eps, return_logits=True)
-            return T, t_logits[:B], target, eps
+        if self.reps > 1:
+            R = self.reps
+            with torch.no_grad():
+                t_logits = self.teacher.classifier(xt)
+            target, eps = self._pick(t_logits, rng), eps.repeat(R)
+            T = explain(self.teacher.classifier, xt.repeat(R, 1, 1, 1), target, method=self.method, eps=eps)
+            return T, t_logits, target, eps
         chosen = {}
 
         def pick(logits):
@@ -126,10 +139,11 @@ class TEA(Objective):
         x, y = batch["x"], batch["y"]
         B = x.shape[0]
         T, t_logits, target, eps = self._teacher(batch, rng, use_cache=train and self.cache is not None)
-        xs = x.repeat(self.num_classes, 1, 1, 1) if self.classes == "all" else x
+        xs = x.repeat(self.reps, 1, 1, 1) if self.reps > 1 else x
         S, logits = explain(student, xs, target, method=self.method, eps=eps, create_graph=train,
                             return_logits=True)
-        hm = heatmap_loss(S, T, kind=self.loss, pyramid=self.pyramid, min_side=self.min_side)
+        hm = heatmap_loss(S, T, kind=self.loss, pyramid=self.pyramid, min_side=self.min_side,
+                          joint=self.reps if self.joint_norm else 1)
         loss = touch_all_parameters(hm, logits) if train else hm
         logits = logits[:B]
         if self.label_weight:
