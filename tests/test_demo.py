@@ -42,6 +42,17 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     demo.run_demo(tmp_path, quick=True)  # second run: every stage reused
     assert capsys.readouterr().out.count("reused") == len(demo.plan(True, 0))
+    assert "(total of the timed ones:" in (tmp_path / "report.md").read_text()
+    # --report-only trains nothing: an unfinished stage is listed as not run yet
+    gradcam = next((tmp_path / "stages").glob("digits-on-scenes-gradcam-*"))
+    (gradcam / "done.json").unlink()
+    rows = demo.run_demo(tmp_path, quick=True, report_only=True)
+    out = capsys.readouterr().out
+    assert "digits-on-scenes-gradcam" in out and "not run yet" in out and out.count("reused") == len(
+        demo.plan(True, 0)) - 1
+    assert not (gradcam / "done.json").exists()
+    assert not any(r["method"] == "Grad-CAM distillation" and r["dataset"] == "digits-on-scenes" for r in rows)
+    assert "- `digits-on-scenes-gradcam`: not run yet" in (tmp_path / "report.md").read_text()
 
 
 def test_stage_folders_change_with_the_data():

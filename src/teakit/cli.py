@@ -203,7 +203,7 @@ def _cmd_study(a):
 
 def _cmd_demo(a):
     from .demo import run_demo
-    run_demo(a.out, quick=a.quick, fresh=a.fresh, seed=a.seed)
+    run_demo(a.out, quick=a.quick, fresh=a.fresh, seed=a.seed, report_only=a.report_only)
 
 # ----------------------------------------------------------------- parser
 
@@ -324,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default="runs/demo")
     c.add_argument("--quick", action="store_true", help="minutes-long smoke version")
     c.add_argument("--fresh", action="store_true", help="recompute every stage")
+    c.add_argument("--report-only", action="store_true",
+                   help="train nothing: results and report from the stages finished so far")
     c.add_argument("--seed", type=int, default=0)
     return p
 

@@ -166,7 +166,11 @@ def _bar(done: int, total: int, elapsed: float, width: int = 24) -> str:
         f", about {eta / 60:4.1f} min left" if done else "")
 
 
-def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: int = 0, progress: bool = False):
+def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: int = 0, progress: bool = False,
+             report_only: bool = False):
+    """Run (or reuse) every stage, then write results.json and the report.  With
+    ``report_only`` nothing is trained: the results and report cover the stages
+    finished so far (e.g. while a long demo still runs elsewhere)."""
     from .report.report import write_report
 
     out = Path(out)
@@ -175,6 +179,7 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
     stages = plan(quick, seed)
     folders: dict[str, Path] = {}
     rows: list[dict] = []
+    seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     print(f"tea demo: {len(stages)} stages → {out}{' (quick)' if quick else ''}", flush=True)
     versions = {ds: data_version(ds) for ds in dict.fromkeys(s.dataset for s in stages)}
@@ -185,6 +190,9 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
         if done_file.exists():
             res = json.loads(done_file.read_text())
             status = "reused"
+        elif report_only:
+            print(f"{'':>24} | {stage.name:<32} not run yet", flush=True)
+            continue
         else:
             if folder.exists():
                 shutil.rmtree(folder)  # an unfinished stage: start it again
@@ -193,6 +201,7 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
             res["seconds"] = time.perf_counter() - s0
             done_file.write_text(json.dumps(res, indent=2) + "\n")
             status = f"{res['seconds']:.0f}s"
+        seconds[stage.name] = res.get("seconds", float("nan"))
         rows += _rows(stage.dataset, method_label(stage), res)
         accs = " ".join(f"{s}={res['splits'][s]['accuracy']:.3f}" for s in SPLITS)
         print(f"{_bar(i + 1, len(stages), time.perf_counter() - t0)} | {stage.name:<32} {status:>7} | {accs}",
@@ -201,6 +210,6 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
               "metric": "accuracy", "value": None, "note": f"n/a: {why}"}
              for (ds, objective), why in NOT_APPLICABLE.items() for split in SPLITS]
     (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    write_report(out, rows, stages, folders, quick=quick, seed=seed)
+    write_report(out, rows, stages, folders, quick=quick, seed=seed, seconds=seconds)
     print(f"wrote {out / 'results.json'}, {out / 'report.md'}, {out / 'report.html'}")
     return rows

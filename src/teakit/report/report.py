@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ..demo import method_label
 from .figures import accuracy_bars, heatmap_grid
 
 COLUMNS = [("id", "accuracy"), ("ood", "accuracy"), ("swapped", "accuracy"),
@@ -59,8 +60,6 @@ def _heatmaps(dataset, folders, stages, out_png, n=6):
     from ..runs import load_model, load_teacher
     from .figures import model_maps
 
-    from ..demo import method_label
-
     by_method = {method_label(s): folders[s.name] for s in stages if s.dataset == dataset}
     teacher = load_teacher(by_method["teacher"])
     tea, cfg = load_model(by_method["TEA"])
@@ -72,7 +71,11 @@ def _heatmaps(dataset, folders, stages, out_png, n=6):
     return heatmap_grid(x, maps, out_png, [f"class {int(c)}" for c in y])
 
 
-def write_report(out: Path, rows: list[dict], stages, folders: dict, quick: bool, seed: int):
+def write_report(out: Path, rows: list[dict], stages, folders: dict, quick: bool, seed: int,
+                 seconds: dict | None = None):
+    """``seconds``: training + evaluation time of each finished stage (stages absent
+    from it are reported as not run yet)."""
+    seconds = seconds if seconds is not None else {s.name: float("nan") for s in stages}
     out = Path(out)
     figs = out / "figures"
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
@@ -84,20 +87,27 @@ def write_report(out: Path, rows: list[dict], stages, folders: dict, quick: bool
     for ds in datasets:
         header, body = _table(rows, ds)
         bars = accuracy_bars([r for r in rows if r["dataset"] == ds], figs / f"{ds}-accuracy.png", title=ds)
-        grid = _heatmaps(ds, folders, stages, figs / f"{ds}-heatmaps.png")
+        core = [s.name for s in stages if s.dataset == ds and method_label(s) in ("teacher", "TEA", "ERM")]
+        grid = (_heatmaps(ds, folders, stages, figs / f"{ds}-heatmaps.png")
+                if all(name in seconds for name in core) else None)
         notes = dict.fromkeys(f"{r['method']}: {r['note']}" for r in rows
                               if r["dataset"] == ds and r.get("note"))
-        md += [f"## {ds}", "", _md_table(header, body), ""] + [f"- {n}" for n in notes] + ["",
-               f"![accuracy]({bars.relative_to(out)})", "",
-               "Heatmaps (LRP-ε, ε = 0.01) of the true class on `swapped` images: teacher, TEA student, ERM.", "",
-               f"![heatmaps]({grid.relative_to(out)})", ""]
+        md += [f"## {ds}", "", _md_table(header, body), ""] + [f"- {n}" for n in notes] + [
+            "", f"![accuracy]({bars.relative_to(out)})", ""]
+        if grid is not None:
+            md += ["Heatmaps (LRP-ε, ε = 0.01) of the true class on `swapped` images: teacher, TEA student, ERM.",
+                   "", f"![heatmaps]({grid.relative_to(out)})", ""]
         parts_html.append(f"<h2>{html.escape(ds)}</h2>{_html_table(header, body)}"
-                          + "".join(f"<p>{html.escape(n)}</p>" for n in notes) +
-                          f"<p><img src='{bars.relative_to(out)}'></p><p><img src='{grid.relative_to(out)}'></p>")
+                          + "".join(f"<p>{html.escape(n)}</p>" for n in notes)
+                          + f"<p><img src='{bars.relative_to(out)}'></p>"
+                          + (f"<p><img src='{grid.relative_to(out)}'></p>" if grid is not None else ""))
     cmd = f"tea demo --out {out} --seed {seed}" + (" --quick" if quick else "")
+    done = [t for t in seconds.values() if t == t]  # nan: time unknown
     md += ["## How this was made", "", f"    {cmd}", "",
-           "Stages (each folder holds its run config, checkpoints and logs):", ""]
-    md += [f"- `{s.name}`: `{folders[s.name]}`" for s in stages]
+           f"Stages, with their training + evaluation time (total of the timed ones: {sum(done) / 60:.1f} min; "
+           "each folder holds its run config, checkpoints and logs):", ""]
+    md += [f"- `{s.name}` ({seconds[s.name]:.0f} s): `{folders[s.name]}`" if s.name in seconds
+           else f"- `{s.name}`: not run yet" for s in stages]
     (out / "report.md").write_text("\n".join(md) + "\n")
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>teakit demo report</title>"
             "<style>body{font-family:sans-serif;max-width:960px;margin:auto}table{border-collapse:collapse}"
