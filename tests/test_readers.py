@@ -261,3 +261,18 @@ def test_waterbirds_bad_split_code(tmp_path):
          [(1, "a.jpg", 0, 5, 0)])
     with pytest.raises(DataError, match=r"metadata\.csv, row 2: split of a\.jpg must be one of"):
         read_waterbirds(tmp_path)
+
+
+def test_class_names_option_through_the_cli(tmp_path, capsys):
+    from teakit.cli import main
+
+    make_folder(tmp_path)
+    assert main(["check-data", "--dataset", "folder", "--data-root", str(tmp_path), "--class-names",
+                 "cat,dog"]) in (0, None)
+    assert "train" in capsys.readouterr().out
+    try:
+        rc = main(["check-data", "--dataset", "folder", "--data-root", str(tmp_path), "--class-names", "cat,bird"])
+    except SystemExit as e:
+        rc = e.code
+    captured = capsys.readouterr()
+    assert rc != 0 and "row 4: label 'dog' of img/b0.png is not one of the classes" in captured.out + captured.err

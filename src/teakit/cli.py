@@ -69,6 +69,8 @@ def _add_reading(g):
     g.add_argument("--normalize", choices=NORMALIZE_MODES, default="none",
                    help="per-channel input normalisation: none (images in [0, 1], default), imagenet "
                         "(torchvision's mean/std, for --pretrained), dataset (mean/std of the train split)")
+    g.add_argument("--class-names", help="folder, xray, coco-on-places: the classes in label order, comma-"
+                                         "separated; a label outside them is an error naming the file and row")
     g.add_argument("--lazy", action="store_true",
                    help="decode images when their batch is drawn instead of holding them in memory "
                         "(after one validation pass)")

@@ -24,7 +24,8 @@ DISK_DATASETS = ("folder", "waterbirds", "xray", "colored-mnist", "coco-on-place
 # datasets whose ImageSet.bias already is the group (else groups are (label, bias) pairs)
 BIAS_IS_GROUP = ("folder", "waterbirds", "coco-on-places")
 TRAINING_SPLITS = ("train", "val", "train_debiased")
-DISK_OPTIONS = {"lazy": False, "normalize": "none", "color": "rgb"}  # reading options and their defaults
+# reading options and their defaults (class_names: "a,b,c", the classes in label order)
+DISK_OPTIONS = {"lazy": False, "normalize": "none", "color": "rgb", "class_names": None}
 
 
 def load_data(dataset: str, data_seed: int = 0, limit: int | None = None, data_root=None,
@@ -71,7 +72,7 @@ def _resolve_spec(spec: dict | None, default: str, data: dict) -> dict:
 
 def read_disk_dataset(dataset: str, data_root, external_sources=(), size: int = 32, *,
                       seed: int = 0, bias: float = 1.0, lazy: bool = False, normalize: str = "none",
-                      color: str = "rgb"):
+                      color: str = "rgb", class_names: str | None = None):
     """``(splits, info)`` of a dataset on disk, validated before anything is trained.
 
     ``colored-mnist`` reads the MNIST IDX files in ``data_root`` (or
@@ -80,13 +81,19 @@ def read_disk_dataset(dataset: str, data_root, external_sources=(), size: int = 
     ``lazy``: image files are decoded when their batch is drawn (after one
     validation pass), not held in memory.  ``color``: ``rgb`` or ``gray``
     (:mod:`teakit.data.decode`).  ``normalize``: ``none``, ``imagenet`` or
-    ``dataset`` (:mod:`teakit.data.normalize`; recorded in ``info["normalize"]``)."""
+    ``dataset`` (:mod:`teakit.data.normalize`; recorded in ``info["normalize"]``).
+    ``class_names`` ("a,b,c"; folder, xray, coco-on-places): the classes, in label
+    order — a label outside them is an error naming the file and row."""
     from .data import readers
     from .data.normalize import normalize_splits
 
     if data_root is None:
         raise ValueError(f"dataset {dataset} is read from disk: give --data-root")
     kw = {"lazy": lazy, "color": color}
+    if class_names is not None:
+        if dataset in ("colored-mnist", "waterbirds"):
+            raise ValueError(f"--class-names: {dataset} has fixed classes")
+        kw["classes"] = [c.strip() for c in class_names.split(",") if c.strip()]
     if dataset == "colored-mnist":
         if lazy or color != "rgb":
             raise ValueError("colored-mnist is built in memory from the IDX files and its colours are the "
