@@ -202,6 +202,8 @@ def plot_study(rows: list[dict], path) -> Path:
                 if pts:
                     ax.plot(*zip(*pts), label=name, lw=1.2)
             ax.set_title(title)
+            if key == "heatmap_loss":
+                ax.set_yscale("log")  # the first epochs are an order of magnitude above the rest
             ax.set_xlabel("optimisation steps" if xkey == "step" else "wall time (s)")
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7, ncol=2)
