@@ -90,7 +90,7 @@ def write_report(out: Path, rows: list[dict], stages, folders: dict, quick: bool
         core = [s.name for s in stages if s.dataset == ds and method_label(s) in ("teacher", "TEA", "ERM")]
         grid = (_heatmaps(ds, folders, stages, figs / f"{ds}-heatmaps.png")
                 if all(name in seconds for name in core) else None)
-        notes = dict.fromkeys(f"{r['method']}: {r['note']}" for r in rows
+        notes = dict.fromkeys(f"{r['method']} — {r['note']}" for r in rows
                               if r["dataset"] == ds and r.get("note"))
         md += [f"## {ds}", "", _md_table(header, body), ""] + [f"- {n}" for n in notes] + [
             "", f"![accuracy]({bars.relative_to(out)})", ""]
