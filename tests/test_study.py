@@ -5,7 +5,7 @@ import torch
 from teakit import commands as C
 from teakit.data.augment import random_shifts, translate
 from teakit.study import VARIANTS, convergence, read_curves, variant_setup
-from teakit.train import TrainConfig
+from teakit.train import TrainConfig, make_batch
 
 
 def _slow_translate(x, shifts):
@@ -36,15 +36,7 @@ def test_translate_matches_a_pixel_loop_and_inverts_in_the_interior():
         random_shifts(2, -1)
 
 
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("teacher")
-    C.train_teacher("colored-digits", "debiased", out, cfg=TrainConfig(epochs=2, lr=3e-3),
-                    data_options={"limit": 256}, progress=False)
-    return out
-
-
-def test_shift_moves_teacher_and_student_inputs_alike(teacher_dir, tmp_path):
+def test_shift_moves_teacher_and_student_inputs_alike(teacher_dir, tmp_path, make_tiny_student):
     from teakit.objectives.tea import TEA
     from teakit.runs import load_teacher
     from teakit.teachers.cache import eps_grid
@@ -52,10 +44,9 @@ def test_shift_moves_teacher_and_student_inputs_alike(teacher_dir, tmp_path):
     teacher = load_teacher(teacher_dir)
     data = C.load_data("colored-digits", limit=32)["train"]
     idx = torch.arange(16)
-    batch = {"x": data.x[idx], "y": data.y[idx], "mask": data.mask[idx], "bias": data.bias[idx], "index": idx}
+    batch = make_batch(data, idx, "cpu")
     torch.manual_seed(0)
-    student = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
-                                  torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10))
+    student = make_tiny_student()
     # with shift: offsets are drawn first from the step's generator, then the usual draws
     loss, _ = TEA(teacher, 10, shift=2)(batch, student, torch.Generator().manual_seed(3))
     g = torch.Generator().manual_seed(3)
@@ -150,7 +141,7 @@ def test_head_lr_scale_gives_the_head_its_own_learning_rate(tmp_path):
     assert [g["lr"] for g in saved] == pytest.approx([1e-3, 1e-2])
 
 
-def test_pair_mode_explains_top_and_another_class_live_and_cached(teacher_dir, tmp_path):
+def test_pair_mode_explains_top_and_another_class_live_and_cached(teacher_dir, tmp_path, make_tiny_student):
     from teakit.objectives.tea import TEA
     from teakit.runs import load_teacher
     from teakit.teachers.cache import eps_grid
@@ -158,7 +149,7 @@ def test_pair_mode_explains_top_and_another_class_live_and_cached(teacher_dir, t
     teacher = load_teacher(teacher_dir)
     data = C.load_data("colored-digits", limit=32)["train"]
     idx = torch.arange(12)
-    batch = {"x": data.x[idx], "y": data.y[idx], "mask": data.mask[idx], "bias": data.bias[idx], "index": idx}
+    batch = make_batch(data, idx, "cpu")
     cache, logits = C.teacher_cache(teacher, data, tmp_path / "cache", eps_grid(), progress=False)
     for obj in (TEA(teacher, 10, classes="pair", joint_norm=True),
                 TEA(teacher, 10, classes="pair", joint_norm=True, cache=cache, cache_logits=logits)):
@@ -169,8 +160,7 @@ def test_pair_mode_explains_top_and_another_class_live_and_cached(teacher_dir, t
         assert T.shape == (24, 3, 32, 32) and torch.equal(eps[:12], eps[12:])  # one ε per image
         live = teacher.heatmap(batch["x"].repeat(2, 1, 1, 1), target, eps)
         assert torch.allclose(T, live, rtol=2e-3, atol=2e-3 * live.abs().max().item())
-        student = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
-                                      torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10))
+        student = make_tiny_student()
         loss, logs = obj(batch, student, torch.Generator().manual_seed(0))
         loss.backward()
         assert torch.isfinite(loss) and logs["acc"].numel() == 1

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from teakit import commands as C
 from teakit.checkpoint import load_checkpoint
 from teakit.objectives.tea import TEA, sample_classes, sample_eps
-from teakit.train import TrainConfig, epoch_batches, lr_at
+from teakit.train import TrainConfig, epoch_batches, lr_at, make_batch
 
 TEA_BIN = str(Path(sys.executable).parent / "tea")
 
@@ -50,15 +49,7 @@ def test_lr_schedule():
     assert lr_at(110, 110, cfg) == pytest.approx(0.0)
 
 
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("teacher")
-    C.train_teacher("colored-digits", "debiased", out, cfg=TrainConfig(epochs=2, lr=3e-3),
-                    data_options={"limit": 256}, progress=False)
-    return out
-
-
-def test_tea_objective_live_and_cached_agree(teacher_dir, tmp_path):
+def test_tea_objective_live_and_cached_agree(teacher_dir, tmp_path, make_tiny_student):
     from teakit.runs import load_teacher
     from teakit.teachers.cache import eps_grid
 
@@ -66,9 +57,8 @@ def test_tea_objective_live_and_cached_agree(teacher_dir, tmp_path):
     data = C.load_data("colored-digits", limit=64)["train"]
     cache, logits = C.teacher_cache(teacher, data, tmp_path / "cache", eps_grid(), progress=False)
     idx = torch.arange(0, 16)
-    batch = {"x": data.x[idx], "y": data.y[idx], "mask": data.mask[idx], "bias": data.bias[idx], "index": idx}
-    student = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
-                                  torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10))
+    batch = make_batch(data, idx, "cpu")
+    student = make_tiny_student()
     obj = TEA(teacher, 10, classes="top", cache=cache, cache_logits=logits)
     T, t_logits, target, eps = obj._teacher(batch, torch.Generator().manual_seed(0), use_cache=True)
     assert torch.equal(target, t_logits.argmax(1))

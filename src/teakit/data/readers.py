@@ -44,7 +44,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from .decode import DataError, check_color, load_item
 from .imageset import ImageSet
