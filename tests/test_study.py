@@ -117,6 +117,7 @@ def test_convergence_study_writes_curves_and_reuses_finished_variants(teacher_di
     capsys.readouterr()
     convergence("colored-digits", teacher_dir, out, ["default"], cfg=cfg, data_options={"limit": 64}, progress=False)
     assert "finished earlier" in capsys.readouterr().out
+    assert not list(out.rglob("curve.partial.csv"))  # a finished variant leaves only curve.csv
     assert set(VARIANTS) >= {"sgd-authors", "all-classes", "head-copied", "fixed-eps", "mse", "cosine",
                              "no-pyramid", "width-8", "no-batchnorm", "shift-2"}
 
@@ -166,3 +167,61 @@ def test_pair_mode_explains_top_and_another_class_live_and_cached(teacher_dir, t
         assert torch.isfinite(loss) and logs["acc"].numel() == 1
     with pytest.raises(ValueError, match="joint_norm needs several maps"):
         TEA(teacher, 10, joint_norm=True)
+
+
+def _write_curve(path, variant, per_epoch):
+    """A study curve: per_epoch = [(val heatmap loss, val agreement, ood, swapped), ...]."""
+    from teakit.study import _write_csv
+    rows = []
+    for e, (loss, agr, ood, swapped) in enumerate(per_epoch, start=1):
+        base = {"variant": variant, "epoch": e, "step": 10 * e, "seconds": float(e)}
+        rows.append({**base, "split": "val", "accuracy": agr, "agreement": agr, "heatmap_loss": loss})
+        for split, acc in (("id", ood), ("ood", ood), ("swapped", swapped)):
+            rows.append({**base, "split": split, "accuracy": acc, "agreement": acc - 0.01, "heatmap_loss": None})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_csv(path, rows)
+
+
+def test_seed_summary_selects_by_validation_loss_and_averages_seeds(tmp_path, capsys):
+    from teakit.study import seed_summary
+    with pytest.raises(FileNotFoundError, match="no curve"):
+        seed_summary([tmp_path])
+    # seed 0: the lowest val loss is epoch 2 (not the best test epoch 3); seed 1 stopped early
+    _write_curve(tmp_path / "a" / "default-s0" / "default" / "curve.csv", "default",
+                 [(0.9, 0.5, 0.50, 0.40), (0.4, 0.9, 0.94, 0.96), (0.5, 0.95, 0.99, 0.99)])
+    _write_curve(tmp_path / "b" / "default-s1" / "default" / "curve.partial.csv", "default",
+                 [(0.8, 0.6, 0.70, 0.80), (0.6, 0.7, 0.90, 0.92)])
+    _write_curve(tmp_path / "a" / "pair" / "pair" / "curve.csv", "pair", [(0.3, 0.9, 0.95, 0.97)])
+    lines = seed_summary([tmp_path / "a", tmp_path / "b"]).splitlines()
+    run_rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ") and " / " in line
+                and "±" not in line and "recipe" not in line}
+    assert "| 2 / 3 | 0.400 | 90.0 | 94.0 | 94.0 | 96.0 | 95.0 |" in run_rows["default-s0"]
+    assert "2 / 2 (stopped)" in run_rows["default-s1"]
+    recipes = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ") and "±" in line}
+    # default: ood mean of 94 and 90 = 92.0, sample sd = 2.83; swapped 96 and 92; one of two runs ≥ 93 % on both
+    assert recipes["default"] == "| default | 2 | 0.500 | 92.0 ± 2.8 | 94.0 ± 2.8 | 93.0 (91.0) | 1 / 2 |"
+    assert "| pair | 1 | 0.300 | 95.0 | 97.0 | 96.0 (96.0) | 1 / 1 |" in lines
+    # the command line writes the same table, and names what is missing
+    from teakit.cli import main
+    assert main(["study", "summary", "--runs", str(tmp_path / "a"), str(tmp_path / "b"),
+                 "--out", str(tmp_path / "t.md")]) == 0
+    assert (tmp_path / "t.md").read_text().splitlines() == lines
+    assert main(["study", "summary"]) == 2
+    assert main(["study", "convergence", "--teacher", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert "--dataset is required" in capsys.readouterr().err
+
+
+def test_probe_rewrites_the_partial_curve_after_every_epoch(teacher_dir, tmp_path, make_tiny_student):
+    from teakit.runs import load_teacher
+    from teakit.study import _probe
+    data = C.load_data("colored-digits", limit=32)
+    tests = {s: data[s] for s in ("id", "ood", "swapped")}
+    rows, clock, partial = [], [0.0], tmp_path / "curve.partial.csv"
+    on_epoch = _probe("default", load_teacher(teacher_dir), tests, rows, clock, partial)
+    model = make_tiny_student()
+    for epoch in range(2):
+        on_epoch({"epoch": epoch, "step": 4 * (epoch + 1), "seconds": 1.5,
+                  "val": {"acc": 0.5, "agreement": 0.25, "heatmap_loss": 0.7}}, model)
+        written = read_curves(partial)
+        assert len(written) == 4 * (epoch + 1) and written[-1]["epoch"] == epoch + 1
+    assert written[-1]["seconds"] == 3.0 and {r["split"] for r in written} == {"val", "id", "ood", "swapped"}

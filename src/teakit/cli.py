@@ -193,13 +193,25 @@ def _cmd_bench(a):
 
 
 def _cmd_study(a):
-    from .study import convergence
+    from .study import convergence, seed_summary
+    if a.what == "summary":
+        if not a.runs:
+            raise ValueError("tea study summary: give the study folders to summarise (--runs DIR ...)")
+        table = seed_summary(a.runs)
+        if a.out:
+            Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(a.out).write_text(table + "\n")
+        print(table)
+        return
+    for name in ("dataset", "teacher", "out"):
+        if getattr(a, name) is None:
+            raise ValueError(f"tea study convergence: --{name} is required")
     common = _common(a)
     tea = {"classes": a.classes, "p_top": a.p_top, "eps_log_range": tuple(a.eps_range), "loss": a.loss,
            "pyramid": not a.no_pyramid, "min_side": a.min_side}
     path = convergence(a.dataset, a.teacher, a.out, [v for v in a.variants.split(",") if v], cfg=_train_cfg(a),
                        tea=tea, spec=_spec(a), data_seed=common["data_seed"], data_options=common["data_options"],
-                       fresh=a.fresh, progress=common["progress"])
+                       fresh=a.fresh, progress=common["progress"], fabric=_fabric(a))
     print(f"wrote {path} and {path.with_suffix('.png')}")
 
 
@@ -306,10 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .study import VARIANTS
     c = cmd("study", _cmd_study, "convergence study: TEA variants, one change each from the baseline recipe, "
                                  "probed on the test splits every epoch; writes study.csv and study.png")
-    c.add_argument("what", choices=["convergence"])
-    c.add_argument("--dataset", choices=DATASETS, required=True)
-    c.add_argument("--teacher", required=True, help="a `tea train-teacher` folder")
-    c.add_argument("--out", required=True)
+    c.add_argument("what", choices=["convergence", "summary"],
+                   help="convergence: train and probe the variants; summary: a markdown table of finished (or "
+                        "stopped) study runs, each at its selected epoch, with mean and spread over seeds")
+    c.add_argument("--dataset", choices=DATASETS, help="convergence: required")
+    c.add_argument("--teacher", help="convergence: a `tea train-teacher` folder (required)")
+    c.add_argument("--out", help="convergence: output folder (required); summary: write the table here too")
+    c.add_argument("--runs", nargs="+", help="summary: study folders to read (searched for curve*.csv)")
     c.add_argument("--variants", default=",".join(VARIANTS),
                    help="comma-separated, from: " + ", ".join(VARIANTS) + " (default: all)")
     c.add_argument("--fresh", action="store_true", help="rerun variants that finished earlier")

@@ -119,8 +119,12 @@ def read_disk_dataset(dataset: str, data_root, external_sources=(), size: int = 
 
 def make_fabric(fabric_kw: dict | None = None):
     """A Lightning Fabric from ``accelerator``, ``devices``, ``strategy``, ``precision``."""
-    from lightning_fabric import Fabric
-    from lightning_fabric.strategies import DDPStrategy
+    try:
+        from lightning_fabric import Fabric
+        from lightning_fabric.strategies import DDPStrategy
+    except ImportError:  # the unified `lightning` package ships the same Fabric
+        from lightning.fabric import Fabric
+        from lightning.fabric.strategies import DDPStrategy
 
     kw = dict(DEFAULT_FABRIC, **(fabric_kw or {}))
     # a heatmap never depends on the last layer's bias, so some parameters get no

@@ -12,7 +12,8 @@ Writes under ``out``:
 
 - ``VARIANT/`` the variant's run folder, and ``VARIANT/curve.csv`` its rows;
   a variant whose ``curve.csv`` exists is finished and is not rerun
-  (``fresh=True`` reruns it);
+  (``fresh=True`` reruns it); while it trains, ``VARIANT/curve.partial.csv``
+  holds the rows so far (rewritten after every epoch);
 - ``study.csv``: ``variant, epoch, step, seconds, split, accuracy, agreement,
   heatmap_loss`` for every variant, epoch and split (``val`` is the biased
   validation set; ``seconds`` is cumulative training + validation wall time,
@@ -80,12 +81,13 @@ def variant_setup(name: str, cfg: TrainConfig, tea: dict, spec: dict | None) -> 
     return cfg, tea, spec, bool(v.get("copy_head", False))
 
 
-def _probe(name: str, teacher, tests: dict, rows: list, clock: list):
+def _probe(name: str, teacher, tests: dict, rows: list, clock: list, partial: Path | None = None):
     from .evaluate import predict
 
     t_pred = {s: predict(teacher, d.x).argmax(1) for s, d in tests.items()}
 
     def on_epoch(record, model):
+        device = next(model.parameters()).device
         clock[0] += record["seconds"]
         base = {"variant": name, "epoch": record["epoch"] + 1, "step": record["step"],
                 "seconds": round(clock[0], 2)}
@@ -94,9 +96,11 @@ def _probe(name: str, teacher, tests: dict, rows: list, clock: list):
                      "heatmap_loss": val.get("heatmap_loss")})
         with torch.no_grad():
             for split, data in tests.items():
-                pred = predict(model, data.x).argmax(1)
+                pred = predict(model, data.x, device=device).argmax(1)
                 rows.append({**base, "split": split, "accuracy": (pred == data.y).float().mean().item(),
                              "agreement": (pred == t_pred[split]).float().mean().item(), "heatmap_loss": None})
+        if partial is not None:
+            _write_csv(partial, rows)
     return on_epoch
 
 
@@ -125,8 +129,11 @@ def read_curves(path) -> list[dict]:
 
 def convergence(dataset: str, teacher_dir, out, variants, *, cfg: TrainConfig | None = None,
                 tea: dict | None = None, spec: dict | None = None, data_seed: int = 0,
-                data_options: dict | None = None, fresh: bool = False, progress: bool = True) -> Path:
-    """Run the variants (names from :data:`VARIANTS`) and write ``study.csv`` and ``study.png``."""
+                data_options: dict | None = None, fresh: bool = False, progress: bool = True,
+                fabric: dict | None = None) -> Path:
+    """Run the variants (names from :data:`VARIANTS`) and write ``study.csv`` and ``study.png``.
+
+    ``fabric``: Lightning Fabric options for every variant's training (e.g. a GPU)."""
     from .commands import TRAINING_SPLITS, distill, load_data
     from .runs import load_teacher
 
@@ -151,10 +158,12 @@ def convergence(dataset: str, teacher_dir, out, variants, *, cfg: TrainConfig | 
         v_cfg, v_tea, v_spec, copy_head = variant_setup(name, base_cfg, dict(tea or {}), spec)
         print(f"[{i + 1}/{len(variants)}] {name}: {v_cfg.epochs} epochs")
         rows, clock = [], [0.0]
+        partial = out / name / "curve.partial.csv"
         distill(dataset, teacher_dir, run_dir, spec=v_spec, cfg=v_cfg, tea=v_tea, copy_head=copy_head,
-                data_seed=data_seed, data_options=data_options, progress=progress,
-                on_epoch=_probe(name, teacher, tests, rows, clock))
+                data_seed=data_seed, data_options=data_options, progress=progress, fabric=fabric,
+                on_epoch=_probe(name, teacher, tests, rows, clock, partial))
         _write_csv(curve, rows)
+        partial.unlink(missing_ok=True)
         all_rows += read_curves(curve)
     _write_csv(out / "study.csv", all_rows)
     plot_study(all_rows, out / "study.png")
@@ -213,3 +222,52 @@ def plot_study(rows: list[dict], path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _selected(rows: list[dict]) -> dict:
+    """One run's figures at its selected epoch (lowest validation heatmap loss)."""
+    val = [r for r in rows if r["split"] == "val"]
+    best = min(val, key=lambda r: r["heatmap_loss"])
+    at = {r["split"]: r for r in rows if r["epoch"] == best["epoch"]}
+    return {"epoch": int(best["epoch"]), "last_epoch": int(max(r["epoch"] for r in val)),
+            "val_loss": best["heatmap_loss"], "val_agreement": best["agreement"],
+            **{s: at[s]["accuracy"] for s in ("id", "ood", "swapped")},
+            "agreement": at["swapped"]["agreement"]}
+
+
+def seed_summary(folders, target: float = 0.93) -> str:
+    """Markdown: every run under ``folders`` (each ``curve.csv``, or ``curve.partial.csv`` of a run
+    stopped early) at its selected epoch, then per recipe the mean and spread over its seeds.
+    A run is named by the folder above its variant folder; runs named ``R`` and ``R-s<N>`` are
+    seeds of one recipe ``R`` (``default-s0``, ``default-s1`` → ``default``)."""
+    import re
+    import statistics
+
+    runs = {}
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("curve*.csv")):
+            rows = read_curves(path)
+            if rows and any(r["split"] == "val" for r in rows):
+                runs[path.parent.parent.name] = (rows[0]["variant"], _selected(rows), path.name != "curve.csv")
+    if not runs:
+        raise FileNotFoundError(f"no curve.csv or curve.partial.csv under {', '.join(map(str, folders))}")
+    recipe = {name: re.sub(r"-s\d+$", "", name) for name in runs}
+    lines = ["| run | variant | selected / last epoch | val heatmap loss | val agreement | id | ood | swapped "
+             "| agreement (swapped) |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, (variant, s, partial) in runs.items():
+        lines.append(f"| {name} | {variant} | {s['epoch']} / {s['last_epoch']}{' (stopped)' if partial else ''} | "
+                     f"{s['val_loss']:.3f} | {100 * s['val_agreement']:.1f} | {100 * s['id']:.1f} | "
+                     f"{100 * s['ood']:.1f} | {100 * s['swapped']:.1f} | {100 * s['agreement']:.1f} |")
+    lines += ["", f"| recipe | seeds | val heatmap loss, mean | ood, mean ± sd | swapped, mean ± sd "
+                  f"| agreement, mean (min) | runs ≥ {100 * target:.0f} % on ood and swapped |",
+              "|---|---|---|---|---|---|---|"]
+    for group in dict.fromkeys(recipe.values()):
+        ss = [s for name, (_, s, _) in runs.items() if recipe[name] == group]
+        def spread(k):  # mean ± sample sd over seeds (no sd for one seed)
+            v = [100 * s[k] for s in ss]
+            return f"{statistics.fmean(v):.1f}" + (f" ± {statistics.stdev(v):.1f}" if len(v) > 1 else "")
+        hit = sum(s["ood"] >= target and s["swapped"] >= target for s in ss)
+        lines.append(f"| {group} | {len(ss)} | {statistics.fmean([s['val_loss'] for s in ss]):.3f} | "
+                     f"{spread('ood')} | {spread('swapped')} | "
+                     f"{100 * statistics.fmean([s['agreement'] for s in ss]):.1f} ({100 * min(s['agreement'] for s in ss):.1f}) | {hit} / {len(ss)} |")
+    return "\n".join(lines)
