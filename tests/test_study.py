@@ -204,8 +204,9 @@ def test_seed_summary_selects_by_validation_loss_and_averages_seeds(tmp_path, ca
     # the command line writes the same table, and names what is missing
     from teakit.cli import main
     assert main(["study", "summary", "--runs", str(tmp_path / "a"), str(tmp_path / "b"),
-                 "--out", str(tmp_path / "t.md")]) == 0
+                 "--out", str(tmp_path / "t.md"), "--plot", str(tmp_path / "runs.png")]) == 0
     assert (tmp_path / "t.md").read_text().splitlines() == lines
+    assert (tmp_path / "runs.png").stat().st_size > 10_000
     assert main(["study", "summary"]) == 2
     assert main(["study", "convergence", "--teacher", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "--dataset is required" in capsys.readouterr().err

@@ -193,7 +193,7 @@ def _cmd_bench(a):
 
 
 def _cmd_study(a):
-    from .study import convergence, seed_summary
+    from .study import convergence, plot_runs, seed_summary
     if a.what == "summary":
         if not a.runs:
             raise ValueError("tea study summary: give the study folders to summarise (--runs DIR ...)")
@@ -201,6 +201,8 @@ def _cmd_study(a):
         if a.out:
             Path(a.out).parent.mkdir(parents=True, exist_ok=True)
             Path(a.out).write_text(table + "\n")
+        if a.plot:
+            print(f"wrote {plot_runs(a.runs, a.plot)}")
         print(table)
         return
     for name in ("dataset", "teacher", "out"):
@@ -325,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--teacher", help="convergence: a `tea train-teacher` folder (required)")
     c.add_argument("--out", help="convergence: output folder (required); summary: write the table here too")
     c.add_argument("--runs", nargs="+", help="summary: study folders to read (searched for curve*.csv)")
+    c.add_argument("--plot", help="summary: also plot every run's curves (one line per run) to this PNG")
     c.add_argument("--variants", default=",".join(VARIANTS),
                    help="comma-separated, from: " + ", ".join(VARIANTS) + " (default: all)")
     c.add_argument("--fresh", action="store_true", help="rerun variants that finished earlier")

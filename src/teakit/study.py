@@ -205,11 +205,11 @@ def plot_study(rows: list[dict], path) -> Path:
     for col, (split, key, title) in enumerate(panels):
         for row, xkey in enumerate(("step", "seconds")):
             ax = axes[row][col]
-            for name in names:
+            for i, name in enumerate(names):
                 pts = [(r[xkey], r[key]) for r in rows
                        if r["variant"] == name and r["split"] == split and r[key] is not None]
-                if pts:
-                    ax.plot(*zip(*pts), label=name, lw=1.2)
+                if pts:  # tab20 then dashed: up to 40 distinguishable lines
+                    ax.plot(*zip(*pts), label=name, lw=1.2, color=plt.cm.tab20(i % 20), ls="-" if i < 20 else "--")
             ax.set_title(title)
             if key == "heatmap_loss":
                 ax.set_yscale("log")  # the first epochs are an order of magnitude above the rest
@@ -235,6 +235,25 @@ def _selected(rows: list[dict]) -> dict:
             "agreement": at["swapped"]["agreement"]}
 
 
+def _runs_under(folders) -> dict:
+    """``{run name: (rows, stopped)}`` for every curve file under ``folders`` (see :func:`seed_summary`)."""
+    runs = {}
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("curve*.csv")):
+            rows = read_curves(path)
+            if rows and any(r["split"] == "val" for r in rows):
+                runs[path.parent.parent.name] = (rows, path.name != "curve.csv")
+    if not runs:
+        raise FileNotFoundError(f"no curve.csv or curve.partial.csv under {', '.join(map(str, folders))}")
+    return runs
+
+
+def plot_runs(folders, path) -> Path:
+    """:func:`plot_study` of every run under ``folders``, one line per run (seeds apart)."""
+    rows = [{**r, "variant": name} for name, (rs, _) in _runs_under(folders).items() for r in rs]
+    return plot_study(rows, path)
+
+
 def seed_summary(folders, target: float = 0.93) -> str:
     """Markdown: every run under ``folders`` (each ``curve.csv``, or ``curve.partial.csv`` of a run
     stopped early) at its selected epoch, then per recipe the mean and spread over its seeds.
@@ -243,14 +262,8 @@ def seed_summary(folders, target: float = 0.93) -> str:
     import re
     import statistics
 
-    runs = {}
-    for folder in folders:
-        for path in sorted(Path(folder).rglob("curve*.csv")):
-            rows = read_curves(path)
-            if rows and any(r["split"] == "val" for r in rows):
-                runs[path.parent.parent.name] = (rows[0]["variant"], _selected(rows), path.name != "curve.csv")
-    if not runs:
-        raise FileNotFoundError(f"no curve.csv or curve.partial.csv under {', '.join(map(str, folders))}")
+    runs = {name: (rows[0]["variant"], _selected(rows), stopped)
+            for name, (rows, stopped) in _runs_under(folders).items()}
     recipe = {name: re.sub(r"-s\d+$", "", name) for name in runs}
     lines = ["| run | variant | selected / last epoch | val heatmap loss | val agreement | id | ood | swapped "
              "| agreement (swapped) |", "|---|---|---|---|---|---|---|---|---|"]
