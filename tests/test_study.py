@@ -78,6 +78,12 @@ def test_variant_setup_changes_one_thing():
     assert tea["classes"] == "all" and cfg.epochs == 2
     _, _, spec, _ = variant_setup("width-8", base, {}, None)
     assert spec["name"] == "cnn" and spec["kwargs"]["width"] == 8
+    _, _, spec, _ = variant_setup("depth-6", base, {}, None)
+    from teakit.runs import build_from_spec
+    spec = {**spec, "num_classes": 10}
+    model = build_from_spec(spec)
+    assert spec["kwargs"] == {"depth": 6} and sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == 6
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
     assert variant_setup("head-copied", base, {}, None)[3]
     with pytest.raises(ValueError, match="unknown variant 'nope'"):
         variant_setup("nope", base, {}, None)

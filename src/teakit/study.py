@@ -58,6 +58,7 @@ VARIANTS: dict[str, dict] = {
     "cosine": {"tea": {"loss": "cosine"}},
     "width-8": {"spec": {"width": 8}},
     "width-32": {"spec": {"width": 32}, "epochs_scale": 0.5},
+    "depth-6": {"spec": {"depth": 6}},
     "no-batchnorm": {"spec": {"batchnorm": False}},
     "shift-2": {"tea": {"shift": 2}},
     "twice-longer": {"epochs_scale": 2.0},
