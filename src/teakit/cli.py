@@ -145,6 +145,7 @@ def _cmd_distill(a):
         tea = {"classes": a.classes, "p_top": a.p_top, "loss": a.loss, "pyramid": not a.no_pyramid,
                "min_side": a.min_side, "label_weight": a.label_weight, "kd_weight": a.kd_weight,
                "shift": a.shift}
+        tea["bias_prior"] = a.bias_prior
         if a.objective == "tea":
             tea["joint_norm"] = a.joint_norm
         if a.objective == "tea":
@@ -210,7 +211,7 @@ def _cmd_study(a):
             raise ValueError(f"tea study convergence: --{name} is required")
     common = _common(a)
     tea = {"classes": a.classes, "p_top": a.p_top, "eps_log_range": tuple(a.eps_range), "loss": a.loss,
-           "pyramid": not a.no_pyramid, "min_side": a.min_side}
+           "pyramid": not a.no_pyramid, "min_side": a.min_side, "bias_prior": a.bias_prior}
     path = convergence(a.dataset, a.teacher, a.out, [v for v in a.variants.split(",") if v], cfg=_train_cfg(a),
                        tea=tea, spec=_spec(a), data_seed=common["data_seed"], data_options=common["data_options"],
                        fresh=a.fresh, progress=common["progress"], fabric=_fabric(a))
@@ -226,7 +227,7 @@ def _cmd_demo(a):
 
 def build_parser() -> argparse.ArgumentParser:
     from .objectives.heatmap_loss import KINDS
-    from .objectives.tea import CLASS_MODES
+    from .objectives.tea import BIAS_PRIORS, CLASS_MODES
     from .teachers import FILLS
 
     p = argparse.ArgumentParser(prog="tea", description="Training with Explanations Alone (TEA)")
@@ -270,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = c.add_argument_group("TEA objective")
     t.add_argument("--classes", choices=CLASS_MODES, default="sample")
     t.add_argument("--p-top", type=float, default=0.5, help="chance of explaining the teacher's top class")
+    t.add_argument("--bias-prior", choices=BIAS_PRIORS, default="uniform",
+                   help="after every epoch, set the head bias so the mean prediction on the unlabelled training "
+                        "images is uniform (heatmaps cannot teach per-class logit offsets; no labels, no teacher "
+                        "output, no heatmap changed); none: leave it (default uniform)")
     t.add_argument("--eps-range", type=float, nargs=2, default=[-2.0, -1.0], metavar=("LO", "HI"),
                    help="ε = 10^u, u ~ U(LO, HI) (default -2 -1)")
     t.add_argument("--loss", choices=KINDS, default="l1")
@@ -334,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = c.add_argument_group("baseline TEA objective")
     t.add_argument("--classes", choices=CLASS_MODES, default="sample")
     t.add_argument("--p-top", type=float, default=0.5)
+    t.add_argument("--bias-prior", choices=BIAS_PRIORS, default="uniform")
     t.add_argument("--eps-range", type=float, nargs=2, default=[-2.0, -1.0], metavar=("LO", "HI"))
     t.add_argument("--loss", choices=KINDS, default="l1")
     t.add_argument("--no-pyramid", action="store_true")

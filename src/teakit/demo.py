@@ -80,7 +80,8 @@ def plan(quick: bool, seed: int) -> list[Stage]:
         erm_cfg = asdict(TrainConfig(epochs=t_ep, lr=3e-3, seed=seed))
         erm = Stage(f"{ds}-erm", "train", ds, {"objective": "erm", "cfg": erm_cfg, "data_options": data_opts})
         tea_cfg = asdict(TrainConfig(epochs=s_ep, lr=2e-3, warmup_steps=0 if quick else 100, seed=seed))
-        tea = Stage(f"{ds}-tea", "distill", ds, {"objective": "tea", "cfg": tea_cfg,
+        # heatmap objectives calibrate the head bias to the uniform class prior (teakit.calibrate)
+        tea = Stage(f"{ds}-tea", "distill", ds, {"objective": "tea", "cfg": tea_cfg, "tea": {"bias_prior": "uniform"},
                                                 "data_options": data_opts, "cache": True}, deps=(teacher.name,))
         core += [teacher, erm, tea]
         for label, command, objective in BASELINES:
@@ -89,6 +90,8 @@ def plan(quick: bool, seed: int) -> list[Stage]:
             # distillation baselines get TEA's schedule, label-based ones ERM's
             params = {"objective": objective, "cfg": tea_cfg if command == "distill" else erm_cfg,
                       "data_options": data_opts}
+            if objective in EXPENSIVE:  # the explanation-distillation baselines get TEA's calibration too
+                params["tea"] = {"bias_prior": "uniform"}
             deps = (teacher.name,) if command == "distill" else (erm.name,) if objective == "jtt" else ()
             stage = Stage(f"{ds}-{objective}", command, ds, params, deps=deps)
             (costly if objective in EXPENSIVE else cheap).append(stage)
@@ -120,7 +123,8 @@ def _run_stage(stage: Stage, folder: Path, folders: dict, progress: bool) -> dic
         C.train(stage.dataset, p["objective"], folder, cfg=_cfg(p["cfg"]), stage1=stage1, **common)
     elif stage.kind == "distill":
         C.distill(stage.dataset, folders[stage.deps[0]], folder, cfg=_cfg(p["cfg"]), cache=p.get("cache", False),
-                  cache_dir=folder / "cache" if p.get("cache") else None, objective=p["objective"], **common)
+                  cache_dir=folder / "cache" if p.get("cache") else None, objective=p["objective"],
+                  tea=p.get("tea"), **common)
     else:
         raise ValueError(f"unknown stage kind {stage.kind!r}")
     if stage.kind == "teacher":  # the teacher as a whole (segmenter + classifier) is what is evaluated

@@ -51,6 +51,7 @@ VARIANTS: dict[str, dict] = {
     "pair": {"tea": {"classes": "pair"}},
     "pair-joint": {"tea": {"classes": "pair", "joint_norm": True}},
     "head-copied": {"copy_head": True},
+    "no-bias-prior": {"tea": {"bias_prior": "none"}},
     "fixed-eps": {"tea": {"eps_log_range": (-1.5, -1.5)}},
     "wide-eps": {"tea": {"eps_log_range": (-3.0, 0.0)}},
     "no-pyramid": {"tea": {"pyramid": False}},

@@ -275,6 +275,11 @@ def fit(fabric, student, objective, train_data, val_data, cfg: TrainConfig, out_
             meter.add(logs, len(idx))
             bar.set_postfix({k: f"{float(v):.3f}" for k, v in logs.items() if k in ("loss", "acc", "agreement")})
         train_logs = meter.result(fabric)
+        train_logs.update(objective.after_epoch(raw_student, train_data, fabric.device))
+        if ema is not None:  # the averaged weights get the same treatment, kept in the average
+            with ema.swapped_in(raw_student):
+                objective.after_epoch(raw_student, train_data, fabric.device)
+                ema.avg = {k: v.detach().clone() for k, v in raw_student.state_dict().items()}
         if ema is not None:
             with ema.swapped_in(raw_student):
                 val_logs = validate(fabric, objective, student, val_data, cfg)

@@ -76,11 +76,14 @@ def build_model(name: str, num_classes: int, **kw) -> nn.Module:
 
 
 def get_head(model: nn.Module) -> nn.Linear:
-    """The final linear layer: ``model.head`` (SmallCNN) or ``model.fc`` (torchvision ResNet)."""
+    """The final linear layer: ``model.head`` (SmallCNN), ``model.fc`` (torchvision ResNet),
+    or the last module of an ``nn.Sequential`` when it is an ``nn.Linear``."""
     for attr in ("head", "fc"):
         layer = getattr(model, attr, None)
         if isinstance(layer, nn.Linear):
             return layer
+    if isinstance(model, nn.Sequential) and len(model) and isinstance(model[-1], nn.Linear):
+        return model[-1]
     raise TypeError(f"model of type {type(model).__name__} has no nn.Linear 'head' or 'fc'")
 
 

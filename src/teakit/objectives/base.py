@@ -11,6 +11,9 @@ optimised unless the objective is supervised) and, when it has a teacher,
 ``agreement`` (top-1 agreement with the teacher) and ``kl`` (KL(teacher‖student)
 of the softmax outputs).  ``selection_key`` names the log entry used for model
 selection on the biased validation set (lower is better).
+``after_epoch(student, train_data, device)`` runs after every training epoch,
+before validation, and returns logs (default: nothing); TEA uses it to
+calibrate the head bias (:mod:`teakit.calibrate`).
 """
 from __future__ import annotations
 
@@ -29,6 +32,10 @@ class Objective:
     def config(self) -> dict:
         """Hyper-parameters, written into the run's config."""
         return {"name": self.name}
+
+    def after_epoch(self, student, train_data, device) -> dict:
+        """Work between an epoch's last step and validation (unwrapped student); returns logs."""
+        return {}
 
 
 def output_logs(logits: torch.Tensor, y: torch.Tensor, teacher_logits: torch.Tensor | None = None) -> dict:

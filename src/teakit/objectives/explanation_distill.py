@@ -32,7 +32,7 @@ class ExplanationDistillation(TEA):
 
     def __init__(self, teacher, method: str, num_classes: int | None = None, classes: str = "sample",
                  p_top: float = 0.5, loss: str = "l1", pyramid: bool = True, min_side: int = 8,
-                 label_weight: float = 0.0, kd_weight: float = 0.0, shift: int = 0):
+                 label_weight: float = 0.0, kd_weight: float = 0.0, shift: int = 0, bias_prior: str = "uniform"):
         if method not in EXPLANATION_METHODS:
             hint = " (LRP-ε is the TEA objective itself)" if method == "lrp" else ""
             raise ValueError(f"method={method!r}; expected one of {', '.join(EXPLANATION_METHODS)}{hint}")
@@ -43,7 +43,8 @@ class ExplanationDistillation(TEA):
                 raise ValueError("cannot read the number of classes from the teacher's classifier; "
                                  "give num_classes") from err
         super().__init__(teacher, num_classes, classes=classes, p_top=p_top, loss=loss, pyramid=pyramid,
-                         min_side=min_side, label_weight=label_weight, kd_weight=kd_weight, shift=shift)
+                         min_side=min_side, label_weight=label_weight, kd_weight=kd_weight, shift=shift,
+                         bias_prior=bias_prior)
         self.method = method
         self.name = method
 

@@ -12,6 +12,13 @@ normalisation, so their relative sizes must match as well.  The loss is
 teacher's (without).  No label loss and no output loss unless asked for:
 ``label_weight`` adds cross-entropy on the labels, ``kd_weight`` adds logit
 distillation (T = 3, ×T²) — both off by default, for ablations only.
+``bias_prior="uniform"`` (default) calibrates the student's head bias after
+every epoch so its mean prediction on the (unlabelled) training images is
+uniform over the classes (:mod:`teakit.calibrate`): heatmaps cannot teach the
+per-class logit offsets, and without this step students whose maps match
+stay far below their teacher.  It uses no labels and no teacher output and
+changes no heatmap; ``"none"`` leaves the bias at its initial value.  It is
+skipped for a head without a bias or a frozen (copied) head.
 The teacher is frozen and in eval mode; its heatmaps come live or from a
 :class:`teakit.teachers.cache.HeatmapCache`.  ``shift`` > 0 moves each training
 image by a random offset of up to ``shift`` pixels, the same for the teacher's
@@ -30,6 +37,7 @@ from .base import Objective, output_logs, touch_all_parameters
 from .heatmap_loss import heatmap_loss
 
 CLASS_MODES = ("sample", "top", "pair", "all")
+BIAS_PRIORS = ("uniform", "none")
 
 
 def sample_eps(batch: int, generator=None, log_range=(-2.0, -1.0), device=None) -> torch.Tensor:
@@ -61,7 +69,7 @@ class TEA(Objective):
     def __init__(self, teacher, num_classes: int, classes: str = "sample", p_top: float = 0.5,
                  eps_log_range=(-2.0, -1.0), loss: str = "l1", pyramid: bool = True, min_side: int = 8,
                  label_weight: float = 0.0, kd_weight: float = 0.0, cache=None, cache_logits=None,
-                 shift: int = 0, joint_norm: bool = False):
+                 shift: int = 0, joint_norm: bool = False, bias_prior: str = "uniform"):
         if classes not in CLASS_MODES:
             raise ValueError(f"classes={classes!r}; expected one of {', '.join(CLASS_MODES)}")
         self.teacher = teacher
@@ -80,13 +88,31 @@ class TEA(Objective):
         if joint_norm and classes not in ("pair", "all"):
             raise ValueError(f"joint_norm needs several maps per image: classes 'pair' or 'all', not {classes!r}")
         self.joint_norm = joint_norm
+        if bias_prior not in BIAS_PRIORS:
+            raise ValueError(f"bias_prior={bias_prior!r}; expected one of {', '.join(BIAS_PRIORS)}")
+        self.bias_prior = bias_prior
+
+    def after_epoch(self, student, train_data, device) -> dict:
+        """Head-bias calibration to the uniform class prior (see the module docstring)."""
+        from ..calibrate import calibrate_head_bias
+        from ..models import get_head
+
+        if self.bias_prior == "none":
+            return {}
+        try:
+            head = get_head(student)
+        except TypeError:
+            return {}
+        if head.bias is None or not head.bias.requires_grad:
+            return {}
+        return {"bias_shift": calibrate_head_bias(student, train_data, device)}
 
     def config(self) -> dict:
         return {"name": self.name, "classes": self.classes, "p_top": self.p_top,
                 "eps_log_range": list(self.eps_log_range), "loss": self.loss, "pyramid": self.pyramid, "min_side": self.min_side,
                 "label_weight": self.label_weight, "kd_weight": self.kd_weight,
                 "cache": self.cache is not None, "shift": self.shift,
-                "joint_norm": self.joint_norm}
+                "joint_norm": self.joint_norm, "bias_prior": self.bias_prior}
 
     @property
     def reps(self) -> int:

@@ -1,0 +1,84 @@
+"""Head-bias calibration (teakit.calibrate) and its use by TEA."""
+import pytest
+import torch
+
+from teakit import explain
+from teakit.calibrate import calibrate_head_bias, prior_bias
+from teakit.data.imageset import ImageSet
+
+
+def test_prior_bias_matches_the_prior_and_undoes_known_offsets():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(500, 6, generator=g) * 2
+    for prior in (None, torch.tensor([0.3, 0.1, 0.1, 0.2, 0.2, 0.1])):
+        b = prior_bias(z, prior)
+        p = torch.softmax(z + b, 1).mean(0)
+        want = torch.full((6,), 1 / 6) if prior is None else prior
+        assert torch.allclose(p, want, atol=1e-5) and abs(b.sum().item()) < 1e-5
+    # offsets added to every logit are removed again (up to a constant, which softmax ignores)
+    offset = torch.tensor([3.0, -2.0, 0.5, 0.0, 1.0, -2.5])
+    b0, b1 = prior_bias(z), prior_bias(z + offset)
+    assert torch.allclose(b1, b0 - (offset - offset.mean()), atol=1e-4)
+    with pytest.raises(ValueError, match="prior must be"):
+        prior_bias(z, torch.tensor([0.5, 0.5]))
+
+
+def _images(n=96, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, 8, 8, generator=g)
+    return ImageSet(x=x, y=torch.randint(0, 10, (n,), generator=g), mask=torch.ones(n, 1, 8, 8, dtype=torch.bool),
+                    bias=torch.zeros(n, dtype=torch.long))
+
+
+def test_calibration_changes_only_the_head_bias_and_no_heatmap(make_tiny_student):
+    torch.manual_seed(0)
+    model, data = make_tiny_student(), _images()
+    with torch.no_grad():
+        model[-1].bias.copy_(torch.linspace(-3, 3, 10))  # a strong per-class offset
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    target = torch.arange(len(data)) % 10
+    maps = explain(model, data.x, target, eps=0.05)
+    shift = calibrate_head_bias(model, data, "cpu", max_images=64)
+    after = model.state_dict()
+    assert shift > 0.5 and model.training
+    assert all(torch.equal(before[k], after[k]) for k in before if k != "4.bias")
+    assert not torch.equal(before["4.bias"], after["4.bias"])
+    assert torch.equal(explain(model, data.x, target, eps=0.05), maps)  # heatmaps do not see the bias
+    model.eval()
+    p = torch.softmax(model(data.x[:64]), 1).mean(0)  # calibrated on the first 64 images only
+    assert torch.allclose(p, torch.full((10,), 0.1), atol=1e-4)
+    nobias = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 10, bias=False))
+    with pytest.raises(ValueError, match="no bias"):
+        calibrate_head_bias(nobias, data, "cpu")
+
+
+@pytest.mark.parametrize("bias_prior", ["uniform", "none"])
+def test_tea_calibrates_the_head_bias_every_epoch_unless_told_not_to(teacher_dir, tmp_path, bias_prior):
+    from teakit import commands as C
+    from teakit.runs import build_from_spec, load_model, model_spec
+    from teakit.train import TrainConfig
+
+    spec = model_spec("cnn", 10, width=4, depth=2)
+    out = tmp_path / bias_prior
+    result = C.distill("colored-digits", teacher_dir, out, spec=spec, cfg=TrainConfig(epochs=2, batch_size=32),
+                       tea={"bias_prior": bias_prior}, data_options={"limit": 64}, progress=False)
+    model, config = load_model(out, "last")
+    assert config["objective"]["bias_prior"] == bias_prior
+    train = C.load_data("colored-digits", limit=64)["train"]
+    model.eval()
+    with torch.no_grad():
+        p = torch.softmax(model(train.x), 1).mean(0)
+    torch.manual_seed(0)  # the loop seeds the student's init with cfg.seed = 0
+    init_bias = build_from_spec(spec).head.bias
+    if bias_prior == "uniform":
+        assert all("bias_shift" in r["train"] for r in result["history"])
+        assert torch.allclose(p, torch.full((10,), 0.1), atol=1e-4)
+    else:
+        assert not any("bias_shift" in r["train"] for r in result["history"])
+        assert torch.equal(model.head.bias, init_bias)  # heatmaps never move the bias (Adam, zero gradient)
+    # a copied, frozen head is the teacher's and stays so
+    C.distill("colored-digits", teacher_dir, tmp_path / "copy", cfg=TrainConfig(epochs=1, batch_size=32),
+              copy_head=True, data_options={"limit": 64}, progress=False)
+    student, _ = load_model(tmp_path / "copy", "last")
+    from teakit.runs import load_teacher
+    assert torch.equal(student.head.bias, load_teacher(teacher_dir).classifier.head.bias)
