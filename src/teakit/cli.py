@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--copy-head", action="store_true", help="copy the teacher's head into the student, frozen")
     t.add_argument("--label-weight", type=float, default=0.0, help="ablation only: + w·cross-entropy")
     t.add_argument("--kd-weight", type=float, default=0.0, help="ablation only: + w·logit KD (T=3)")
-    _add_train(c, epochs=100, lr=2e-3, warmup=100)
+    _add_train(c, epochs=80, lr=2e-3, warmup=100)
 
     c = cmd("evaluate", _cmd_evaluate, "accuracy (and agreement, background relevance) per test split")
     c.add_argument("--dataset", choices=DATASETS, help="default: the dataset the model was trained on")
