@@ -144,12 +144,9 @@ def _cmd_distill(a):
     if a.objective in ("tea", "gradxinput", "inputgrad", "gradcam"):
         tea = {"classes": a.classes, "p_top": a.p_top, "loss": a.loss, "pyramid": not a.no_pyramid,
                "min_side": a.min_side, "label_weight": a.label_weight, "kd_weight": a.kd_weight,
-               "shift": a.shift}
-        tea["bias_prior"] = a.bias_prior
+               "shift": a.shift, "bias_prior": a.bias_prior}
         if a.objective == "tea":
-            tea["joint_norm"] = a.joint_norm
-        if a.objective == "tea":
-            tea["eps_log_range"] = tuple(a.eps_range)
+            tea.update(joint_norm=a.joint_norm, eps_log_range=tuple(a.eps_range))
     distill(a.dataset, a.teacher, a.out, spec=_spec(a), cfg=_train_cfg(a), tea=tea, copy_head=a.copy_head,
             cache=a.cache, cache_dir=a.cache_dir, resume=a.resume, objective=a.objective, **_common(a))
 

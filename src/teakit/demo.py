@@ -43,6 +43,9 @@ BASELINES = [
     ("Grad-CAM distillation", "distill", "gradcam"),
 ]
 EXPENSIVE = {"gradxinput", "inputgrad", "gradcam"}
+# options of every heatmap objective (TEA and the explanation distillations); part of their stage keys, so
+# a change recomputes them: the head bias is calibrated to the uniform class prior (teakit.calibrate)
+HEATMAP_OPTIONS = {"bias_prior": "uniform"}
 NOT_APPLICABLE = {  # (dataset, objective): why
     ("colored-digits", "rrr"): "the shortcut is the stroke colour, inside the foreground mask",
     ("colored-digits", "isnet"): "the shortcut is the stroke colour, inside the foreground mask",
@@ -80,8 +83,7 @@ def plan(quick: bool, seed: int) -> list[Stage]:
         erm_cfg = asdict(TrainConfig(epochs=t_ep, lr=3e-3, seed=seed))
         erm = Stage(f"{ds}-erm", "train", ds, {"objective": "erm", "cfg": erm_cfg, "data_options": data_opts})
         tea_cfg = asdict(TrainConfig(epochs=s_ep, lr=2e-3, warmup_steps=0 if quick else 100, seed=seed))
-        # heatmap objectives calibrate the head bias to the uniform class prior (teakit.calibrate)
-        tea = Stage(f"{ds}-tea", "distill", ds, {"objective": "tea", "cfg": tea_cfg, "tea": {"bias_prior": "uniform"},
+        tea = Stage(f"{ds}-tea", "distill", ds, {"objective": "tea", "cfg": tea_cfg, "tea": HEATMAP_OPTIONS,
                                                 "data_options": data_opts, "cache": True}, deps=(teacher.name,))
         core += [teacher, erm, tea]
         for label, command, objective in BASELINES:
@@ -91,7 +93,7 @@ def plan(quick: bool, seed: int) -> list[Stage]:
             params = {"objective": objective, "cfg": tea_cfg if command == "distill" else erm_cfg,
                       "data_options": data_opts}
             if objective in EXPENSIVE:  # the explanation-distillation baselines get TEA's calibration too
-                params["tea"] = {"bias_prior": "uniform"}
+                params["tea"] = HEATMAP_OPTIONS
             deps = (teacher.name,) if command == "distill" else (erm.name,) if objective == "jtt" else ()
             stage = Stage(f"{ds}-{objective}", command, ds, params, deps=deps)
             (costly if objective in EXPENSIVE else cheap).append(stage)
