@@ -142,6 +142,29 @@ def test_lrp_equals_explicit_layerwise_lrp_with_per_sample_eps():
     assert not torch.allclose(R, R_float, atol=1e-6)
 
 
+@pytest.mark.parametrize("train_mode", [False, True])
+def test_explain_all_equals_one_reference_map_per_class_and_eps(train_mode):
+    from teakit.explain import explain_all
+
+    torch.manual_seed(0)
+    net = SmallNet().train(train_mode)
+    x = torch.randn(3, 3, 13, 13)
+    eps_values = [0.0, 0.02, 0.5]
+    K = net(x).shape[1]
+    net.train(train_mode)
+    maps, logits = explain_all(net, x, K, eps_values, return_logits=True)
+    assert maps.shape == (3, K, 3, 3, 13, 13) and not maps.requires_grad
+    for k in range(K):
+        for e, eps in enumerate(eps_values):
+            target = torch.full((3,), k)
+            ref = (reference_lrp(net, x, target, torch.full((3,), eps)) if not train_mode
+                   else explain(net, x, target, eps=eps))
+            assert torch.allclose(maps[:, k, e], ref, atol=1e-9, rtol=1e-9), (k, eps)
+    assert not torch.allclose(maps[:, 0, 1], maps[:, 0, 2], atol=1e-6)  # ε is read per backward pass
+    with pytest.raises(ValueError, match="eps_values"):
+        explain_all(net, x, K, [])
+
+
 def test_eps_zero_is_gradient_times_input_without_nan():
     torch.manual_seed(1)
     net = SmallNet()

@@ -247,7 +247,7 @@ def test_segmenter_teacher_classifies_and_explains_filled_image(fill):
     torch.manual_seed(0)
     known = _square_mask(32)
     classifier = SmallCNN(num_classes=5, width=4, depth=2)
-    teacher = SegmenterTeacher(FixedMaskSegmenter(known), classifier, fill=fill).freeze()
+    teacher = SegmenterTeacher(FixedMaskSegmenter(known), classifier, fill=fill, heatmap_of="masked").freeze()
     x = torch.rand(3, 3, 32, 32)
     target = torch.tensor([0, 3, 4])
 
@@ -262,6 +262,64 @@ def test_segmenter_teacher_classifies_and_explains_filled_image(fill):
     h2, logits = teacher.heatmap_and_logits(x, target, eps=0.05, generator=_gen(7))
     assert torch.equal(h2, expected)
     torch.testing.assert_close(logits, classifier(filled))
+
+
+def test_segmenter_teacher_input_heatmap_drops_fill_relevance():
+    torch.manual_seed(0)
+    known = _square_mask(32)
+    classifier = SmallCNN(num_classes=5, width=4, depth=2)
+    x = torch.rand(3, 3, 32, 32)
+    target = torch.tensor([0, 3, 4])
+    masked = SegmenterTeacher(FixedMaskSegmenter(known), classifier, heatmap_of="masked").freeze()
+    to_input = SegmenterTeacher(FixedMaskSegmenter(known), classifier).freeze()  # the default
+    R = masked.heatmap(x, target, eps=0.05, generator=_gen(7))
+    R_in, logits = to_input.heatmap_and_logits(x, target, eps=0.05, generator=_gen(7))
+    keep = known.expand_as(R)
+    assert R[~keep].abs().sum() > 0  # the noise fill does carry relevance in the classifier's map
+    assert torch.equal(R_in[keep], R[keep]) and R_in[~keep].abs().max() == 0
+    torch.testing.assert_close(logits, masked(x, generator=_gen(7)))
+    # a map repeated over several classes (TEA's pair/all modes) gets the mask of its own image
+    torch.testing.assert_close(to_input.input_relevance(R.repeat(2, 1, 1, 1), x), R_in.repeat(2, 1, 1, 1))
+    # independent check: LRP gives a zero pixel no relevance, so with a zero fill both maps agree
+    zero = SegmenterTeacher(FixedMaskSegmenter(known), classifier, fill="zero", heatmap_of="masked").freeze()
+    zero_in = SegmenterTeacher(FixedMaskSegmenter(known), classifier, fill="zero", heatmap_of="input").freeze()
+    torch.testing.assert_close(zero.heatmap(x, target, 0.05), zero_in.heatmap(x, target, 0.05), rtol=0, atol=0)
+    assert masked.map_config()["heatmap_of"] == "masked" and to_input.map_config()["heatmap_of"] == "input"
+    with pytest.raises(ValueError, match="heatmap_of"):
+        SegmenterTeacher(FixedMaskSegmenter(known), classifier, heatmap_of="outside")
+
+
+@pytest.mark.parametrize("heatmap_of", ["masked", "input"])
+def test_heatmaps_all_equals_heatmap_per_class_and_eps(heatmap_of):
+    torch.manual_seed(0)
+    classifier = SmallCNN(num_classes=4, width=4, depth=2)
+    teacher = SegmenterTeacher(FixedMaskSegmenter(_square_mask(32)), classifier, heatmap_of=heatmap_of).freeze()
+    x = torch.rand(2, 3, 32, 32)
+    eps_values = [0.01, 0.1]
+    maps = teacher.heatmaps_all(x, 4, eps_values, generator=_gen(3))
+    assert maps.shape == (2, 4, 2, 3, 32, 32)
+    for k in range(4):
+        for e, eps in enumerate(eps_values):  # the same generator state: the same noise fill
+            ref = teacher.heatmap(x, torch.full((2,), k), eps, generator=_gen(3))
+            torch.testing.assert_close(maps[:, k, e], ref, rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(maps[:, 0, 0], maps[:, 1, 0])
+
+
+def test_cache_of_another_teacher_heatmap_kind_is_refused(tmp_path):
+    import teakit.commands as C
+    from teakit.teachers.cache import eps_grid
+
+    data = C.load_data("digits-on-scenes", limit=16)["train"]
+    side = data.x.shape[-1]
+    classifier = SmallCNN(num_classes=10, width=4, depth=2)
+    masked = SegmenterTeacher(FixedMaskSegmenter(_square_mask(side)), classifier, heatmap_of="masked").freeze()
+    to_input = SegmenterTeacher(FixedMaskSegmenter(_square_mask(side)), classifier, heatmap_of="input").freeze()
+    C.teacher_cache(masked, data, tmp_path / "cache", eps_grid(2), progress=False)
+    with pytest.raises(ValueError, match="teacher_maps"):
+        C.teacher_cache(to_input, data, tmp_path / "cache", eps_grid(2), progress=False)
+    cache, _ = C.teacher_cache(to_input, data, tmp_path / "cache_input", eps_grid(2), progress=False)
+    maps = cache.get(torch.arange(4), torch.zeros(4, dtype=torch.long), torch.zeros(4, dtype=torch.long))
+    assert maps[~_square_mask(side).expand_as(maps)].abs().max() == 0 and maps.abs().sum() > 0
 
 
 def test_segmenter_teacher_validation():

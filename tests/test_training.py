@@ -75,6 +75,30 @@ def test_tea_objective_live_and_cached_agree(teacher_dir, tmp_path, make_tiny_st
     assert torch.equal(eps.view(10, 16)[0], eps.view(10, 16)[9])
 
 
+def test_validation_reuses_the_teachers_maps_exactly(teacher_dir, make_tiny_student):
+    from teakit.runs import load_teacher
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=64)["train"]
+    batch = make_batch(data, torch.arange(0, 16), "cpu")
+    student = make_tiny_student()
+    calls = []
+    obj = TEA(teacher, 10)
+    live = obj._teacher
+    obj._teacher = lambda *a, **k: calls.append(1) or live(*a, **k)
+    seeded = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    first = obj(batch, student, seeded(5), train=False)[1]
+    again = obj(batch, student, seeded(5), train=False)[1]
+    assert len(calls) == 1 and all(torch.equal(first[k], again[k]) for k in first)
+    fresh = TEA(teacher, 10)(batch, student, seeded(5), train=False)[1]
+    assert all(torch.equal(first[k], fresh[k]) for k in first)
+    obj(batch, student, seeded(6), train=False)  # other draws: computed, not reused
+    obj(make_batch(data, torch.arange(16, 32), "cpu"), student, seeded(5), train=False)
+    assert len(calls) == 3
+    obj(batch, student, seeded(5))  # training steps never reuse
+    assert len(calls) == 4
+
+
 def test_cache_for_another_teacher_is_refused(teacher_dir, tmp_path):
     from teakit.runs import load_teacher
     from teakit.teachers.cache import eps_grid

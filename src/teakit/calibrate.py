@@ -47,7 +47,7 @@ def prior_bias(logits: torch.Tensor, prior: torch.Tensor | None = None, iters: i
 
 @torch.no_grad()
 def calibrate_head_bias(model: torch.nn.Module, data, device, prior: torch.Tensor | None = None,
-                        max_images: int = 4096, batch_size: int = 256) -> float:
+                        max_images: int = 4096, batch_size: int = 64) -> float:
     """Shift ``model``'s head bias so its mean prediction on ``data`` (the first
     ``max_images`` images; labels unused) matches ``prior``.  Returns the size of
     the shift (max |Δb|).  The model is evaluated in eval mode and left as it was."""

@@ -128,7 +128,8 @@ def _cmd_train_teacher(a):
     from .train import TrainConfig
     cfg = _train_cfg(a)
     seg = TrainConfig(**{**cfg.__dict__, "epochs": a.seg_epochs, "lr": a.seg_lr, "head_lr_scale": 1.0})
-    path = train_teacher(a.dataset, a.kind, a.out, spec=_spec(a), cfg=cfg, seg_cfg=seg, fill=a.fill, **_common(a))
+    path = train_teacher(a.dataset, a.kind, a.out, spec=_spec(a), cfg=cfg, seg_cfg=seg, fill=a.fill,
+                         heatmap_of=a.heatmap_of, **_common(a))
     print(f"teacher written to {path.parent}")
 
 
@@ -148,7 +149,8 @@ def _cmd_distill(a):
         if a.objective == "tea":
             tea.update(joint_norm=a.joint_norm, eps_log_range=tuple(a.eps_range))
     distill(a.dataset, a.teacher, a.out, spec=_spec(a), cfg=_train_cfg(a), tea=tea, copy_head=a.copy_head,
-            cache=a.cache, cache_dir=a.cache_dir, resume=a.resume, objective=a.objective, **_common(a))
+            cache=a.cache, cache_dir=a.cache_dir, resume=a.resume, objective=a.objective,
+            teacher_heatmap=a.teacher_heatmap, **_common(a))
 
 
 def _cmd_evaluate(a):
@@ -225,7 +227,7 @@ def _cmd_demo(a):
 def build_parser() -> argparse.ArgumentParser:
     from .objectives.heatmap_loss import KINDS
     from .objectives.tea import BIAS_PRIORS, CLASS_MODES
-    from .teachers import FILLS
+    from .teachers import FILLS, HEATMAP_OF
 
     p = argparse.ArgumentParser(prog="tea", description="Training with Explanations Alone (TEA)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -241,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--kind", choices=["debiased", "segmenter"], default="debiased")
     c.add_argument("--out", required=True)
     c.add_argument("--fill", choices=FILLS, default="noise", help="segmenter teacher's background fill")
+    c.add_argument("--heatmap-of", choices=HEATMAP_OF, default="input",
+                   help="segmenter teacher's heatmap: 'input' (default) gives filled pixels no relevance, "
+                        "'masked' keeps the classifier's relevance on them")
     c.add_argument("--seg-epochs", type=int, default=15, help="U-Net epochs (segmenter kind)")
     c.add_argument("--seg-lr", type=float, default=3e-3)
     _add_train(c, epochs=30, lr=3e-3)
@@ -265,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tea (default) or a distillation baseline from the same teacher")
     c.add_argument("--cache", action="store_true", help="read teacher heatmaps from a precomputed cache")
     c.add_argument("--cache-dir", help="where the cache lives (default TEACHER/cache/DATASET-FINGERPRINT)")
+    c.add_argument("--teacher-heatmap", choices=HEATMAP_OF,
+                   help="segmenter teacher: 'masked' = the classifier's map of the masked image (fill pixels "
+                        "included), 'input' = the teacher's map of its input (fill pixels get none); "
+                        "default: the teacher folder's setting")
     t = c.add_argument_group("TEA objective")
     t.add_argument("--classes", choices=CLASS_MODES, default="sample")
     t.add_argument("--p-top", type=float, default=0.5, help="chance of explaining the teacher's top class")

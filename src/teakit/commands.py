@@ -205,11 +205,13 @@ def _groupdro_groups(dataset: str, data: dict, num_classes: int, kw: dict) -> di
 
 
 def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg: TrainConfig | None = None,
-                  seg_cfg: TrainConfig | None = None, fill: str = "noise", data_seed: int = 0,
-                  data_options: dict | None = None, fabric: dict | None = None, progress: bool = True) -> Path:
+                  seg_cfg: TrainConfig | None = None, fill: str = "noise", heatmap_of: str = "input",
+                  data_seed: int = 0, data_options: dict | None = None, fabric: dict | None = None,
+                  progress: bool = True) -> Path:
     """`tea train-teacher`: ``debiased`` (a classifier on the shortcut-free training
     variant) or ``segmenter`` (a U-Net on the masks, then a classifier on
-    ground-truth-masked images whose background is ``fill``-ed)."""
+    ground-truth-masked images whose background is ``fill``-ed; ``heatmap_of``
+    is recorded in the folder, see :class:`~teakit.teachers.SegmenterTeacher`)."""
     out = Path(out)
     common = dict(data_seed=data_seed, data_options=data_options, fabric=fabric, progress=progress)
     if kind == "debiased":
@@ -222,7 +224,7 @@ def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg
         train(dataset, "segmentation", out / "segmenter", cfg=seg_cfg or cfg, split="train", **common)
         train(dataset, "erm", out / "classifier", spec=spec, cfg=cfg, split="train", fill=fill, **common)
         return write_teacher(out, "segmenter", classifier="classifier", segmenter="segmenter",
-                             fill=fill, threshold=0.5, dataset=dataset)
+                             fill=fill, threshold=0.5, heatmap_of=heatmap_of, dataset=dataset)
     raise ValueError(f"kind={kind!r}; expected 'debiased' or 'segmenter'")
 
 
@@ -238,17 +240,26 @@ def teacher_cache(teacher, data, cache_dir, eps_values, fabric=None, progress=Tr
     cache_dir = Path(cache_dir)
     K = get_head(teacher.classifier).out_features
     expected = {"teacher_hash": teacher_hash(teacher), "dataset_fingerprint": data.fingerprint(),
+                "teacher_maps": teacher.map_config(),
                 "eps_values": list(eps_values), "shape": [len(data), K, len(eps_values),
                                                           *data.x.shape[1:]]}
-    manifest = {k: expected[k] for k in ("teacher_hash", "dataset_fingerprint")}
+    manifest = {k: expected[k] for k in ("teacher_hash", "dataset_fingerprint", "teacher_maps")}
     rank, world = (fabric.global_rank, fabric.world_size) if fabric is not None else (0, 1)
     if not (cache_dir / "manifest.json").exists():
         gen = torch.Generator().manual_seed(12345)  # the segmenter teacher's noise fill: fixed per cache
+        per_image = K * len(eps_values)
+        order = (torch.arange(K).repeat_interleave(len(eps_values)), torch.tensor(eps_values).repeat(K))
 
         def heatmap_fn(x, target, eps):
-            return teacher.heatmap(x, target, eps, generator=gen)
+            # batches hold whole images, rows (image, class, ε) in that order: one forward per image
+            n = len(x) // per_image
+            if len(x) % per_image or not (torch.equal(target.cpu(), order[0].repeat(n))
+                                          and torch.allclose(eps.cpu(), order[1].repeat(n))):
+                raise RuntimeError("teacher_cache: build_cache split an image's (class, ε) rows")
+            maps = teacher.heatmaps_all(x[::per_image], K, eps_values, generator=gen)
+            return maps.flatten(0, 2)
         images = data.x if torch.is_tensor(data.x) else data.x[:]  # lazy images: decoded once, here
-        build_cache(cache_dir, heatmap_fn, images, K, list(eps_values), manifest,
+        build_cache(cache_dir, heatmap_fn, images, K, list(eps_values), manifest, batch_size=8 * per_image,
                     rank=rank, world_size=world, progress=progress and rank == 0)
         if world > 1:
             fabric.barrier()
@@ -265,11 +276,14 @@ def teacher_cache(teacher, data, cache_dir, eps_values, fabric=None, progress=Tr
 def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: TrainConfig | None = None,
             tea: dict | None = None, copy_head: bool = False, cache: bool = False, cache_dir=None,
             eps_values=None, data_seed: int = 0, data_options: dict | None = None, fabric: dict | None = None,
-            resume: bool = False, progress: bool = True, objective: str = "tea", on_epoch=None) -> dict:
+            resume: bool = False, progress: bool = True, objective: str = "tea", on_epoch=None,
+            teacher_heatmap: str | None = None) -> dict:
     """`tea distill`: train a student from a teacher folder with TEA (default) or another
     distillation objective of the registry (``kd``, ``feature``, ``attention``,
     ``gradxinput``, ``inputgrad``, ``gradcam``); ``tea`` holds the objective's options;
-    ``on_epoch`` is passed to :func:`teakit.train.fit`."""
+    ``teacher_heatmap`` (``masked``/``input``) overrides a segmenter teacher's heatmap
+    setting (:func:`teakit.runs.load_teacher`); ``on_epoch`` is passed to
+    :func:`teakit.train.fit`."""
     from .models import get_head
     from .objectives.registry import OBJECTIVES, build_objective
     from .objectives.tea import TEA
@@ -281,7 +295,7 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
         raise ValueError("--cache holds LRP-ε maps: it serves the tea objective only")
     from .teachers.cache import eps_grid
 
-    teacher = load_teacher(teacher_dir)
+    teacher = load_teacher(teacher_dir, heatmap_of=teacher_heatmap)
     cfg = cfg or TrainConfig()
     tea = dict(tea or {})
     data = load_data(dataset, data_seed, **(data_options or {}))
@@ -289,10 +303,13 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
     K = spec["num_classes"]
     eps_values = list(eps_values or eps_grid())
     if cache and cache_dir is None:
-        cache_dir = Path(teacher_dir) / "cache" / f"{dataset}-{data['train'].fingerprint()[:12]}"
+        maps = teacher.map_config().get("heatmap_of", "")  # one cache per kind of teacher map
+        cache_dir = (Path(teacher_dir) / "cache" / f"{dataset}-{data['train'].fingerprint()[:12]}"
+                     f"{'-' + maps if maps and maps != 'masked' else ''}")
     run_config = {"dataset": dataset, "data_seed": data_seed, "data_options": data_options or {},
                   "command": "distill", "teacher": str(teacher_dir), "teacher_hash": teacher_hash(teacher),
-                  "copy_head": copy_head, "cache": str(cache_dir) if cache else None, "objective": objective}
+                  "copy_head": copy_head, "cache": str(cache_dir) if cache else None, "objective": objective,
+                  "teacher_maps": teacher.map_config()}
 
     def main(fab):
         fab.seed_everything(cfg.seed, verbose=False)

@@ -79,7 +79,8 @@ def plan(quick: bool, seed: int) -> list[Stage]:
     for ds, kind in (("colored-digits", "debiased"), ("digits-on-scenes", "segmenter")):
         teacher = Stage(f"{ds}-teacher", "teacher", ds, {
             "kind": kind, "cfg": asdict(TrainConfig(epochs=t_ep, lr=3e-3, seed=seed)),
-            "seg_cfg": asdict(TrainConfig(epochs=seg_ep, lr=3e-3, seed=seed)), "data_options": data_opts})
+            "seg_cfg": asdict(TrainConfig(epochs=seg_ep, lr=3e-3, seed=seed)), "data_options": data_opts,
+            **({"heatmap_of": "input"} if kind == "segmenter" else {})})
         erm_cfg = asdict(TrainConfig(epochs=t_ep, lr=3e-3, seed=seed))
         erm = Stage(f"{ds}-erm", "train", ds, {"objective": "erm", "cfg": erm_cfg, "data_options": data_opts})
         tea_cfg = asdict(TrainConfig(epochs=s_ep, lr=2e-3, warmup_steps=0 if quick else 100, seed=seed))
@@ -119,7 +120,8 @@ def _run_stage(stage: Stage, folder: Path, folders: dict, progress: bool) -> dic
     p = stage.params
     common = dict(data_options=p.get("data_options") or None, progress=progress)
     if stage.kind == "teacher":
-        C.train_teacher(stage.dataset, p["kind"], folder, cfg=_cfg(p["cfg"]), seg_cfg=_cfg(p["seg_cfg"]), **common)
+        C.train_teacher(stage.dataset, p["kind"], folder, cfg=_cfg(p["cfg"]), seg_cfg=_cfg(p["seg_cfg"]),
+                        heatmap_of=p.get("heatmap_of", "masked"), **common)
     elif stage.kind == "train":
         stage1 = folders[stage.deps[0]] if stage.deps else None
         C.train(stage.dataset, p["objective"], folder, cfg=_cfg(p["cfg"]), stage1=stage1, **common)

@@ -46,9 +46,11 @@ def write_teacher(out_dir, kind: str, **parts) -> Path:
     return path
 
 
-def load_teacher(teacher_dir):
+def load_teacher(teacher_dir, heatmap_of: str | None = None):
     """A frozen teacher from a `tea train-teacher` folder (or a plain classifier run folder,
-    which is taken as a debiased teacher)."""
+    which is taken as a debiased teacher).  ``heatmap_of`` (segmenter teachers: ``"masked"``
+    or ``"input"``, see :class:`~teakit.teachers.SegmenterTeacher`) overrides the folder's
+    setting; a teacher without a fill has one heatmap and ignores it."""
     from .teachers import DebiasedTeacher, SegmenterTeacher
 
     teacher_dir = Path(teacher_dir)
@@ -66,7 +68,8 @@ def load_teacher(teacher_dir):
     if meta["kind"] == "segmenter":
         segmenter, _ = load_model(teacher_dir / meta["segmenter"])
         return SegmenterTeacher(segmenter, classifier, threshold=meta.get("threshold", 0.5),
-                                fill=meta.get("fill", "noise")).freeze()
+                                fill=meta.get("fill", "noise"),
+                                heatmap_of=heatmap_of or meta.get("heatmap_of", "input")).freeze()
     raise ValueError(f"{meta_path}: unknown teacher kind {meta['kind']!r}")
 
 

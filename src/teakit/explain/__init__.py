@@ -15,7 +15,7 @@ from .lrp import LRPCall, check_supported, forward_with_lrp
 
 METHODS = ("lrp", "gradxinput", "inputgrad", "gradcam")
 
-__all__ = ["explain", "METHODS", "check_supported"]
+__all__ = ["explain", "explain_all", "METHODS", "check_supported"]
 
 
 def _check_target(target, batch):
@@ -92,3 +92,37 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
     if not create_graph:
         heatmap, logits = heatmap.detach(), logits.detach()
     return (heatmap, logits) if return_logits else heatmap
+
+
+def explain_all(model: nn.Module, x: torch.Tensor, num_classes: int, eps_values,
+                return_logits: bool = False):
+    """LRP-ε heatmaps of every class at every ε in ``eps_values``, from one forward pass.
+
+    Returns (B, K, E, C, H, W) (detached; with ``return_logits`` also the (B, K)
+    logits); entry ``[b, k, e]`` equals ``explain(model, x, k, "lrp", eps_values[e])[b]``.
+    The modified ReLU derivative reads ε when the backward runs, so the graph of
+    one forward serves K·E backward passes — for building a teacher-heatmap cache.
+    """
+    eps_list = [float(e) for e in eps_values]
+    if not eps_list or any(e < 0 for e in eps_list):
+        raise ValueError(f"eps_values must be a non-empty list of values >= 0, got {eps_list}")
+    call = LRPCall(eps_list[0])
+    maps = []
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        logits = forward_with_lrp(model, xg, call, lrp=True)
+        if logits.dim() != 2 or logits.shape != (x.shape[0], num_classes):
+            raise ValueError(f"model must return logits of shape ({x.shape[0]}, {num_classes}); "
+                             f"got {tuple(logits.shape)}")
+        try:
+            for k in range(num_classes):
+                chosen = logits[:, k].sum()
+                for e in eps_list:
+                    call.eps = e
+                    (grad,) = torch.autograd.grad(chosen, xg, retain_graph=True)
+                    maps.append((xg * grad).detach())
+        finally:
+            call.explaining = False
+    E = len(eps_list)
+    out = torch.stack(maps, 1).view(x.shape[0], num_classes, E, *x.shape[1:])
+    return (out, logits.detach()) if return_logits else out

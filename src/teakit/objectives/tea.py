@@ -37,6 +37,7 @@ from .base import Objective, output_logs, touch_all_parameters
 from .heatmap_loss import heatmap_loss
 
 CLASS_MODES = ("sample", "top", "pair", "all")
+VAL_MEMO_ELEMENTS = 2 ** 25  # 128 MiB of float32 teacher maps kept for validation
 BIAS_PRIORS = ("uniform", "none")
 
 
@@ -149,14 +150,38 @@ class TEA(Objective):
                 t_logits = self.teacher.classifier(xt)
             target, eps = self._pick(t_logits, rng), eps.repeat(R)
             T = explain(self.teacher.classifier, xt.repeat(R, 1, 1, 1), target, method=self.method, eps=eps)
-            return T, t_logits, target, eps
+            return self._input_relevance(T, x), t_logits, target, eps
         chosen = {}
 
         def pick(logits):
             chosen["target"] = self._pick(logits, rng)
             return chosen["target"]
         T, t_logits = explain(self.teacher.classifier, xt, pick, method=self.method, eps=eps, return_logits=True)
-        return T, t_logits, chosen["target"], eps
+        return self._input_relevance(T, x), t_logits, chosen["target"], eps
+
+    def _val_teacher(self, batch, rng):
+        """The teacher's part of a validation batch, computed once and then reused.
+
+        Validation draws are fixed (the loop seeds every validation batch the same
+        way each epoch), so for the same images and generator state the teacher's
+        maps, classes and ε repeat exactly; they are kept in memory, up to
+        ``VAL_MEMO_ELEMENTS`` map elements in all."""
+        memo = self.__dict__.setdefault("_val_memo", {})
+        index = batch.get("index")
+        if index is None:
+            return self._teacher(batch, rng, use_cache=False)
+        key = (rng.get_state().numpy().tobytes(), tuple(index.tolist()), tuple(batch["x"].shape))
+        if key not in memo:
+            out = self._teacher(batch, rng, use_cache=False)
+            if sum(v[0].numel() for v in memo.values()) + out[0].numel() > VAL_MEMO_ELEMENTS:
+                return out
+            memo[key] = out
+        return memo[key]
+
+    def _input_relevance(self, T, x):
+        """The teacher's map of the student's input (e.g. a segmenter teacher's fill gets none)."""
+        to_input = getattr(self.teacher, "input_relevance", None)
+        return to_input(T, x) if to_input is not None else T
 
     def __call__(self, batch, student, rng, train=True):
         if train and self.shift:  # one offset per image, for teacher and student alike
@@ -164,7 +189,10 @@ class TEA(Objective):
             batch = {**batch, "x": translate(batch["x"], shifts.to(batch["x"].device))}
         x, y = batch["x"], batch["y"]
         B = x.shape[0]
-        T, t_logits, target, eps = self._teacher(batch, rng, use_cache=train and self.cache is not None)
+        if train:
+            T, t_logits, target, eps = self._teacher(batch, rng, use_cache=self.cache is not None)
+        else:
+            T, t_logits, target, eps = self._val_teacher(batch, rng)
         xs = x.repeat(self.reps, 1, 1, 1) if self.reps > 1 else x
         S, logits = explain(student, xs, target, method=self.method, eps=eps, create_graph=train,
                             return_logits=True)

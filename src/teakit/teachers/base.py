@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..explain import explain
+from ..explain import explain, explain_all
 
 
 class Teacher(nn.Module):
@@ -52,16 +52,37 @@ class Teacher(nn.Module):
         """Classifier logits (B, K) of :meth:`classifier_input` ``(x)``."""
         return self.classifier(self.classifier_input(x, generator))
 
+    def input_relevance(self, R: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The teacher's heatmap of its input ``x``, given the classifier's heatmap ``R``
+        of :meth:`classifier_input` ``(x)`` (rows may repeat ``x`` several times).
+        ``R`` itself here."""
+        return R
+
+    def heatmaps_all(self, x: torch.Tensor, num_classes: int, eps_values,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        """Every class's heatmap at every ε, (B, K, E, C, H, W), detached, from one
+        :meth:`classifier_input` (one fill draw per image, shared by its maps) and
+        one forward pass; entry ``[b, k, e]`` is what :meth:`heatmap` gives for the
+        same classifier input."""
+        R = explain_all(self.classifier, self.classifier_input(x, generator), num_classes, eps_values)
+        B, K, E = R.shape[:3]
+        rows = R.transpose(0, 2).reshape(K * E * B, *R.shape[3:])  # row (e·K + k)·B + b: x repeated
+        return self.input_relevance(rows, x).view(E, K, B, *R.shape[3:]).transpose(0, 2)
+
+    def map_config(self) -> dict:
+        """Settings that change the teacher's heatmaps but not its weights (for the cache)."""
+        return {}
+
     def heatmap(self, x: torch.Tensor, target: torch.Tensor, eps: float | torch.Tensor = 0.01,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """LRP-ε heatmap (B, C, H, W) of the classifier on :meth:`classifier_input` ``(x)``
         for class ``target`` (detached)."""
-        return explain(self.classifier, self.classifier_input(x, generator), target,
-                       method="lrp", eps=eps, create_graph=False)
+        return self.heatmap_and_logits(x, target, eps, generator)[0]
 
     def heatmap_and_logits(self, x: torch.Tensor, target: torch.Tensor,
                            eps: float | torch.Tensor = 0.01,
                            generator: torch.Generator | None = None):
         """``(heatmap, logits)`` from one forward pass, both detached."""
-        return explain(self.classifier, self.classifier_input(x, generator), target,
-                       method="lrp", eps=eps, create_graph=False, return_logits=True)
+        R, logits = explain(self.classifier, self.classifier_input(x, generator), target,
+                            method="lrp", eps=eps, create_graph=False, return_logits=True)
+        return self.input_relevance(R, x), logits
