@@ -75,8 +75,8 @@ class Teacher(nn.Module):
 
     def heatmap(self, x: torch.Tensor, target: torch.Tensor, eps: float | torch.Tensor = 0.01,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """LRP-ε heatmap (B, C, H, W) of the classifier on :meth:`classifier_input` ``(x)``
-        for class ``target`` (detached)."""
+        """LRP-ε heatmap (B, C, H, W) for class ``target`` (detached): the classifier's
+        map of :meth:`classifier_input` ``(x)``, through :meth:`input_relevance`."""
         return self.heatmap_and_logits(x, target, eps, generator)[0]
 
     def heatmap_and_logits(self, x: torch.Tensor, target: torch.Tensor,
