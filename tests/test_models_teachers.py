@@ -279,7 +279,9 @@ def test_segmenter_teacher_input_heatmap_drops_fill_relevance():
     assert torch.equal(R_in[keep], R[keep]) and R_in[~keep].abs().max() == 0
     torch.testing.assert_close(logits, masked(x, generator=_gen(7)))
     # a map repeated over several classes (TEA's pair/all modes) gets the mask of its own image
-    torch.testing.assert_close(to_input.input_relevance(R.repeat(2, 1, 1, 1), x), R_in.repeat(2, 1, 1, 1))
+    gate = to_input.explained_input(x, generator=_gen(7))[1]
+    torch.testing.assert_close(to_input.input_relevance(R.repeat(2, 1, 1, 1), gate), R_in.repeat(2, 1, 1, 1))
+    assert masked.explained_input(x, generator=_gen(7))[1] is None
     # independent check: LRP gives a zero pixel no relevance, so with a zero fill both maps agree
     zero = SegmenterTeacher(FixedMaskSegmenter(known), classifier, fill="zero", heatmap_of="masked").freeze()
     zero_in = SegmenterTeacher(FixedMaskSegmenter(known), classifier, fill="zero", heatmap_of="input").freeze()

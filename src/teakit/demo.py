@@ -121,7 +121,7 @@ def _run_stage(stage: Stage, folder: Path, folders: dict, progress: bool) -> dic
     common = dict(data_options=p.get("data_options") or None, progress=progress)
     if stage.kind == "teacher":
         C.train_teacher(stage.dataset, p["kind"], folder, cfg=_cfg(p["cfg"]), seg_cfg=_cfg(p["seg_cfg"]),
-                        heatmap_of=p.get("heatmap_of", "masked"), **common)
+                        heatmap_of=p.get("heatmap_of", "input"), **common)
     elif stage.kind == "train":
         stage1 = folders[stage.deps[0]] if stage.deps else None
         C.train(stage.dataset, p["objective"], folder, cfg=_cfg(p["cfg"]), stage1=stage1, **common)

@@ -143,21 +143,21 @@ class TEA(Objective):
             eps = self.cache.eps_values[e_idx].to(x.device, x.dtype)
             return T, t_logits, target.to(x.device), eps
         eps = sample_eps(B, rng, self.eps_log_range, x.device)
-        xt = self.teacher.classifier_input(x, rng)  # once: a segmenter teacher's fill is shared by all classes
+        xt, gate = self.teacher.explained_input(x, rng)  # once: a segmenter teacher's fill is shared by all classes
         if self.reps > 1:
             R = self.reps
             with torch.no_grad():
                 t_logits = self.teacher.classifier(xt)
             target, eps = self._pick(t_logits, rng), eps.repeat(R)
             T = explain(self.teacher.classifier, xt.repeat(R, 1, 1, 1), target, method=self.method, eps=eps)
-            return self._input_relevance(T, x), t_logits, target, eps
+            return self.teacher.input_relevance(T, gate), t_logits, target, eps
         chosen = {}
 
         def pick(logits):
             chosen["target"] = self._pick(logits, rng)
             return chosen["target"]
         T, t_logits = explain(self.teacher.classifier, xt, pick, method=self.method, eps=eps, return_logits=True)
-        return self._input_relevance(T, x), t_logits, chosen["target"], eps
+        return self.teacher.input_relevance(T, gate), t_logits, chosen["target"], eps
 
     def _val_teacher(self, batch, rng):
         """The teacher's part of a validation batch, computed once and then reused.
@@ -177,11 +177,6 @@ class TEA(Objective):
                 return out
             memo[key] = out
         return memo[key]
-
-    def _input_relevance(self, T, x):
-        """The teacher's map of the student's input (e.g. a segmenter teacher's fill gets none)."""
-        to_input = getattr(self.teacher, "input_relevance", None)
-        return to_input(T, x) if to_input is not None else T
 
     def __call__(self, batch, student, rng, train=True):
         if train and self.shift:  # one offset per image, for teacher and student alike

@@ -52,11 +52,17 @@ class Teacher(nn.Module):
         """Classifier logits (B, K) of :meth:`classifier_input` ``(x)``."""
         return self.classifier(self.classifier_input(x, generator))
 
-    def input_relevance(self, R: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """The teacher's heatmap of its input ``x``, given the classifier's heatmap ``R``
-        of :meth:`classifier_input` ``(x)`` (rows may repeat ``x`` several times).
-        ``R`` itself here."""
-        return R
+    def explained_input(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """``(classifier input, gate)``: :meth:`classifier_input` ``(x)`` and the (B, 1, H, W)
+        bool mask of the pixels of ``x`` whose relevance the teacher's heatmap keeps
+        (None here: all of them), from one pass of the teacher's preprocessing."""
+        return self.classifier_input(x, generator), None
+
+    @staticmethod
+    def input_relevance(R: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
+        """The teacher's heatmap of its input: the classifier's heatmap ``R`` where ``gate``
+        (from :meth:`explained_input`) is True, 0 elsewhere; rows of ``R`` may repeat the batch."""
+        return R if gate is None else R * gate.repeat(len(R) // len(gate), 1, 1, 1).to(R.dtype)
 
     def heatmaps_all(self, x: torch.Tensor, num_classes: int, eps_values,
                      generator: torch.Generator | None = None) -> torch.Tensor:
@@ -64,10 +70,11 @@ class Teacher(nn.Module):
         :meth:`classifier_input` (one fill draw per image, shared by its maps) and
         one forward pass; entry ``[b, k, e]`` is what :meth:`heatmap` gives for the
         same classifier input."""
-        R = explain_all(self.classifier, self.classifier_input(x, generator), num_classes, eps_values)
+        xt, gate = self.explained_input(x, generator)
+        R = explain_all(self.classifier, xt, num_classes, eps_values)
         B, K, E = R.shape[:3]
         rows = R.transpose(0, 2).reshape(K * E * B, *R.shape[3:])  # row (e·K + k)·B + b: x repeated
-        return self.input_relevance(rows, x).view(E, K, B, *R.shape[3:]).transpose(0, 2)
+        return self.input_relevance(rows, gate).view(E, K, B, *R.shape[3:]).transpose(0, 2)
 
     def map_config(self) -> dict:
         """Settings that change the teacher's heatmaps but not its weights (for the cache)."""
@@ -76,13 +83,14 @@ class Teacher(nn.Module):
     def heatmap(self, x: torch.Tensor, target: torch.Tensor, eps: float | torch.Tensor = 0.01,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """LRP-ε heatmap (B, C, H, W) for class ``target`` (detached): the classifier's
-        map of :meth:`classifier_input` ``(x)``, through :meth:`input_relevance`."""
+        map of :meth:`classifier_input` ``(x)``, kept where :meth:`explained_input`'s gate is."""
         return self.heatmap_and_logits(x, target, eps, generator)[0]
 
     def heatmap_and_logits(self, x: torch.Tensor, target: torch.Tensor,
                            eps: float | torch.Tensor = 0.01,
                            generator: torch.Generator | None = None):
         """``(heatmap, logits)`` from one forward pass, both detached."""
-        R, logits = explain(self.classifier, self.classifier_input(x, generator), target,
-                            method="lrp", eps=eps, create_graph=False, return_logits=True)
-        return self.input_relevance(R, x), logits
+        xt, gate = self.explained_input(x, generator)
+        R, logits = explain(self.classifier, xt, target, method="lrp", eps=eps, create_graph=False,
+                            return_logits=True)
+        return self.input_relevance(R, gate), logits

@@ -150,11 +150,9 @@ class SegmenterTeacher(Teacher):
     def classifier_input(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.masked(x, generator)
 
-    def input_relevance(self, R: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        if self.heatmap_of == "masked":
-            return R
-        keep = self.mask(x)
-        return R * keep.repeat(len(R) // len(x), 1, 1, 1).to(R.dtype)
+    def explained_input(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        keep = self.mask(x)  # one segmenter pass serves the fill and the gate
+        return fill_background(x, keep, self.fill, generator), (keep if self.heatmap_of == "input" else None)
 
     def map_config(self) -> dict:
         return {"kind": "segmenter", "threshold": self.threshold, "fill": self.fill,
