@@ -100,3 +100,37 @@ def test_joint_normalisation_matches_a_per_image_loop():
         heatmap_loss(S, T, joint=5)
     with pytest.raises(ValueError, match="joint=3"):
         heatmap_loss(S, T, joint=3, kind="cosine")
+
+
+@pytest.mark.parametrize("kind", ["l1", "mse", "cosine"])
+def test_all_zero_teacher_maps_are_left_out(kind):
+    """A teacher map with no relevance has no scale: that sample adds nothing, not ~1e10·|S|."""
+    g = torch.Generator().manual_seed(1)
+    S = torch.randn(4, 2, 16, 16, generator=g, dtype=torch.float64, requires_grad=True)
+    T = torch.randn(4, 2, 16, 16, generator=g, dtype=torch.float64)
+    T[2] = 0
+    loss = heatmap_loss(S, T, kind=kind)
+    rows = [0, 1, 3]
+    expected = heatmap_loss(S[rows], T[rows], kind=kind)  # the mean over the other samples only
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
+    loss.backward()
+    assert torch.isfinite(S.grad).all() and S.grad[2].abs().max() == 0 and S.grad[0].abs().max() > 0
+    per = heatmap_loss(S, T, kind=kind, reduction="none")
+    assert per[2] == 0 and (per[rows] > 0).all()
+    # nothing to match at all: zero loss, a usable (zero) gradient
+    S.grad = None
+    empty = heatmap_loss(S, torch.zeros_like(T), kind=kind)
+    empty.backward()
+    assert empty.item() == 0 and S.grad.abs().max() == 0
+
+
+def test_joint_leaves_out_only_images_whose_maps_are_all_zero():
+    g = torch.Generator().manual_seed(2)
+    R, B = 2, 3
+    S = torch.randn(R * B, 1, 8, 8, generator=g, dtype=torch.float64)
+    T = torch.randn(R * B, 1, 8, 8, generator=g, dtype=torch.float64)
+    T[1] = 0            # image 1, first map only: the image's joint scale is still positive
+    T[2] = T[B + 2] = 0  # image 2: both maps empty
+    per = heatmap_loss(S, T, joint=R, reduction="none")
+    assert per[1] > 0 and per[2] == 0 and per[B + 2] == 0 and per[B + 1] > 0
+    assert per.max() < 10  # no 1e10 blow-up anywhere

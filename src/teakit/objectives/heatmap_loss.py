@@ -14,6 +14,12 @@ maps), ``kind="cosine"`` (1 - cosine similarity, scale-free), and
 arranged ``r * B + b``): the scales in ``g`` are averaged over the R maps of
 each image, so the maps' sizes *relative to each other* must match too — for
 a conservative network those relative sizes are the logit differences.
+
+An all-zero teacher map (e.g. a Grad-CAM map whose positive part lies only on
+a masked-out background) has no scale, so its ``g`` would be the 1e-10 floor
+and the loss ~1e10·|S|.  Such samples (with ``joint``: images whose maps are
+all zero) are left out: their per-sample loss is 0 with zero gradient, and the
+mean is taken over the other samples (0 if there are none).
 """
 from __future__ import annotations
 
@@ -62,14 +68,17 @@ def heatmap_loss(student_R: torch.Tensor, teacher_R: torch.Tensor, kind: str = "
         raise ValueError(f"student map {tuple(student_R.shape)} and teacher map "
                          f"{tuple(teacher_R.shape)} differ in shape")
     S, T = student_R, teacher_R.detach().to(student_R.dtype)
+    keep = _scale(T.flatten(1), joint) > 0  # the teacher map has a scale; else the sample is left out
+    if not bool(keep.all()):
+        S = S * keep.view(-1, *([1] * (S.dim() - 1))).to(S.dtype)  # zero loss and zero gradient there
     n = pyramid_levels(min(S.shape[-2:]), min_side) if (pyramid and S.dim() == 4) else 1
     total = _level_loss(S, T, kind, joint)
     for _ in range(n - 1):
         S, T = F.avg_pool2d(S, 2), F.avg_pool2d(T, 2)
         total = total + _level_loss(S, T, kind, joint)
-    per_sample = total / n
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction={reduction!r}; expected 'mean' or 'none'")
+    per_sample = torch.where(keep, total / n, 0.0)
     if reduction == "none":
         return per_sample
-    if reduction != "mean":
-        raise ValueError(f"reduction={reduction!r}; expected 'mean' or 'none'")
-    return per_sample.mean()
+    return per_sample.sum() / keep.sum().clamp_min(1)
