@@ -53,6 +53,18 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     assert not (gradcam / "done.json").exists()
     assert not any(r["method"] == "Grad-CAM distillation" and r["dataset"] == "digits-on-scenes" for r in rows)
     assert "- `digits-on-scenes-gradcam`: not run yet" in (tmp_path / "report.md").read_text()
+    # two stages at a time, in worker processes: a stage starts only after the one it builds on (JTT after ERM)
+    for name in ("digits-on-scenes-erm", "digits-on-scenes-jtt", "colored-digits-kd"):
+        (next((tmp_path / "stages").glob(f"{name}-*")) / "done.json").unlink()
+    rows = demo.run_demo(tmp_path, quick=True, jobs=2)
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if "digits-on-scenes-erm " in line or "digits-on-scenes-jtt " in line]
+    assert len(lines) == 2 and "-erm " in lines[0] and not any("reused" in line for line in lines)
+    assert out.count("reused") == len(demo.plan(True, 0)) - 4
+    for name in ("digits-on-scenes-erm", "digits-on-scenes-jtt", "colored-digits-kd", "digits-on-scenes-gradcam"):
+        assert "epoch" in (tmp_path / "logs" / f"{name}.log").read_text(), name
+    assert {r["method"] for r in rows} == {"teacher", "ERM", "TEA"} | {m for m, _, _ in demo.BASELINES}
+    assert rows == json.loads((tmp_path / "results.json").read_text())
 
 
 def test_stage_folders_change_with_the_data():

@@ -14,6 +14,12 @@ DISK = DATASETS[len(BUILTIN):]
 # ----------------------------------------------------------------- shared option groups
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
 def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: int = 64, warmup: int = 0):
     from .models import MODEL_NAMES
     from .train import OPTIMIZERS, SCHEDULES
@@ -218,8 +224,9 @@ def _cmd_study(a):
 
 
 def _cmd_demo(a):
-    from .demo import run_demo
-    run_demo(a.out, quick=a.quick, fresh=a.fresh, seed=a.seed, report_only=a.report_only)
+    from .demo import default_jobs, run_demo
+    run_demo(a.out, quick=a.quick, fresh=a.fresh, seed=a.seed, report_only=a.report_only,
+             jobs=a.jobs or default_jobs())
 
 # ----------------------------------------------------------------- parser
 
@@ -359,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--report-only", action="store_true",
                    help="train nothing: results and report from the stages finished so far")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--jobs", type=_positive_int, default=None,
+                   help="stages run at once, each in its own process (default: 2 on 2+ cores, else 1)")
     return p
 
 

@@ -19,10 +19,14 @@ version (small subsets, few epochs) for CI.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import multiprocessing as mp
+import os
 import shutil
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -174,46 +178,116 @@ def _bar(done: int, total: int, elapsed: float, width: int = 24) -> str:
         f", about {eta / 60:4.1f} min left" if done else "")
 
 
+def _execute(stage: Stage, folder: Path, folders: dict, progress: bool, log: Path | None = None,
+             threads: int | None = None) -> dict:
+    """Run one stage into ``folder`` and mark it done.  In a worker process its
+    output goes to ``log`` and torch uses ``threads`` threads."""
+    if threads:
+        torch.set_num_threads(threads)
+    if folder.exists():
+        shutil.rmtree(folder)  # an unfinished stage: start it again
+    s0 = time.perf_counter()
+    if log is None:
+        res = _run_stage(stage, folder, folders, progress)
+    else:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+            res = _run_stage(stage, folder, folders, progress)
+    res["seconds"] = time.perf_counter() - s0
+    (folder / "done.json").write_text(json.dumps(res, indent=2) + "\n")
+    return res
+
+
+def default_jobs() -> int:
+    """Stages run side by side: one per pair of cores, at most 2 (small models use
+    one core well, and each stage holds its data and teacher in memory)."""
+    return max(1, min(2, (os.cpu_count() or 1)))
+
+
+def _run_parallel(todo: list, folders: dict, logs: Path, jobs: int, progress: bool, finish) -> None:
+    """Run ``todo`` in ``jobs`` worker processes, each stage once its dependencies are done."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pending, running, failed = list(todo), {}, []
+    names = {s.name for s in todo}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        while pending or running:
+            for stage in list(pending):
+                if len(running) >= jobs or failed:
+                    break
+                if all(d not in names for d in stage.deps):  # what it builds on is finished
+                    pending.remove(stage)
+                    running[pool.submit(_execute, stage, folders[stage.name], folders, progress,
+                                        logs / f"{stage.name}.log", threads)] = stage
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                stage = running.pop(future)
+                try:
+                    res = future.result()
+                except Exception as e:  # let the others finish; report which stage failed and where its log is
+                    failed.append(f"{stage.name} ({type(e).__name__}: {e}; log: {logs / f'{stage.name}.log'})")
+                    continue
+                names.discard(stage.name)
+                finish(stage, res, f"{res['seconds']:.0f}s")
+    if failed or pending:
+        raise RuntimeError("tea demo: " + "; ".join(
+            [f"stage failed: {f}" for f in failed] + [f"not started: {s.name}" for s in pending]))
+
+
 def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: int = 0, progress: bool = False,
-             report_only: bool = False):
+             report_only: bool = False, jobs: int = 1):
     """Run (or reuse) every stage, then write results.json and the report.  With
     ``report_only`` nothing is trained: the results and report cover the stages
-    finished so far (e.g. while a long demo still runs elsewhere)."""
+    finished so far (e.g. while a long demo still runs elsewhere).  ``jobs`` > 1
+    runs that many stages at once, each in its own process with
+    ``cpu_count // jobs`` torch threads, a stage starting once the stages it
+    builds on are done; their training logs go to ``OUT/logs/<stage>.log``."""
     from .report.report import write_report
 
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs={jobs!r}: expected a positive number of stages to run at once")
     out = Path(out)
     if fresh and (out / "stages").exists():
         shutil.rmtree(out / "stages")
     stages = plan(quick, seed)
     folders: dict[str, Path] = {}
-    rows: list[dict] = []
+    results: dict[str, dict] = {}
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    print(f"tea demo: {len(stages)} stages → {out}{' (quick)' if quick else ''}", flush=True)
+    print(f"tea demo: {len(stages)} stages → {out}{' (quick)' if quick else ''}"
+          f"{f', {jobs} at a time' if jobs > 1 else ''}", flush=True)
     versions = {ds: data_version(ds) for ds in dict.fromkeys(s.dataset for s in stages)}
-    for i, stage in enumerate(stages):
-        folder = out / "stages" / stage.key({d: str(folders[d]) for d in stage.deps}, versions[stage.dataset])
-        folders[stage.name] = folder
-        done_file = folder / "done.json"
+    for stage in stages:
+        folders[stage.name] = out / "stages" / stage.key({d: str(folders[d]) for d in stage.deps},
+                                                         versions[stage.dataset])
+
+    def finish(stage: Stage, res: dict, status: str):
+        results[stage.name] = res
+        seconds[stage.name] = res.get("seconds", float("nan"))
+        accs = " ".join(f"{s}={res['splits'][s]['accuracy']:.3f}" for s in SPLITS)
+        print(f"{_bar(len(results), len(stages), time.perf_counter() - t0)} | {stage.name:<32} {status:>7} | "
+              f"{accs}", flush=True)
+
+    todo = []
+    for stage in stages:
+        done_file = folders[stage.name] / "done.json"
         if done_file.exists():
-            res = json.loads(done_file.read_text())
-            status = "reused"
+            finish(stage, json.loads(done_file.read_text()), "reused")
         elif report_only:
             print(f"{'':>24} | {stage.name:<32} not run yet", flush=True)
-            continue
         else:
-            if folder.exists():
-                shutil.rmtree(folder)  # an unfinished stage: start it again
-            s0 = time.perf_counter()
-            res = _run_stage(stage, folder, folders, progress)
-            res["seconds"] = time.perf_counter() - s0
-            done_file.write_text(json.dumps(res, indent=2) + "\n")
-            status = f"{res['seconds']:.0f}s"
-        seconds[stage.name] = res.get("seconds", float("nan"))
-        rows += _rows(stage.dataset, method_label(stage), res)
-        accs = " ".join(f"{s}={res['splits'][s]['accuracy']:.3f}" for s in SPLITS)
-        print(f"{_bar(i + 1, len(stages), time.perf_counter() - t0)} | {stage.name:<32} {status:>7} | {accs}",
-              flush=True)
+            todo.append(stage)
+    if jobs == 1:
+        for stage in todo:
+            res = _execute(stage, folders[stage.name], folders, progress)
+            finish(stage, res, f"{res['seconds']:.0f}s")
+    elif todo:
+        _run_parallel(todo, folders, out / "logs", jobs, progress, finish)
+    rows: list[dict] = []
+    for stage in stages:  # plan order, whatever order the stages finished in
+        if stage.name in results:
+            rows += _rows(stage.dataset, method_label(stage), results[stage.name])
     rows += [{"dataset": ds, "method": next(m for m, _, o in BASELINES if o == objective), "split": split,
               "metric": "accuracy", "value": None, "note": f"n/a: {why}"}
              for (ds, objective), why in NOT_APPLICABLE.items() for split in SPLITS]
