@@ -183,6 +183,9 @@ def test_cli_errors_and_config(tmp_path, teacher_dir, capsys):
     rc, text = _main(["distill", "--dataset", "colored-digits", "--teacher", "t", "--out", "o", "--bogus", "1"],
                      capsys)
     assert rc != 0 and "unrecognized arguments: --bogus" in text
+    for bad in ("0", "two", "-1"):
+        rc, text = _main(["demo", "--jobs", bad], capsys)
+        assert rc != 0 and "--jobs: expected a positive whole number" in text, bad
     cfg = tmp_path / "c.yaml"
     cfg.write_text("dataset: colored-digits\nepochs: 1\nlimit: 32\nwidth: 4\nno_progress: true\n"
                    f"teacher: {teacher_dir}\n")

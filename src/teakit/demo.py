@@ -293,5 +293,6 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
              for (ds, objective), why in NOT_APPLICABLE.items() for split in SPLITS]
     (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     write_report(out, rows, stages, folders, quick=quick, seed=seed, seconds=seconds)
-    print(f"wrote {out / 'results.json'}, {out / 'report.md'}, {out / 'report.html'}")
+    print(f"wrote {out / 'results.json'}, {out / 'report.md'}, {out / 'report.html'} "
+          f"({(time.perf_counter() - t0) / 60:.1f} min)")
     return rows
