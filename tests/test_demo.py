@@ -72,3 +72,9 @@ def test_stage_folders_change_with_the_data():
     v1, v2 = demo.data_version("colored-digits"), demo.data_version("digits-on-scenes")
     assert v1 == demo.data_version("colored-digits") and v1 != v2
     assert stage.key({}, v1) == stage.key({}, v1) != stage.key({}, v2)
+
+
+def test_time_left_counts_only_stages_computed_in_this_run():
+    assert "left" not in demo._bar(18, 26, 60.0, ran=0)  # only reused stages so far: no estimate
+    assert "about 30.0 min left" in demo._bar(20, 26, 600.0, ran=2)  # 5 min per computed stage, 6 to go
+    assert "about  1.7 min left" in demo._bar(5, 10, 100.0)

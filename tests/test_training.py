@@ -193,6 +193,9 @@ def test_cli_errors_and_config(tmp_path, teacher_dir, capsys):
     assert rc == 0, text
     ck = load_checkpoint(tmp_path / "y")
     assert ck.config["model"]["kwargs"]["width"] == 4 and ck.config["train"]["epochs"] == 1
+    assert ck.config["train"]["head_lr_scale"] == 10.0  # TEA's default head learning rate
+    rc, text = _main(["distill", "--config", str(cfg), "--head-lr-scale", "2", "--out", str(tmp_path / "y2")], capsys)
+    assert rc == 0 and load_checkpoint(tmp_path / "y2").config["train"]["head_lr_scale"] == 2.0
     cfg.write_text("dataset: colored-digits\nepochz: 1\n")
     rc, text = _main(["distill", "--config", str(cfg), "--out", str(tmp_path / "z")], capsys)
     assert rc != 0 and "unknown option 'epochz'" in text
@@ -216,6 +219,8 @@ def test_distill_baselines_through_the_cli(objective, teacher_dir, tmp_path, cap
                       "--out", str(tmp_path / "m")], capsys)
     assert rc == 0, text
     assert "agreement=" in text
+    # the heatmap objectives get TEA's 10x head learning rate by default, the output/feature ones 1x
+    assert load_checkpoint(tmp_path / "m").config["train"]["head_lr_scale"] == (10.0 if objective == "gradcam" else 1.0)
 
 
 def test_jtt_needs_stage1(tmp_path, capsys):

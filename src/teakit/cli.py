@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .data import BUILTIN
+from .recipe import HEATMAP_HEAD_LR_SCALE, HEATMAP_OBJECTIVES
 
 DATASETS = BUILTIN + ("colored-mnist", "folder", "waterbirds", "xray", "coco-on-places")
 DISK = DATASETS[len(BUILTIN):]
@@ -20,7 +21,8 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
-def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: int = 64, warmup: int = 0):
+def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: int = 64, warmup: int = 0,
+               head_lr_help: str = "default 1"):
     from .models import MODEL_NAMES
     from .train import OPTIMIZERS, SCHEDULES
 
@@ -33,8 +35,8 @@ def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: i
     g.add_argument("--weight-decay", type=float, default=0.0)
     g.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm, 0 = off (default 1.0)")
     g.add_argument("--schedule", choices=SCHEDULES, default="cosine")
-    g.add_argument("--head-lr-scale", type=float, default=1.0,
-                   help="learning rate of the last linear layer = lr × this (default 1)")
+    g.add_argument("--head-lr-scale", type=float, default=None,
+                   help=f"learning rate of the last linear layer = lr × this ({head_lr_help})")
     g.add_argument("--warmup-steps", type=int, default=warmup, help=f"linear warm-up steps (default {warmup})")
     g.add_argument("--ema", type=float, default=0.0,
                    help="decay of an exponential moving average of the weights (0 = off); the average is "
@@ -88,12 +90,13 @@ def _reading(a) -> dict:
     return {k: getattr(a, k) for k, default in DISK_OPTIONS.items() if getattr(a, k) != default}
 
 
-def _train_cfg(a):
+def _train_cfg(a, head_lr_scale: float = 1.0):
+    """The training config from the options; ``head_lr_scale``: the command's default for it."""
     from .train import TrainConfig
     return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr,
                        momentum=a.momentum, weight_decay=a.weight_decay, grad_clip=a.grad_clip,
                        schedule=a.schedule, warmup_steps=a.warmup_steps, seed=a.seed, ema=a.ema,
-                       head_lr_scale=a.head_lr_scale)
+                       head_lr_scale=head_lr_scale if a.head_lr_scale is None else a.head_lr_scale)
 
 
 def _spec(a):
@@ -148,13 +151,14 @@ def _cmd_train(a):
 def _cmd_distill(a):
     from .commands import distill
     tea = {}
-    if a.objective in ("tea", "gradxinput", "inputgrad", "gradcam"):
+    if a.objective in HEATMAP_OBJECTIVES:
         tea = {"classes": a.classes, "p_top": a.p_top, "loss": a.loss, "pyramid": not a.no_pyramid,
                "min_side": a.min_side, "label_weight": a.label_weight, "kd_weight": a.kd_weight,
                "shift": a.shift, "bias_prior": a.bias_prior}
         if a.objective == "tea":
             tea.update(joint_norm=a.joint_norm, eps_log_range=tuple(a.eps_range))
-    distill(a.dataset, a.teacher, a.out, spec=_spec(a), cfg=_train_cfg(a), tea=tea, copy_head=a.copy_head,
+    cfg = _train_cfg(a, HEATMAP_HEAD_LR_SCALE if a.objective in HEATMAP_OBJECTIVES else 1.0)
+    distill(a.dataset, a.teacher, a.out, spec=_spec(a), cfg=cfg, tea=tea, copy_head=a.copy_head,
             cache=a.cache, cache_dir=a.cache_dir, resume=a.resume, objective=a.objective,
             teacher_heatmap=a.teacher_heatmap, **_common(a))
 
@@ -301,7 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--copy-head", action="store_true", help="copy the teacher's head into the student, frozen")
     t.add_argument("--label-weight", type=float, default=0.0, help="ablation only: + w·cross-entropy")
     t.add_argument("--kd-weight", type=float, default=0.0, help="ablation only: + w·logit KD (T=3)")
-    _add_train(c, epochs=80, lr=2e-3, warmup=100)
+    _add_train(c, epochs=80, lr=2e-3, warmup=100,
+               head_lr_help=f"default {HEATMAP_HEAD_LR_SCALE:g} for the heatmap objectives (tea, gradxinput, "
+                            "inputgrad, gradcam): heatmaps teach the head slowly; 1 for the others")
 
     c = cmd("evaluate", _cmd_evaluate, "accuracy (and agreement, background relevance) per test split")
     c.add_argument("--dataset", choices=DATASETS, help="default: the dataset the model was trained on")

@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from . import commands as C
+from .recipe import HEATMAP_HEAD_LR_SCALE, HEATMAP_OBJECTIVES
 from .train import TrainConfig
 
 SPLITS = ("id", "ood", "swapped")
@@ -46,7 +47,7 @@ BASELINES = [
     ("Grad×Input distillation", "distill", "gradxinput"), ("input-gradient distillation", "distill", "inputgrad"),
     ("Grad-CAM distillation", "distill", "gradcam"),
 ]
-EXPENSIVE = {"gradxinput", "inputgrad", "gradcam"}
+EXPENSIVE = set(HEATMAP_OBJECTIVES) - {"tea"}
 # options of every heatmap objective (TEA and the explanation distillations); part of their stage keys, so
 # a change recomputes them: the head bias is calibrated to the uniform class prior (teakit.calibrate)
 HEATMAP_OPTIONS = {"bias_prior": "uniform"}
@@ -87,7 +88,9 @@ def plan(quick: bool, seed: int) -> list[Stage]:
             **({"heatmap_of": "input"} if kind == "segmenter" else {})})
         erm_cfg = asdict(TrainConfig(epochs=t_ep, lr=3e-3, seed=seed))
         erm = Stage(f"{ds}-erm", "train", ds, {"objective": "erm", "cfg": erm_cfg, "data_options": data_opts})
-        tea_cfg = asdict(TrainConfig(epochs=s_ep, lr=2e-3, warmup_steps=0 if quick else 100, seed=seed))
+        distill_cfg = asdict(TrainConfig(epochs=s_ep, lr=2e-3, warmup_steps=0 if quick else 100, seed=seed))
+        # the heatmap objectives (TEA and the explanation distillations) get the recipe's head learning rate
+        tea_cfg = {**distill_cfg, "head_lr_scale": HEATMAP_HEAD_LR_SCALE}
         tea = Stage(f"{ds}-tea", "distill", ds, {"objective": "tea", "cfg": tea_cfg, "tea": HEATMAP_OPTIONS,
                                                 "data_options": data_opts, "cache": True}, deps=(teacher.name,))
         core += [teacher, erm, tea]
@@ -95,8 +98,8 @@ def plan(quick: bool, seed: int) -> list[Stage]:
             if (ds, objective) in NOT_APPLICABLE:
                 continue
             # distillation baselines get TEA's schedule, label-based ones ERM's
-            params = {"objective": objective, "cfg": tea_cfg if command == "distill" else erm_cfg,
-                      "data_options": data_opts}
+            cfg = (tea_cfg if objective in HEATMAP_OBJECTIVES else distill_cfg) if command == "distill" else erm_cfg
+            params = {"objective": objective, "cfg": cfg, "data_options": data_opts}
             if objective in EXPENSIVE:  # the explanation-distillation baselines get TEA's calibration too
                 params["tea"] = HEATMAP_OPTIONS
             deps = (teacher.name,) if command == "distill" else (erm.name,) if objective == "jtt" else ()
@@ -171,11 +174,14 @@ def _rows(dataset: str, method: str, res: dict) -> list[dict]:
     return rows
 
 
-def _bar(done: int, total: int, elapsed: float, width: int = 24) -> str:
+def _bar(done: int, total: int, elapsed: float, ran: int | None = None, width: int = 24) -> str:
+    """Overall bar; the time left is estimated from the ``ran`` stages computed in this
+    run (all ``done`` ones when not given), not from reused ones."""
+    ran = done if ran is None else ran
     filled = int(width * done / max(total, 1))
-    eta = elapsed / done * (total - done) if done else float("nan")
+    eta = elapsed / ran * (total - done) if ran else float("nan")
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} elapsed {elapsed / 60:4.1f} min" + (
-        f", about {eta / 60:4.1f} min left" if done else "")
+        f", about {eta / 60:4.1f} min left" if ran else "")
 
 
 def _execute(stage: Stage, folder: Path, folders: dict, progress: bool, log: Path | None = None,
@@ -262,11 +268,15 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
         folders[stage.name] = out / "stages" / stage.key({d: str(folders[d]) for d in stage.deps},
                                                          versions[stage.dataset])
 
+    ran = []
+
     def finish(stage: Stage, res: dict, status: str):
         results[stage.name] = res
+        if status != "reused":
+            ran.append(stage.name)
         seconds[stage.name] = res.get("seconds", float("nan"))
         accs = " ".join(f"{s}={res['splits'][s]['accuracy']:.3f}" for s in SPLITS)
-        print(f"{_bar(len(results), len(stages), time.perf_counter() - t0)} | {stage.name:<32} {status:>7} | "
+        print(f"{_bar(len(results), len(stages), time.perf_counter() - t0, len(ran))} | {stage.name:<32} {status:>7} | "
               f"{accs}", flush=True)
 
     todo = []
