@@ -197,7 +197,7 @@ def _execute(stage: Stage, folder: Path, folders: dict, progress: bool, log: Pat
         res = _run_stage(stage, folder, folders, progress)
     else:
         log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        with open(log, "w", buffering=1) as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
             res = _run_stage(stage, folder, folders, progress)
     res["seconds"] = time.perf_counter() - s0
     (folder / "done.json").write_text(json.dumps(res, indent=2) + "\n")
