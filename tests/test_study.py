@@ -232,3 +232,36 @@ def test_probe_rewrites_the_partial_curve_after_every_epoch(teacher_dir, tmp_pat
         written = read_curves(partial)
         assert len(written) == 4 * (epoch + 1) and written[-1]["epoch"] == epoch + 1
     assert written[-1]["seconds"] == 3.0 and {r["split"] for r in written} == {"val", "id", "ood", "swapped"}
+
+
+def test_student_bn_running_explains_with_the_running_statistics(teacher_dir):
+    """student_bn="running": one training-mode pass updates the statistics, then the map
+    (and so the loss) is the eval-mode map; the student is left in training mode."""
+    import copy
+
+    from teakit.models import SmallCNN
+    from teakit.objectives.tea import TEA, batchnorm_eval
+    from teakit.runs import load_teacher
+
+    teacher = load_teacher(teacher_dir)
+    batch = make_batch(C.load_data("colored-digits", limit=32)["train"], torch.arange(16), "cpu")
+    torch.manual_seed(0)
+    student = SmallCNN(width=4, depth=2).train()
+    ref = copy.deepcopy(student)
+    loss, _ = TEA(teacher, 10, student_bn="running")(batch, student, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ref(batch["x"])  # the one training-mode pass the running mode makes
+    stats = [k for k in student.state_dict() if "running" in k]
+    assert stats and all(torch.equal(student.state_dict()[k], ref.state_dict()[k]) for k in stats)
+    assert not torch.equal(student.state_dict()[stats[0]], SmallCNN(width=4, depth=2).state_dict()[stats[0]])
+    assert all(m.training for m in student.modules())
+    expected, _ = TEA(teacher, 10)(batch, copy.deepcopy(ref).eval(), torch.Generator().manual_seed(3))
+    assert torch.allclose(loss, expected, rtol=1e-6)
+    batch_mode, _ = TEA(teacher, 10)(batch, ref, torch.Generator().manual_seed(3))
+    assert not torch.allclose(loss, batch_mode, rtol=1e-3)
+    # validation is in eval mode anyway: the setting changes nothing there
+    with batchnorm_eval(ref):
+        assert not any(m.training for m in ref.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert all(m.training for m in ref.modules())
+    with pytest.raises(ValueError, match="student_bn"):
+        TEA(teacher, 10, student_bn="frozen")

@@ -156,7 +156,7 @@ def _cmd_distill(a):
                "min_side": a.min_side, "label_weight": a.label_weight, "kd_weight": a.kd_weight,
                "shift": a.shift, "bias_prior": a.bias_prior}
         if a.objective == "tea":
-            tea.update(joint_norm=a.joint_norm, eps_log_range=tuple(a.eps_range))
+            tea.update(joint_norm=a.joint_norm, eps_log_range=tuple(a.eps_range), student_bn=a.student_bn)
     cfg = _train_cfg(a, HEATMAP_HEAD_LR_SCALE if a.objective in HEATMAP_OBJECTIVES else 1.0)
     distill(a.dataset, a.teacher, a.out, spec=_spec(a), cfg=cfg, tea=tea, copy_head=a.copy_head,
             cache=a.cache, cache_dir=a.cache_dir, resume=a.resume, objective=a.objective,
@@ -297,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--loss", choices=KINDS, default="l1")
     t.add_argument("--no-pyramid", action="store_true")
     t.add_argument("--min-side", type=int, default=8, help="smallest pyramid level side (default 8)")
+    t.add_argument("--student-bn", choices=("batch", "running"), default="batch",
+                   help="BatchNorm statistics while the student's training heatmap is computed: the batch's "
+                        "(default) or the running ones, as at test time")
     t.add_argument("--joint-norm", action="store_true",
                    help="classes pair/all: one loss normalisation per image over its maps, so their relative "
                         "sizes must match too")

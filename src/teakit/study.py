@@ -61,6 +61,7 @@ VARIANTS: dict[str, dict] = {
     "width-32": {"spec": {"width": 32}, "epochs_scale": 0.5},
     "depth-6": {"spec": {"depth": 6}},
     "no-batchnorm": {"spec": {"batchnorm": False}},
+    "bn-running": {"tea": {"student_bn": "running"}},
     "shift-2": {"tea": {"shift": 2}},
     "twice-longer": {"epochs_scale": 2.0},
 }

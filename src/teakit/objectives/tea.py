@@ -25,8 +25,15 @@ image by a random offset of up to ``shift`` pixels, the same for the teacher's
 and the student's input.  It needs the live teacher: once a network max-pools,
 the heatmap of a moved image is not the moved heatmap, so cached maps cannot
 simply be shifted (measured: up to half the map's peak apart).
+``student_bn`` is the BatchNorm mode of the student while its training
+heatmap is computed: ``"batch"`` (default; the batch's statistics, as in any
+training forward pass) or ``"running"`` (its running statistics, as at test
+time, so the map trained is the map the student will give; an extra no-grad
+forward pass in training mode keeps those statistics up to date).
 """
 from __future__ import annotations
+
+import contextlib
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +46,7 @@ from .heatmap_loss import heatmap_loss
 CLASS_MODES = ("sample", "top", "pair", "all")
 VAL_MEMO_ELEMENTS = 2 ** 25  # 128 MiB of float32 teacher maps kept for validation
 BIAS_PRIORS = ("uniform", "none")
+STUDENT_BN_MODES = ("batch", "running")
 
 
 def sample_eps(batch: int, generator=None, log_range=(-2.0, -1.0), device=None) -> torch.Tensor:
@@ -53,6 +61,21 @@ def sample_classes(top: torch.Tensor, num_classes: int, p_top: float = 0.5, gene
     shift = torch.randint(1, num_classes, top.shape, generator=generator).to(top.device)
     keep = (torch.rand(top.shape, generator=generator) < p_top).to(top.device)
     return torch.where(keep, top, (top + shift) % num_classes)
+
+
+@contextlib.contextmanager
+def batchnorm_eval(model: torch.nn.Module):
+    """Inside: every BatchNorm layer of ``model`` uses (and does not update) its running statistics."""
+    from ..models.cnn import ScaleNorm2d
+    norms = (torch.nn.modules.batchnorm._BatchNorm, ScaleNorm2d)
+    layers = [m for m in model.modules() if isinstance(m, norms) and m.training]
+    for m in layers:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.train()
 
 
 def kd_loss(student_logits, teacher_logits, temperature: float = 3.0):
@@ -70,7 +93,8 @@ class TEA(Objective):
     def __init__(self, teacher, num_classes: int, classes: str = "sample", p_top: float = 0.5,
                  eps_log_range=(-2.0, -1.0), loss: str = "l1", pyramid: bool = True, min_side: int = 8,
                  label_weight: float = 0.0, kd_weight: float = 0.0, cache=None, cache_logits=None,
-                 shift: int = 0, joint_norm: bool = False, bias_prior: str = "uniform"):
+                 shift: int = 0, joint_norm: bool = False, bias_prior: str = "uniform",
+                 student_bn: str = "batch"):
         if classes not in CLASS_MODES:
             raise ValueError(f"classes={classes!r}; expected one of {', '.join(CLASS_MODES)}")
         self.teacher = teacher
@@ -92,6 +116,9 @@ class TEA(Objective):
         if bias_prior not in BIAS_PRIORS:
             raise ValueError(f"bias_prior={bias_prior!r}; expected one of {', '.join(BIAS_PRIORS)}")
         self.bias_prior = bias_prior
+        if student_bn not in STUDENT_BN_MODES:
+            raise ValueError(f"student_bn={student_bn!r}; expected one of {', '.join(STUDENT_BN_MODES)}")
+        self.student_bn = student_bn
 
     def after_epoch(self, student, train_data, device) -> dict:
         """Head-bias calibration to the uniform class prior (see the module docstring)."""
@@ -113,7 +140,7 @@ class TEA(Objective):
                 "eps_log_range": list(self.eps_log_range), "loss": self.loss, "pyramid": self.pyramid, "min_side": self.min_side,
                 "label_weight": self.label_weight, "kd_weight": self.kd_weight,
                 "cache": self.cache is not None, "shift": self.shift,
-                "joint_norm": self.joint_norm, "bias_prior": self.bias_prior}
+                "joint_norm": self.joint_norm, "bias_prior": self.bias_prior, "student_bn": self.student_bn}
 
     @property
     def reps(self) -> int:
@@ -189,8 +216,13 @@ class TEA(Objective):
         else:
             T, t_logits, target, eps = self._val_teacher(batch, rng)
         xs = x.repeat(self.reps, 1, 1, 1) if self.reps > 1 else x
-        S, logits = explain(student, xs, target, method=self.method, eps=eps, create_graph=train,
-                            return_logits=True)
+        running = train and self.student_bn == "running"
+        if running:
+            with torch.no_grad():
+                student(x)  # training-mode pass: the running statistics follow the batches as usual
+        with batchnorm_eval(student) if running else contextlib.nullcontext():
+            S, logits = explain(student, xs, target, method=self.method, eps=eps, create_graph=train,
+                                return_logits=True)
         hm = heatmap_loss(S, T, kind=self.loss, pyramid=self.pyramid, min_side=self.min_side,
                           joint=self.reps if self.joint_norm else 1)
         loss = touch_all_parameters(hm, logits) if train else hm
