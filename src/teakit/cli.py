@@ -150,14 +150,14 @@ def _cmd_train(a):
 
 def _cmd_distill(a):
     from .commands import distill
-    tea = {}
-    if a.objective in HEATMAP_OBJECTIVES:
+    tea, heatmap = {}, a.objective in HEATMAP_OBJECTIVES
+    if heatmap:
         tea = {"classes": a.classes, "p_top": a.p_top, "loss": a.loss, "pyramid": not a.no_pyramid,
                "min_side": a.min_side, "label_weight": a.label_weight, "kd_weight": a.kd_weight,
                "shift": a.shift, "bias_prior": a.bias_prior}
         if a.objective == "tea":
             tea.update(joint_norm=a.joint_norm, eps_log_range=tuple(a.eps_range), student_bn=a.student_bn)
-    cfg = _train_cfg(a, HEATMAP_HEAD_LR_SCALE if a.objective in HEATMAP_OBJECTIVES else 1.0)
+    cfg = _train_cfg(a, HEATMAP_HEAD_LR_SCALE if heatmap else 1.0)
     distill(a.dataset, a.teacher, a.out, spec=_spec(a), cfg=cfg, tea=tea, copy_head=a.copy_head,
             cache=a.cache, cache_dir=a.cache_dir, resume=a.resume, objective=a.objective,
             teacher_heatmap=a.teacher_heatmap, **_common(a))

@@ -97,10 +97,12 @@ def plan(quick: bool, seed: int) -> list[Stage]:
         for label, command, objective in BASELINES:
             if (ds, objective) in NOT_APPLICABLE:
                 continue
-            # distillation baselines get TEA's schedule, label-based ones ERM's
-            cfg = (tea_cfg if objective in HEATMAP_OBJECTIVES else distill_cfg) if command == "distill" else erm_cfg
+            # distillation baselines get TEA's schedule (the explanation distillations with TEA's head learning
+            # rate and calibration too), label-based ones ERM's
+            heatmap = objective in EXPENSIVE
+            cfg = erm_cfg if command == "train" else tea_cfg if heatmap else distill_cfg
             params = {"objective": objective, "cfg": cfg, "data_options": data_opts}
-            if objective in EXPENSIVE:  # the explanation-distillation baselines get TEA's calibration too
+            if heatmap:
                 params["tea"] = HEATMAP_OPTIONS
             deps = (teacher.name,) if command == "distill" else (erm.name,) if objective == "jtt" else ()
             stage = Stage(f"{ds}-{objective}", command, ds, params, deps=deps)
@@ -259,7 +261,6 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
     stages = plan(quick, seed)
     folders: dict[str, Path] = {}
     results: dict[str, dict] = {}
-    seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     print(f"tea demo: {len(stages)} stages → {out}{' (quick)' if quick else ''}"
           f"{f', {jobs} at a time' if jobs > 1 else ''}", flush=True)
@@ -274,7 +275,6 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
         results[stage.name] = res
         if status != "reused":
             ran.append(stage.name)
-        seconds[stage.name] = res.get("seconds", float("nan"))
         accs = " ".join(f"{s}={res['splits'][s]['accuracy']:.3f}" for s in SPLITS)
         print(f"{_bar(len(results), len(stages), time.perf_counter() - t0, len(ran))} | {stage.name:<32} {status:>7} | "
               f"{accs}", flush=True)
@@ -302,6 +302,7 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
               "metric": "accuracy", "value": None, "note": f"n/a: {why}"}
              for (ds, objective), why in NOT_APPLICABLE.items() for split in SPLITS]
     (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    seconds = {name: res.get("seconds", float("nan")) for name, res in results.items()}
     write_report(out, rows, stages, folders, quick=quick, seed=seed, seconds=seconds)
     print(f"wrote {out / 'results.json'}, {out / 'report.md'}, {out / 'report.html'} "
           f"({(time.perf_counter() - t0) / 60:.1f} min)")
