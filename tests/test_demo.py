@@ -2,6 +2,8 @@
 the contracted rows, the report and figures exist, and a re-run reuses stages."""
 import json
 
+import torch
+
 from teakit import demo
 
 
@@ -37,6 +39,14 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     for name in ("report.md", "report.html", "figures/colored-digits-accuracy.png",
                  "figures/digits-on-scenes-heatmaps.png"):
         assert (tmp_path / name).stat().st_size > 200, name
+    # every classifier of the demo, teachers' included, is the recipe's CNN, written into its config
+    from teakit.recipe import CNN_DEPTH
+    from teakit.runs import load_model
+    for name in ("colored-digits-teacher", "digits-on-scenes-erm", "digits-on-scenes-tea"):
+        folder = next((tmp_path / "stages").glob(f"{name}-*"))
+        model, config = load_model(folder / "classifier" if name.endswith("teacher") else folder)
+        assert config["model"]["kwargs"] == {"depth": CNN_DEPTH}, name
+        assert sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == CNN_DEPTH, name
     report = (tmp_path / "report.md").read_text()
     assert "| TEA |" in report and "| RRR | n/a |" in report and "inside the foreground mask" in report
     capsys.readouterr()

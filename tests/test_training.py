@@ -13,6 +13,8 @@ import torch
 from teakit import commands as C
 from teakit.checkpoint import load_checkpoint
 from teakit.objectives.tea import TEA, sample_classes, sample_eps
+from teakit.recipe import CNN_DEPTH
+from teakit.runs import build_from_spec, load_model
 from teakit.train import TrainConfig, epoch_batches, lr_at, make_batch
 
 TEA_BIN = str(Path(sys.executable).parent / "tea")
@@ -193,6 +195,7 @@ def test_cli_errors_and_config(tmp_path, teacher_dir, capsys):
     assert rc == 0, text
     ck = load_checkpoint(tmp_path / "y")
     assert ck.config["model"]["kwargs"]["width"] == 4 and ck.config["train"]["epochs"] == 1
+    assert ck.config["model"]["kwargs"]["depth"] == CNN_DEPTH  # the recipe's depth, recorded
     assert ck.config["train"]["head_lr_scale"] == 10.0  # TEA's default head learning rate
     rc, text = _main(["distill", "--config", str(cfg), "--head-lr-scale", "2", "--out", str(tmp_path / "y2")], capsys)
     assert rc == 0 and load_checkpoint(tmp_path / "y2").config["train"]["head_lr_scale"] == 2.0
@@ -221,6 +224,16 @@ def test_distill_baselines_through_the_cli(objective, teacher_dir, tmp_path, cap
     assert "agreement=" in text
     # the heatmap objectives get TEA's 10x head learning rate by default, the output/feature ones 1x
     assert load_checkpoint(tmp_path / "m").config["train"]["head_lr_scale"] == (10.0 if objective == "gradcam" else 1.0)
+
+
+def test_default_cnn_has_the_recipes_depth_and_old_configs_keep_theirs(teacher_dir):
+    # the Python API (here the teacher fixture, built without a spec) writes the depth into the config
+    model, config = load_model(teacher_dir / "classifier")
+    assert config["model"]["kwargs"] == {"depth": CNN_DEPTH}
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == CNN_DEPTH
+    # a config saved before the depth was recorded still builds the depth-4 network it was trained as
+    old = build_from_spec({"name": "cnn", "num_classes": 10, "kwargs": {}})
+    assert CNN_DEPTH != 4 and sum(isinstance(m, torch.nn.Conv2d) for m in old.modules()) == 4
 
 
 def test_jtt_needs_stage1(tmp_path, capsys):

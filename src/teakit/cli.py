@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .data import BUILTIN
-from .recipe import HEATMAP_HEAD_LR_SCALE, HEATMAP_OBJECTIVES
+from .recipe import CNN_DEPTH, HEATMAP_HEAD_LR_SCALE, HEATMAP_OBJECTIVES
 
 DATASETS = BUILTIN + ("colored-mnist", "folder", "waterbirds", "xray", "coco-on-places")
 DISK = DATASETS[len(BUILTIN):]
@@ -53,7 +53,7 @@ def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: i
     g.add_argument("--pretrained", action="store_true",
                    help="resnets: ImageNet weights from the local torch cache (never downloaded)")
     g.add_argument("--width", type=int, default=16, help="cnn width (default 16)")
-    g.add_argument("--depth", type=int, default=4, help="cnn depth (default 4)")
+    g.add_argument("--depth", type=int, default=CNN_DEPTH, help=f"cnn depth (default {CNN_DEPTH})")
     g.add_argument("--no-batchnorm", action="store_true", help="cnn without normalisation layers")
     g.add_argument("--no-bias", action="store_true",
                    help="cnn without additive terms (no biases, scale-only norm): logit = sum of relevance")

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .data import load_builtin
+from .recipe import CNN_DEPTH
 from .runs import build_from_spec, load_model, load_teacher, model_spec, teacher_hash, write_teacher
 from .train import TrainConfig, fit
 
@@ -63,8 +64,11 @@ def num_classes_of(data: dict) -> int:
 
 
 def _resolve_spec(spec: dict | None, default: str, data: dict) -> dict:
-    """The model spec with ``num_classes`` filled in from the data when it is None."""
-    spec = dict(spec) if spec else model_spec(default, None)
+    """The model spec with ``num_classes`` filled in from the data when it is None.
+
+    Without a spec: ``default``, and for the CNN the recipe's depth, written into the
+    spec so that the saved config says which network it is."""
+    spec = dict(spec) if spec else model_spec(default, None, **({"depth": CNN_DEPTH} if default == "cnn" else {}))
     if spec["num_classes"] is None:
         spec["num_classes"] = 1 if spec["name"] == "unet" else num_classes_of(data)
     return spec

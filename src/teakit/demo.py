@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 
 from . import commands as C
-from .recipe import HEATMAP_HEAD_LR_SCALE, HEATMAP_OBJECTIVES
+from .recipe import CNN_DEPTH, HEATMAP_HEAD_LR_SCALE, HEATMAP_OBJECTIVES
+from .runs import model_spec
 from .train import TrainConfig
 
 SPLITS = ("id", "ood", "swapped")
@@ -80,19 +81,22 @@ def plan(quick: bool, seed: int) -> list[Stage]:
     limit = 192 if quick else None
     data_opts = {"limit": limit} if limit else {}
     t_ep, s_ep, seg_ep = (2, 2, 2) if quick else (40, 30, 15)
+    model = {"depth": CNN_DEPTH}  # every classifier (teachers' and students') is this CNN
     core, cheap, costly = [], [], []
     for ds, kind in (("colored-digits", "debiased"), ("digits-on-scenes", "segmenter")):
         teacher = Stage(f"{ds}-teacher", "teacher", ds, {
             "kind": kind, "cfg": asdict(TrainConfig(epochs=t_ep, lr=3e-3, seed=seed)),
             "seg_cfg": asdict(TrainConfig(epochs=seg_ep, lr=3e-3, seed=seed)), "data_options": data_opts,
-            **({"heatmap_of": "input"} if kind == "segmenter" else {})})
+            "model": model, **({"heatmap_of": "input"} if kind == "segmenter" else {})})
         erm_cfg = asdict(TrainConfig(epochs=t_ep, lr=3e-3, seed=seed))
-        erm = Stage(f"{ds}-erm", "train", ds, {"objective": "erm", "cfg": erm_cfg, "data_options": data_opts})
+        erm = Stage(f"{ds}-erm", "train", ds, {"objective": "erm", "cfg": erm_cfg, "data_options": data_opts,
+                                               "model": model})
         distill_cfg = asdict(TrainConfig(epochs=s_ep, lr=2e-3, warmup_steps=0 if quick else 100, seed=seed))
         # the heatmap objectives (TEA and the explanation distillations) get the recipe's head learning rate
         tea_cfg = {**distill_cfg, "head_lr_scale": HEATMAP_HEAD_LR_SCALE}
         tea = Stage(f"{ds}-tea", "distill", ds, {"objective": "tea", "cfg": tea_cfg, "tea": HEATMAP_OPTIONS,
-                                                "data_options": data_opts, "cache": True}, deps=(teacher.name,))
+                                                "data_options": data_opts, "model": model, "cache": True},
+                    deps=(teacher.name,))
         core += [teacher, erm, tea]
         for label, command, objective in BASELINES:
             if (ds, objective) in NOT_APPLICABLE:
@@ -101,7 +105,7 @@ def plan(quick: bool, seed: int) -> list[Stage]:
             # rate and calibration too), label-based ones ERM's
             heatmap = objective in EXPENSIVE
             cfg = erm_cfg if command == "train" else tea_cfg if heatmap else distill_cfg
-            params = {"objective": objective, "cfg": cfg, "data_options": data_opts}
+            params = {"objective": objective, "cfg": cfg, "data_options": data_opts, "model": model}
             if heatmap:
                 params["tea"] = HEATMAP_OPTIONS
             deps = (teacher.name,) if command == "distill" else (erm.name,) if objective == "jtt" else ()
@@ -127,7 +131,8 @@ def method_label(stage: Stage) -> str:
 
 def _run_stage(stage: Stage, folder: Path, folders: dict, progress: bool) -> dict:
     p = stage.params
-    common = dict(data_options=p.get("data_options") or None, progress=progress)
+    common = dict(data_options=p.get("data_options") or None, progress=progress,
+                  spec=model_spec("cnn", None, **p["model"]) if "model" in p else None)
     if stage.kind == "teacher":
         C.train_teacher(stage.dataset, p["kind"], folder, cfg=_cfg(p["cfg"]), seg_cfg=_cfg(p["seg_cfg"]),
                         heatmap_of=p.get("heatmap_of", "input"), **common)
