@@ -4,6 +4,7 @@ import torch
 
 from teakit import commands as C
 from teakit.data.augment import random_shifts, translate
+from teakit.recipe import CNN_DEPTH
 from teakit.study import VARIANTS, convergence, read_curves, variant_setup
 from teakit.train import TrainConfig, make_batch
 
@@ -78,11 +79,12 @@ def test_variant_setup_changes_one_thing():
     assert tea["classes"] == "all" and cfg.epochs == 2
     _, _, spec, _ = variant_setup("width-8", base, {}, None)
     assert spec["name"] == "cnn" and spec["kwargs"]["width"] == 8
-    _, _, spec, _ = variant_setup("depth-6", base, {}, None)
+    assert spec["kwargs"] == {"width": 8, "depth": CNN_DEPTH}  # the baseline's depth, one change only
+    _, _, spec, _ = variant_setup("depth-4", base, {}, None)
     from teakit.runs import build_from_spec
     spec = {**spec, "num_classes": 10}
     model = build_from_spec(spec)
-    assert spec["kwargs"] == {"depth": 6} and sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == 6
+    assert spec["kwargs"] == {"depth": 4} and sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == 4
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
     assert variant_setup("head-copied", base, {}, None)[3]
     with pytest.raises(ValueError, match="unknown variant 'nope'"):

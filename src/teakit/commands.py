@@ -14,8 +14,7 @@ from pathlib import Path
 import torch
 
 from .data import load_builtin
-from .recipe import CNN_DEPTH
-from .runs import build_from_spec, load_model, load_teacher, model_spec, teacher_hash, write_teacher
+from .runs import build_from_spec, default_spec, load_model, load_teacher, model_spec, teacher_hash, write_teacher
 from .train import TrainConfig, fit
 
 DEFAULT_FABRIC = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true"}
@@ -63,12 +62,10 @@ def num_classes_of(data: dict) -> int:
     return max(int(d.y.max()) for d in data.values() if len(d)) + 1
 
 
-def _resolve_spec(spec: dict | None, default: str, data: dict) -> dict:
-    """The model spec with ``num_classes`` filled in from the data when it is None.
-
-    Without a spec: ``default``, and for the CNN the recipe's depth, written into the
-    spec so that the saved config says which network it is."""
-    spec = dict(spec) if spec else model_spec(default, None, **({"depth": CNN_DEPTH} if default == "cnn" else {}))
+def _resolve_spec(spec: dict | None, data: dict) -> dict:
+    """The model spec (by default :func:`teakit.runs.default_spec`) with ``num_classes``
+    filled in from the data when it is None."""
+    spec = dict(spec) if spec else default_spec()
     if spec["num_classes"] is None:
         spec["num_classes"] = 1 if spec["name"] == "unet" else num_classes_of(data)
     return spec
@@ -166,7 +163,7 @@ def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: T
     data = load_data(dataset, data_seed, **(data_options or {}))
     if objective == "segmentation":
         spec = model_spec("unet", 1)
-    spec = _resolve_spec(spec, "cnn", data)
+    spec = _resolve_spec(spec, data)
     K = spec["num_classes"]
     if objective == "segmentation":
         obj = Segmentation()
@@ -303,7 +300,7 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
     cfg = cfg or TrainConfig()
     tea = dict(tea or {})
     data = load_data(dataset, data_seed, **(data_options or {}))
-    spec = _resolve_spec(spec, "cnn", data)
+    spec = _resolve_spec(spec, data)
     K = spec["num_classes"]
     eps_values = list(eps_values or eps_grid())
     if cache and cache_dir is None:

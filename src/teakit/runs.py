@@ -15,10 +15,17 @@ import torch.nn as nn
 
 from .checkpoint import has_checkpoint, load_checkpoint, load_model_state, sha256_state
 from .models import build_model
+from .recipe import CNN_DEPTH
 
 
 def model_spec(name: str, num_classes: int, **kwargs) -> dict:
     return {"name": name, "num_classes": num_classes, "kwargs": kwargs}
+
+
+def default_spec(num_classes: int | None = None) -> dict:
+    """The CNN built when no model is given: the recipe's depth, written into the spec
+    (configs saved before it was recorded build ``SmallCNN``'s own default, depth 4)."""
+    return model_spec("cnn", num_classes, depth=CNN_DEPTH)
 
 
 def build_from_spec(spec: dict) -> nn.Module:

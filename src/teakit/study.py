@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from .runs import model_spec
+from .runs import default_spec
 from .train import TrainConfig
 
 # One change each from the baseline; "epochs_scale" keeps costlier variants to a similar wall time.
@@ -59,7 +59,7 @@ VARIANTS: dict[str, dict] = {
     "cosine": {"tea": {"loss": "cosine"}},
     "width-8": {"spec": {"width": 8}},
     "width-32": {"spec": {"width": 32}, "epochs_scale": 0.5},
-    "depth-6": {"spec": {"depth": 6}},
+    "depth-4": {"spec": {"depth": 4}},
     "no-batchnorm": {"spec": {"batchnorm": False}},
     "bn-running": {"tea": {"student_bn": "running"}},
     "shift-2": {"tea": {"shift": 2}},
@@ -77,7 +77,7 @@ def variant_setup(name: str, cfg: TrainConfig, tea: dict, spec: dict | None) -> 
     cfg = replace(cfg, **{**v.get("train", {}), "epochs": epochs})
     tea = {**tea, **v.get("tea", {})}
     if v.get("spec"):
-        spec = dict(spec or model_spec("cnn", None))
+        spec = dict(spec or default_spec())
         if spec["name"] != "cnn":
             raise ValueError(f"variant {name!r} changes the small cnn; the baseline model is {spec['name']!r}")
         spec["kwargs"] = {**spec.get("kwargs", {}), **v["spec"]}
