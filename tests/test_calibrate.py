@@ -52,27 +52,31 @@ def test_calibration_changes_only_the_head_bias_and_no_heatmap(make_tiny_student
         calibrate_head_bias(nobias, data, "cpu")
 
 
-@pytest.mark.parametrize("bias_prior", ["uniform", "none"])
+@pytest.mark.parametrize("bias_prior", ["uniform", "none", [3, 1, 1, 1, 1, 1, 1, 1, 1, 1]])
 def test_tea_calibrates_the_head_bias_every_epoch_unless_told_not_to(teacher_dir, tmp_path, bias_prior):
     from teakit import commands as C
     from teakit.runs import build_from_spec, load_model, model_spec
     from teakit.train import TrainConfig
 
     spec = model_spec("cnn", 10, width=4, depth=2)
-    out = tmp_path / bias_prior
+    out = tmp_path / "run"
     result = C.distill("colored-digits", teacher_dir, out, spec=spec, cfg=TrainConfig(epochs=2, batch_size=32),
                        tea={"bias_prior": bias_prior}, data_options={"limit": 64}, progress=False)
     model, config = load_model(out, "last")
-    assert config["objective"]["bias_prior"] == bias_prior
+    # class frequencies of one's own are normalised to a prior
+    want = bias_prior if isinstance(bias_prior, str) else [v / 12 for v in bias_prior]
+    saved = config["objective"]["bias_prior"]
+    assert saved == want if isinstance(want, str) else saved == pytest.approx(want)
     train = C.load_data("colored-digits", limit=64)["train"]
     model.eval()
     with torch.no_grad():
         p = torch.softmax(model(train.x), 1).mean(0)
     torch.manual_seed(0)  # the loop seeds the student's init with cfg.seed = 0
     init_bias = build_from_spec(spec).head.bias
-    if bias_prior == "uniform":
+    if bias_prior != "none":
         assert all("bias_shift" in r["train"] for r in result["history"])
-        assert torch.allclose(p, torch.full((10,), 0.1), atol=1e-4)
+        prior = torch.full((10,), 0.1) if bias_prior == "uniform" else torch.tensor(want)
+        assert torch.allclose(p, prior, atol=1e-4)
     else:
         assert not any("bias_shift" in r["train"] for r in result["history"])
         assert torch.equal(model.head.bias, init_bias)  # heatmaps never move the bias (Adam, zero gradient)
@@ -82,3 +86,11 @@ def test_tea_calibrates_the_head_bias_every_epoch_unless_told_not_to(teacher_dir
     student, _ = load_model(tmp_path / "copy", "last")
     from teakit.runs import load_teacher
     assert torch.equal(student.head.bias, load_teacher(teacher_dir).classifier.head.bias)
+
+
+def test_a_prior_of_ones_own_is_checked():
+    from teakit.objectives.tea import TEA
+    assert TEA(None, 3, bias_prior=(2, 1, 1)).bias_prior == [0.5, 0.25, 0.25]
+    for bad in ([1, 1], [1, 0, 1], [1, -1, 1], "flat"):
+        with pytest.raises(ValueError, match="bias_prior"):
+            TEA(None, 3, bias_prior=bad)

@@ -199,6 +199,11 @@ def test_cli_errors_and_config(tmp_path, teacher_dir, capsys):
     assert ck.config["train"]["head_lr_scale"] == 10.0  # TEA's default head learning rate
     rc, text = _main(["distill", "--config", str(cfg), "--head-lr-scale", "2", "--out", str(tmp_path / "y2")], capsys)
     assert rc == 0 and load_checkpoint(tmp_path / "y2").config["train"]["head_lr_scale"] == 2.0
+    for bad in ("1,x", "0.5", "1,-1", "flat"):
+        rc, text = _main(["distill", "--config", str(cfg), "--bias-prior", bad, "--out", str(tmp_path / "p")], capsys)
+        assert rc != 0 and "--bias-prior: expected uniform, none or comma-separated positive" in text, bad
+    rc, text = _main(["distill", "--config", str(cfg), "--bias-prior", "1,1", "--out", str(tmp_path / "p")], capsys)
+    assert rc != 0 and "expected 10 positive class frequencies" in text  # colored-digits has 10 classes
     cfg.write_text("dataset: colored-digits\nepochz: 1\n")
     rc, text = _main(["distill", "--config", str(cfg), "--out", str(tmp_path / "z")], capsys)
     assert rc != 0 and "unknown option 'epochz'" in text

@@ -21,6 +21,20 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _prior(text: str):
+    """--bias-prior: 'uniform', 'none', or comma-separated positive class frequencies."""
+    if text in ("uniform", "none"):
+        return text
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) < 2 or not all(v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected uniform, none or comma-separated positive class frequencies "
+                                         f"(e.g. 0.7,0.3), got {text!r}")
+    return values
+
+
 def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: int = 64, warmup: int = 0,
                head_lr_help: str = "default 1"):
     from .models import MODEL_NAMES
@@ -237,7 +251,7 @@ def _cmd_demo(a):
 
 def build_parser() -> argparse.ArgumentParser:
     from .objectives.heatmap_loss import KINDS
-    from .objectives.tea import BIAS_PRIORS, CLASS_MODES
+    from .objectives.tea import CLASS_MODES
     from .teachers import FILLS, HEATMAP_OF
 
     p = argparse.ArgumentParser(prog="tea", description="Training with Explanations Alone (TEA)")
@@ -288,10 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     t = c.add_argument_group("TEA objective")
     t.add_argument("--classes", choices=CLASS_MODES, default="sample")
     t.add_argument("--p-top", type=float, default=0.5, help="chance of explaining the teacher's top class")
-    t.add_argument("--bias-prior", choices=BIAS_PRIORS, default="uniform",
+    t.add_argument("--bias-prior", type=_prior, default="uniform", metavar="uniform|none|P1,...,PK",
                    help="after every epoch, set the head bias so the mean prediction on the unlabelled training "
-                        "images is uniform (heatmaps cannot teach per-class logit offsets; no labels, no teacher "
-                        "output, no heatmap changed); none: leave it (default uniform)")
+                        "images matches a class prior (heatmaps cannot teach per-class logit offsets; no labels, "
+                        "no teacher output, no heatmap changed): uniform (default), none (leave the bias), or "
+                        "one frequency per class, e.g. 0.7,0.3 for imbalanced data")
     t.add_argument("--eps-range", type=float, nargs=2, default=[-2.0, -1.0], metavar=("LO", "HI"),
                    help="ε = 10^u, u ~ U(LO, HI) (default -2 -1)")
     t.add_argument("--loss", choices=KINDS, default="l1")
@@ -361,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = c.add_argument_group("baseline TEA objective")
     t.add_argument("--classes", choices=CLASS_MODES, default="sample")
     t.add_argument("--p-top", type=float, default=0.5)
-    t.add_argument("--bias-prior", choices=BIAS_PRIORS, default="uniform")
+    t.add_argument("--bias-prior", type=_prior, default="uniform", metavar="uniform|none|P1,...,PK")
     t.add_argument("--eps-range", type=float, nargs=2, default=[-2.0, -1.0], metavar=("LO", "HI"))
     t.add_argument("--loss", choices=KINDS, default="l1")
     t.add_argument("--no-pyramid", action="store_true")

@@ -17,7 +17,9 @@ every epoch so its mean prediction on the (unlabelled) training images is
 uniform over the classes (:mod:`teakit.calibrate`): heatmaps cannot teach the
 per-class logit offsets, and without this step students whose maps match
 stay far below their teacher.  It uses no labels and no teacher output and
-changes no heatmap; ``"none"`` leaves the bias at its initial value.  It is
+changes no heatmap; ``"none"`` leaves the bias at its initial value, and a
+sequence of K positive numbers (class frequencies, normalised to sum 1) is a
+prior of your own, for data whose classes are not balanced.  It is
 skipped for a head without a bias or a frozen (copied) head.
 The teacher is frozen and in eval mode; its heatmaps come live or from a
 :class:`teakit.teachers.cache.HeatmapCache`.  ``shift`` > 0 moves each training
@@ -61,6 +63,20 @@ def sample_classes(top: torch.Tensor, num_classes: int, p_top: float = 0.5, gene
     shift = torch.randint(1, num_classes, top.shape, generator=generator).to(top.device)
     keep = (torch.rand(top.shape, generator=generator) < p_top).to(top.device)
     return torch.where(keep, top, (top + shift) % num_classes)
+
+
+def check_prior(bias_prior, num_classes: int):
+    """``"uniform"``, ``"none"``, or K positive numbers as a list normalised to sum 1."""
+    if isinstance(bias_prior, str):
+        if bias_prior not in BIAS_PRIORS:
+            raise ValueError(f"bias_prior={bias_prior!r}; expected one of {', '.join(BIAS_PRIORS)} "
+                             f"or {num_classes} positive class frequencies")
+        return bias_prior
+    prior = [float(v) for v in bias_prior]
+    if len(prior) != num_classes or not all(v > 0 for v in prior):
+        raise ValueError(f"bias_prior: expected {num_classes} positive class frequencies (one per class), "
+                         f"got {prior}")
+    return [v / sum(prior) for v in prior]
 
 
 @contextlib.contextmanager
@@ -113,15 +129,13 @@ class TEA(Objective):
         if joint_norm and classes not in ("pair", "all"):
             raise ValueError(f"joint_norm needs several maps per image: classes 'pair' or 'all', not {classes!r}")
         self.joint_norm = joint_norm
-        if bias_prior not in BIAS_PRIORS:
-            raise ValueError(f"bias_prior={bias_prior!r}; expected one of {', '.join(BIAS_PRIORS)}")
-        self.bias_prior = bias_prior
+        self.bias_prior = check_prior(bias_prior, num_classes)
         if student_bn not in STUDENT_BN_MODES:
             raise ValueError(f"student_bn={student_bn!r}; expected one of {', '.join(STUDENT_BN_MODES)}")
         self.student_bn = student_bn
 
     def after_epoch(self, student, train_data, device) -> dict:
-        """Head-bias calibration to the uniform class prior (see the module docstring)."""
+        """Head-bias calibration to the class prior (see the module docstring)."""
         from ..calibrate import calibrate_head_bias
         from ..models import get_head
 
@@ -133,7 +147,8 @@ class TEA(Objective):
             return {}
         if head.bias is None or not head.bias.requires_grad:
             return {}
-        return {"bias_shift": calibrate_head_bias(student, train_data, device)}
+        prior = None if self.bias_prior == "uniform" else torch.tensor(self.bias_prior)
+        return {"bias_shift": calibrate_head_bias(student, train_data, device, prior=prior)}
 
     def config(self) -> dict:
         return {"name": self.name, "classes": self.classes, "p_top": self.p_top,
