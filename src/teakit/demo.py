@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 
 from . import commands as C
-from .recipe import CNN_DEPTH, HEATMAP_HEAD_LR_SCALE, HEATMAP_OBJECTIVES
-from .runs import model_spec
+from .recipe import HEATMAP_HEAD_LR_SCALE, HEATMAP_OBJECTIVES
+from .runs import default_spec, model_spec
 from .train import TrainConfig
 
 SPLITS = ("id", "ood", "swapped")
@@ -81,7 +81,8 @@ def plan(quick: bool, seed: int) -> list[Stage]:
     limit = 192 if quick else None
     data_opts = {"limit": limit} if limit else {}
     t_ep, s_ep, seg_ep = (2, 2, 2) if quick else (40, 30, 15)
-    model = {"depth": CNN_DEPTH}  # every classifier (teachers' and students') is this CNN
+    # every classifier (teachers' and students') is the commands' default CNN; its options are in each stage's key
+    model = default_spec()["kwargs"]
     core, cheap, costly = [], [], []
     for ds, kind in (("colored-digits", "debiased"), ("digits-on-scenes", "segmenter")):
         teacher = Stage(f"{ds}-teacher", "teacher", ds, {
