@@ -101,7 +101,8 @@ class SmallNet(nn.Module):
         return self.l2(self.l1(x.flatten(1)).relu())
 
 
-def reference_lrp(net, x, target, eps):
+def reference_lrp(net, x, target, eps, feature=False):
+    """Input relevance; with ``feature`` also the relevance of the last 4-D ReLU output ``a2``."""
     a0 = x
     z1, _ = ref_conv(a0, net.c1.weight, net.c1.bias)
     a1 = z1.clamp_min(0)
@@ -122,7 +123,8 @@ def reference_lrp(net, x, target, eps):
     Ra2 = ref_avgpool_lrp0(a2, Rp2)
     Rp1 = ref_lrp_conv(p1, net.c2.weight, net.c2.bias, Ra2, eps)
     Ra1 = route(Rp1)
-    return ref_lrp_conv(a0, net.c1.weight, net.c1.bias, Ra1, eps)
+    R0 = ref_lrp_conv(a0, net.c1.weight, net.c1.bias, Ra1, eps)
+    return (R0, Ra2) if feature else R0
 
 
 def test_lrp_equals_explicit_layerwise_lrp_with_per_sample_eps():
@@ -218,7 +220,12 @@ def _second_order_check(train_mode, loss_kind):
     W = torch.randn(4, 2, 8, 8)
     params = [p for p in net.parameters()]
 
+    Tf = torch.randn(4, 4, 4, 4)
+
     def loss_fn():
+        if loss_kind == "feature":  # TEA's loss on the input map plus the feature-layer relevance
+            R, Rf = explain(net, x, target, eps=eps, create_graph=True, feature_relevance=True)
+            return teakit.heatmap_loss(R, T) + teakit.heatmap_loss(Rf, Tf, pyramid=False)
         R = explain(net, x, target, eps=eps, create_graph=True)
         if loss_kind == "tea":
             return teakit.heatmap_loss(R, T)
@@ -248,7 +255,7 @@ def _second_order_check(train_mode, loss_kind):
 
 
 @pytest.mark.parametrize("train_mode", [False, True])
-@pytest.mark.parametrize("loss_kind", ["smooth", "tea"])
+@pytest.mark.parametrize("loss_kind", ["smooth", "tea", "feature"])
 def test_second_order_gradients_match_finite_differences(train_mode, loss_kind):
     _second_order_check(train_mode, loss_kind)
 

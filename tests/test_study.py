@@ -162,8 +162,8 @@ def test_pair_mode_explains_top_and_another_class_live_and_cached(teacher_dir, t
     cache, logits = C.teacher_cache(teacher, data, tmp_path / "cache", eps_grid(), progress=False)
     for obj in (TEA(teacher, 10, classes="pair", joint_norm=True),
                 TEA(teacher, 10, classes="pair", joint_norm=True, cache=cache, cache_logits=logits)):
-        T, t_logits, target, eps = obj._teacher(batch, torch.Generator().manual_seed(0),
-                                                use_cache=obj.cache is not None)
+        T, t_logits, target, eps, _ = obj._teacher(batch, torch.Generator().manual_seed(0),
+                                                   use_cache=obj.cache is not None)
         top, other = target[:12], target[12:]
         assert torch.equal(top, t_logits.argmax(1)) and (other != top).all()
         assert T.shape == (24, 3, 32, 32) and torch.equal(eps[:12], eps[12:])  # one ε per image

@@ -62,7 +62,8 @@ def test_tea_objective_live_and_cached_agree(teacher_dir, tmp_path, make_tiny_st
     batch = make_batch(data, idx, "cpu")
     student = make_tiny_student()
     obj = TEA(teacher, 10, classes="top", cache=cache, cache_logits=logits)
-    T, t_logits, target, eps = obj._teacher(batch, torch.Generator().manual_seed(0), use_cache=True)
+    T, t_logits, target, eps, T_f = obj._teacher(batch, torch.Generator().manual_seed(0), use_cache=True)
+    assert T_f is None  # no feature-layer relevance unless asked for
     assert torch.equal(target, t_logits.argmax(1))
     live = teacher.heatmap(batch["x"], target, eps)
     assert torch.allclose(T, live, rtol=2e-3, atol=2e-3 * live.abs().max().item())
@@ -72,7 +73,7 @@ def test_tea_objective_live_and_cached_agree(teacher_dir, tmp_path, make_tiny_st
     assert {"heatmap_loss", "acc", "agreement", "kl"} <= set(logs)
     # "all" matches every class of every image
     obj_all = TEA(teacher, 10, classes="all")
-    T, _, target, eps = obj_all._teacher(batch, torch.Generator().manual_seed(0), use_cache=False)
+    T, _, target, eps, _ = obj_all._teacher(batch, torch.Generator().manual_seed(0), use_cache=False)
     assert T.shape == (160, 3, 32, 32) and torch.equal(target.view(10, 16), torch.arange(10)[:, None].expand(10, 16))
     assert torch.equal(eps.view(10, 16)[0], eps.view(10, 16)[9])
 
@@ -99,6 +100,46 @@ def test_validation_reuses_the_teachers_maps_exactly(teacher_dir, make_tiny_stud
     assert len(calls) == 3
     obj(batch, student, seeded(5))  # training steps never reuse
     assert len(calls) == 4
+
+
+def test_feature_weight_adds_the_loss_between_feature_layer_relevances(teacher_dir, make_tiny_student):
+    import copy
+
+    from teakit.explain import explain
+    from teakit.objectives.heatmap_loss import heatmap_loss
+    from teakit.runs import load_teacher
+
+    teacher = load_teacher(teacher_dir)  # debiased: its classifier sees x itself
+    data = C.load_data("colored-digits", limit=64)["train"]
+    batch = make_batch(data, torch.arange(0, 16), "cpu")
+    seeded = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    obj = TEA(teacher, 10, feature_weight=2.0)
+    # a student equal to the teacher's classifier (same BatchNorm statistics) matches both maps exactly
+    twin = copy.deepcopy(teacher.classifier).eval().requires_grad_(True)
+    _, logs = obj(batch, twin, seeded(0))
+    assert logs["heatmap_loss"] < 1e-5 and logs["feature_relevance_loss"] < 1e-5
+    # another student: loss = input-map loss + 2 · the loss between the two networks' feature-layer relevances
+    torch.manual_seed(0)
+    student = build_from_spec({"name": "cnn", "num_classes": 10, "kwargs": {"depth": CNN_DEPTH}})
+    loss, logs = obj(batch, student, seeded(1))
+    base_loss, base_logs = TEA(teacher, 10)(batch, student, seeded(1))
+    assert torch.allclose(logs["heatmap_loss"], base_logs["heatmap_loss"])  # same draws, same input maps
+    assert torch.allclose(loss, base_loss + 2.0 * logs["feature_relevance_loss"])
+    _, _, target, eps, _ = TEA(teacher, 10)._teacher(batch, seeded(1), use_cache=False)
+    S_f = explain(student, batch["x"], target, eps=eps, feature_relevance=True)[1]
+    T_f = explain(teacher.classifier, batch["x"], target, eps=eps, feature_relevance=True)[1]
+    assert S_f.shape == T_f.shape == (16, 128, 8, 8)
+    assert torch.allclose(logs["feature_relevance_loss"], heatmap_loss(S_f, T_f, pyramid=False), rtol=1e-4)
+    assert logs["feature_relevance_loss"] > 0.1
+    loss.backward()
+    assert student.trunk[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="feature_weight.*differ in shape"):
+        obj(batch, make_tiny_student(), seeded(0))
+    with pytest.raises(ValueError, match="live teacher"):
+        TEA(teacher, 10, feature_weight=1.0, cache=object())
+    with pytest.raises(ValueError, match="feature_weight=-1"):
+        TEA(teacher, 10, feature_weight=-1.0)
+    assert TEA(teacher, 10, feature_weight=0.5).config()["feature_weight"] == 0.5
 
 
 def test_cache_for_another_teacher_is_refused(teacher_dir, tmp_path):
@@ -204,6 +245,15 @@ def test_cli_errors_and_config(tmp_path, teacher_dir, capsys):
         assert rc != 0 and "--bias-prior: expected uniform, none or comma-separated positive" in text, bad
     rc, text = _main(["distill", "--config", str(cfg), "--bias-prior", "1,1", "--out", str(tmp_path / "p")], capsys)
     assert rc != 0 and "expected 10 positive class frequencies" in text  # colored-digits has 10 classes
+    rc, text = _main(["distill", "--config", str(cfg), "--feature-weight", "1", "--cache", "--out", str(tmp_path / "f")],
+                     capsys)
+    assert rc != 0 and "feature_weight needs the live teacher" in text
+    rc, text = _main(["distill", "--config", str(cfg), "--feature-weight", "1", "--out", str(tmp_path / "f")], capsys)
+    assert rc != 0 and "same width and depth needed" in text  # a width-4 student of a width-16 teacher
+    rc, text = _main(["distill", "--config", str(cfg), "--feature-weight", "0.5", "--width", "16",
+                      "--out", str(tmp_path / "f")], capsys)
+    assert rc == 0 and "feature_relevance_loss=" in text, text
+    assert load_checkpoint(tmp_path / "f").config["objective"]["feature_weight"] == 0.5
     cfg.write_text("dataset: colored-digits\nepochz: 1\n")
     rc, text = _main(["distill", "--config", str(cfg), "--out", str(tmp_path / "z")], capsys)
     assert rc != 0 and "unknown option 'epochz'" in text

@@ -170,7 +170,8 @@ def _cmd_distill(a):
                "min_side": a.min_side, "label_weight": a.label_weight, "kd_weight": a.kd_weight,
                "shift": a.shift, "bias_prior": a.bias_prior}
         if a.objective == "tea":
-            tea.update(joint_norm=a.joint_norm, eps_log_range=tuple(a.eps_range), student_bn=a.student_bn)
+            tea.update(joint_norm=a.joint_norm, eps_log_range=tuple(a.eps_range), student_bn=a.student_bn,
+                       feature_weight=a.feature_weight)
     cfg = _train_cfg(a, HEATMAP_HEAD_LR_SCALE if heatmap else 1.0)
     distill(a.dataset, a.teacher, a.out, spec=_spec(a), cfg=cfg, tea=tea, copy_head=a.copy_head,
             cache=a.cache, cache_dir=a.cache_dir, resume=a.resume, objective=a.objective,
@@ -318,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--joint-norm", action="store_true",
                    help="classes pair/all: one loss normalisation per image over its maps, so their relative "
                         "sizes must match too")
+    t.add_argument("--feature-weight", type=float, default=0.0,
+                   help="+ w·the same loss between the student's and the teacher's LRP relevance of their last "
+                        "ReLU feature map (channel by channel: equal width and depth needed; live teacher only)")
     t.add_argument("--shift", type=int, default=0,
                    help="random translation of up to N pixels, the same for teacher and student (default 0)")
     t.add_argument("--copy-head", action="store_true", help="copy the teacher's head into the student, frozen")

@@ -46,7 +46,7 @@ def _check_inputs(x, target, method, eps):
 
 def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str = "lrp",
             eps: float | torch.Tensor = 0.01, create_graph: bool = False,
-            return_logits: bool = False):
+            return_logits: bool = False, feature_relevance: bool = False):
     """Heatmap of ``model``'s logit ``target[b]`` for each input ``x[b]``.
 
     Returns (B, C, H, W) relevance for ``lrp``, ``gradxinput`` and ``inputgrad``
@@ -58,11 +58,16 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
     logits come from the same forward pass (no second forward).  ``target`` may
     also be a callable that maps those (detached) logits to the (B,) classes,
     e.g. to explain the model's own top class without a second forward pass.
+    With ``feature_relevance=True`` (not for ``gradcam``) the relevance of the
+    model's last 4-D ReLU output (activation × modified gradient, the same
+    backward pass) is appended to what is returned: ``(heatmap, [logits,] R_f)``.
     """
     eps = _check_inputs(x, target, method, eps)
     if method != "lrp":
         eps = 0.0
-    call = LRPCall(eps, record=(method == "gradcam"))
+    if feature_relevance and method == "gradcam":
+        raise ValueError("feature_relevance is for lrp, gradxinput and inputgrad, not gradcam")
+    call = LRPCall(eps, record=(method == "gradcam" or feature_relevance))
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         logits = forward_with_lrp(model, xg, call, lrp=(method != "gradcam"))
@@ -83,6 +88,13 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
                 weights = grad.mean(dim=(2, 3), keepdim=True)
                 cam = torch.relu((weights * feats).sum(dim=1, keepdim=True))
                 heatmap = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)
+            elif feature_relevance:
+                if not call.features:
+                    raise ValueError("feature_relevance needs a 4-D ReLU feature map; the model has none")
+                feats = call.features[-1]
+                grad, fgrad = torch.autograd.grad(chosen, (xg, feats), create_graph=create_graph)
+                heatmap = grad if method == "inputgrad" else xg * grad
+                feature_R = feats * fgrad
             else:
                 (grad,) = torch.autograd.grad(chosen, xg, create_graph=create_graph)
                 heatmap = grad if method == "inputgrad" else xg * grad
@@ -91,7 +103,10 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
             call.features = []
     if not create_graph:
         heatmap, logits = heatmap.detach(), logits.detach()
-    return (heatmap, logits) if return_logits else heatmap
+    out = (heatmap, logits) if return_logits else (heatmap,)
+    if feature_relevance:
+        out = (*out, feature_R if create_graph else feature_R.detach())
+    return out if len(out) > 1 else heatmap
 
 
 def explain_all(model: nn.Module, x: torch.Tensor, num_classes: int, eps_values,

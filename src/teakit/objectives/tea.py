@@ -110,7 +110,7 @@ class TEA(Objective):
                  eps_log_range=(-2.0, -1.0), loss: str = "l1", pyramid: bool = True, min_side: int = 8,
                  label_weight: float = 0.0, kd_weight: float = 0.0, cache=None, cache_logits=None,
                  shift: int = 0, joint_norm: bool = False, bias_prior: str = "uniform",
-                 student_bn: str = "batch"):
+                 student_bn: str = "batch", feature_weight: float = 0.0):
         if classes not in CLASS_MODES:
             raise ValueError(f"classes={classes!r}; expected one of {', '.join(CLASS_MODES)}")
         self.teacher = teacher
@@ -133,6 +133,11 @@ class TEA(Objective):
         if student_bn not in STUDENT_BN_MODES:
             raise ValueError(f"student_bn={student_bn!r}; expected one of {', '.join(STUDENT_BN_MODES)}")
         self.student_bn = student_bn
+        if feature_weight < 0:
+            raise ValueError(f"feature_weight={feature_weight} must be >= 0")
+        if feature_weight and cache is not None:
+            raise ValueError("feature_weight needs the live teacher (the cache holds input maps only); drop --cache")
+        self.feature_weight = float(feature_weight)
 
     def after_epoch(self, student, train_data, device) -> dict:
         """Head-bias calibration to the class prior (see the module docstring)."""
@@ -155,7 +160,8 @@ class TEA(Objective):
                 "eps_log_range": list(self.eps_log_range), "loss": self.loss, "pyramid": self.pyramid, "min_side": self.min_side,
                 "label_weight": self.label_weight, "kd_weight": self.kd_weight,
                 "cache": self.cache is not None, "shift": self.shift,
-                "joint_norm": self.joint_norm, "bias_prior": self.bias_prior, "student_bn": self.student_bn}
+                "joint_norm": self.joint_norm, "bias_prior": self.bias_prior, "student_bn": self.student_bn,
+                "feature_weight": self.feature_weight}
 
     @property
     def reps(self) -> int:
@@ -183,7 +189,8 @@ class TEA(Objective):
             e_idx = torch.randint(0, len(self.cache.eps_values), (B,), generator=rng).repeat(self.reps)
             T = self.cache.get(index, target, e_idx).to(x.device, x.dtype)
             eps = self.cache.eps_values[e_idx].to(x.device, x.dtype)
-            return T, t_logits, target.to(x.device), eps
+            return T, t_logits, target.to(x.device), eps, None
+        feat = self.feature_weight > 0
         eps = sample_eps(B, rng, self.eps_log_range, x.device)
         xt, gate = self.teacher.explained_input(x, rng)  # once: a segmenter teacher's fill is shared by all classes
         if self.reps > 1:
@@ -191,15 +198,18 @@ class TEA(Objective):
             with torch.no_grad():
                 t_logits = self.teacher.classifier(xt)
             target, eps = self._pick(t_logits, rng), eps.repeat(R)
-            T = explain(self.teacher.classifier, xt.repeat(R, 1, 1, 1), target, method=self.method, eps=eps)
-            return self.teacher.input_relevance(T, gate), t_logits, target, eps
+            out = explain(self.teacher.classifier, xt.repeat(R, 1, 1, 1), target, method=self.method, eps=eps,
+                          feature_relevance=feat)
+            T, T_f = out if feat else (out, None)
+            return self.teacher.input_relevance(T, gate), t_logits, target, eps, T_f
         chosen = {}
 
         def pick(logits):
             chosen["target"] = self._pick(logits, rng)
             return chosen["target"]
-        T, t_logits = explain(self.teacher.classifier, xt, pick, method=self.method, eps=eps, return_logits=True)
-        return self.teacher.input_relevance(T, gate), t_logits, chosen["target"], eps
+        T, t_logits, *T_f = explain(self.teacher.classifier, xt, pick, method=self.method, eps=eps,
+                                    return_logits=True, feature_relevance=feat)
+        return self.teacher.input_relevance(T, gate), t_logits, chosen["target"], eps, (T_f[0] if feat else None)
 
     def _val_teacher(self, batch, rng):
         """The teacher's part of a validation batch, computed once and then reused.
@@ -227,24 +237,33 @@ class TEA(Objective):
         x, y = batch["x"], batch["y"]
         B = x.shape[0]
         if train:
-            T, t_logits, target, eps = self._teacher(batch, rng, use_cache=self.cache is not None)
+            T, t_logits, target, eps, T_f = self._teacher(batch, rng, use_cache=self.cache is not None)
         else:
-            T, t_logits, target, eps = self._val_teacher(batch, rng)
+            T, t_logits, target, eps, T_f = self._val_teacher(batch, rng)
         xs = x.repeat(self.reps, 1, 1, 1) if self.reps > 1 else x
         running = train and self.student_bn == "running"
         if running:
             with torch.no_grad():
                 student(x)  # training-mode pass: the running statistics follow the batches as usual
         with batchnorm_eval(student) if running else contextlib.nullcontext():
-            S, logits = explain(student, xs, target, method=self.method, eps=eps, create_graph=train,
-                                return_logits=True)
+            S, logits, *S_f = explain(student, xs, target, method=self.method, eps=eps, create_graph=train,
+                                      return_logits=True, feature_relevance=T_f is not None)
         hm = heatmap_loss(S, T, kind=self.loss, pyramid=self.pyramid, min_side=self.min_side,
                           joint=self.reps if self.joint_norm else 1)
-        loss = touch_all_parameters(hm, logits) if train else hm
+        loss = hm
+        logs = {}
+        if T_f is not None:
+            if S_f[0].shape != T_f.shape:
+                raise ValueError(f"feature_weight: the student's last feature map {tuple(S_f[0].shape)} and "
+                                 f"the teacher's {tuple(T_f.shape)} differ in shape (same width and depth needed)")
+            fr = heatmap_loss(S_f[0], T_f, kind=self.loss, pyramid=False)
+            loss = loss + self.feature_weight * fr
+            logs["feature_relevance_loss"] = fr.detach()
+        loss = touch_all_parameters(loss, logits) if train else loss
         logits = logits[:B]
         if self.label_weight:
             loss = loss + self.label_weight * F.cross_entropy(logits, y)
         if self.kd_weight:
             loss = loss + self.kd_weight * kd_loss(logits, t_logits)
-        return loss, {"loss": loss.detach(), "heatmap_loss": hm.detach(),
+        return loss, {"loss": loss.detach(), "heatmap_loss": hm.detach(), **logs,
                       **output_logs(logits, y, t_logits)}
