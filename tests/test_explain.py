@@ -101,8 +101,8 @@ class SmallNet(nn.Module):
         return self.l2(self.l1(x.flatten(1)).relu())
 
 
-def reference_lrp(net, x, target, eps, feature=False):
-    """Input relevance; with ``feature`` also the relevance of the last 4-D ReLU output ``a2``."""
+def reference_lrp(net, x, target, eps, features=False):
+    """Input relevance; with ``features`` also the relevance of the ReLU outputs ``a1`` and ``a2``."""
     a0 = x
     z1, _ = ref_conv(a0, net.c1.weight, net.c1.bias)
     a1 = z1.clamp_min(0)
@@ -124,7 +124,7 @@ def reference_lrp(net, x, target, eps, feature=False):
     Rp1 = ref_lrp_conv(p1, net.c2.weight, net.c2.bias, Ra2, eps)
     Ra1 = route(Rp1)
     R0 = ref_lrp_conv(a0, net.c1.weight, net.c1.bias, Ra1, eps)
-    return (R0, Ra2) if feature else R0
+    return (R0, Ra1, Ra2) if features else R0
 
 
 def test_lrp_equals_explicit_layerwise_lrp_with_per_sample_eps():
@@ -184,6 +184,29 @@ def test_eps_zero_is_gradient_times_input_without_nan():
 
 
 # ---------------------------------------------------------------- second order
+
+def test_feature_layer_relevance_equals_the_reference():
+    """The relevance of a hidden 4-D ReLU output, from the same backward pass as the heatmap."""
+    torch.manual_seed(1)
+    net = SmallNet()
+    x = torch.randn(4, 3, 13, 13)
+    target = torch.tensor([3, 0, 2, 1])
+    eps = torch.tensor([0.0, 0.02, 0.2, 1.0])
+    R, logits, Rf = explain(net, x, target, eps=eps, return_logits=True, feature_layer=-1)
+    R_ref, Ra1_ref, Ra2_ref = reference_lrp(net, x, target, eps, features=True)
+    assert Rf.shape == (4, 5, 6, 6)
+    assert torch.allclose(R, R_ref, atol=1e-9) and torch.allclose(Rf, Ra2_ref, atol=1e-9), (Rf - Ra2_ref).abs().max()
+    assert torch.allclose(logits, net(x))
+    R2, Rf1 = explain(net, x, target, eps=eps, feature_layer=0)  # the first ReLU; without logits: (heatmap, R_f)
+    assert torch.equal(R2, R) and torch.allclose(Rf1, Ra1_ref, atol=1e-9)
+    assert torch.equal(explain(net, x, target, eps=eps, feature_layer=1)[1], Rf)
+    # ε matters above the last layer too (the l1 ReLU)
+    assert not torch.allclose(explain(net, x, target, eps=0.5, feature_layer=-1)[1], Rf, atol=1e-6)
+    with pytest.raises(ValueError, match="gradcam"):
+        explain(net, x, target, method="gradcam", feature_layer=-1)
+    with pytest.raises(ValueError, match=r"feature_layer=2: the model computes 2 4-D ReLU outputs"):
+        explain(net, x, target, feature_layer=2)
+
 class ResBNNet(nn.Module):
     """Conv-BN, one in-place ReLU module reused three times, a residual ``+=``."""
 
@@ -224,7 +247,7 @@ def _second_order_check(train_mode, loss_kind):
 
     def loss_fn():
         if loss_kind == "feature":  # TEA's loss on the input map plus the feature-layer relevance
-            R, Rf = explain(net, x, target, eps=eps, create_graph=True, feature_relevance=True)
+            R, Rf = explain(net, x, target, eps=eps, create_graph=True, feature_layer=-1)
             return teakit.heatmap_loss(R, T) + teakit.heatmap_loss(Rf, Tf, pyramid=False)
         R = explain(net, x, target, eps=eps, create_graph=True)
         if loss_kind == "tea":

@@ -126,8 +126,8 @@ def test_feature_weight_adds_the_loss_between_feature_layer_relevances(teacher_d
     assert torch.allclose(logs["heatmap_loss"], base_logs["heatmap_loss"])  # same draws, same input maps
     assert torch.allclose(loss, base_loss + 2.0 * logs["feature_relevance_loss"])
     _, _, target, eps, _ = TEA(teacher, 10)._teacher(batch, seeded(1), use_cache=False)
-    S_f = explain(student, batch["x"], target, eps=eps, feature_relevance=True)[1]
-    T_f = explain(teacher.classifier, batch["x"], target, eps=eps, feature_relevance=True)[1]
+    S_f = explain(student, batch["x"], target, eps=eps, feature_layer=-1)[1]
+    T_f = explain(teacher.classifier, batch["x"], target, eps=eps, feature_layer=-1)[1]
     assert S_f.shape == T_f.shape == (16, 128, 8, 8)
     assert torch.allclose(logs["feature_relevance_loss"], heatmap_loss(S_f, T_f, pyramid=False), rtol=1e-4)
     assert logs["feature_relevance_loss"] > 0.1

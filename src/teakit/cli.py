@@ -171,7 +171,7 @@ def _cmd_distill(a):
                "shift": a.shift, "bias_prior": a.bias_prior}
         if a.objective == "tea":
             tea.update(joint_norm=a.joint_norm, eps_log_range=tuple(a.eps_range), student_bn=a.student_bn,
-                       feature_weight=a.feature_weight)
+                       feature_weight=a.feature_weight, feature_layer=a.feature_layer)
     cfg = _train_cfg(a, HEATMAP_HEAD_LR_SCALE if heatmap else 1.0)
     distill(a.dataset, a.teacher, a.out, spec=_spec(a), cfg=cfg, tea=tea, copy_head=a.copy_head,
             cache=a.cache, cache_dir=a.cache_dir, resume=a.resume, objective=a.objective,
@@ -320,8 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classes pair/all: one loss normalisation per image over its maps, so their relative "
                         "sizes must match too")
     t.add_argument("--feature-weight", type=float, default=0.0,
-                   help="+ w·the same loss between the student's and the teacher's LRP relevance of their last "
-                        "ReLU feature map (channel by channel: equal width and depth needed; live teacher only)")
+                   help="+ w·the same loss between the student's and the teacher's LRP relevance of a hidden ReLU "
+                        "feature map (channel by channel: equal width and depth needed; live teacher only)")
+    t.add_argument("--feature-layer", type=int, default=-1,
+                   help="which 4-D ReLU output --feature-weight matches, in forward order (default -1: the last)")
     t.add_argument("--shift", type=int, default=0,
                    help="random translation of up to N pixels, the same for teacher and student (default 0)")
     t.add_argument("--copy-head", action="store_true", help="copy the teacher's head into the student, frozen")

@@ -46,7 +46,7 @@ def _check_inputs(x, target, method, eps):
 
 def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str = "lrp",
             eps: float | torch.Tensor = 0.01, create_graph: bool = False,
-            return_logits: bool = False, feature_relevance: bool = False):
+            return_logits: bool = False, feature_layer: int | None = None):
     """Heatmap of ``model``'s logit ``target[b]`` for each input ``x[b]``.
 
     Returns (B, C, H, W) relevance for ``lrp``, ``gradxinput`` and ``inputgrad``
@@ -58,16 +58,17 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
     logits come from the same forward pass (no second forward).  ``target`` may
     also be a callable that maps those (detached) logits to the (B,) classes,
     e.g. to explain the model's own top class without a second forward pass.
-    With ``feature_relevance=True`` (not for ``gradcam``) the relevance of the
-    model's last 4-D ReLU output (activation × modified gradient, the same
-    backward pass) is appended to what is returned: ``(heatmap, [logits,] R_f)``.
+    With ``feature_layer=i`` (not for ``gradcam``) the relevance of the model's
+    i-th 4-D ReLU output, in the order the forward pass computes them (-1: the
+    last), is appended to what is returned: ``(heatmap, [logits,] R_f)``;
+    it is that activation times its modified gradient, from the same backward pass.
     """
     eps = _check_inputs(x, target, method, eps)
     if method != "lrp":
         eps = 0.0
-    if feature_relevance and method == "gradcam":
-        raise ValueError("feature_relevance is for lrp, gradxinput and inputgrad, not gradcam")
-    call = LRPCall(eps, record=(method == "gradcam" or feature_relevance))
+    if feature_layer is not None and method == "gradcam":
+        raise ValueError("feature_layer is for lrp, gradxinput and inputgrad, not gradcam")
+    call = LRPCall(eps, record=(method == "gradcam" or feature_layer is not None))
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         logits = forward_with_lrp(model, xg, call, lrp=(method != "gradcam"))
@@ -88,10 +89,12 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
                 weights = grad.mean(dim=(2, 3), keepdim=True)
                 cam = torch.relu((weights * feats).sum(dim=1, keepdim=True))
                 heatmap = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)
-            elif feature_relevance:
-                if not call.features:
-                    raise ValueError("feature_relevance needs a 4-D ReLU feature map; the model has none")
-                feats = call.features[-1]
+            elif feature_layer is not None:
+                n = len(call.features)
+                if not -n <= feature_layer < n:
+                    raise ValueError(f"feature_layer={feature_layer}: the model computes {n} 4-D ReLU "
+                                     f"outputs, so it must lie in [{-n}, {n})")
+                feats = call.features[feature_layer]
                 grad, fgrad = torch.autograd.grad(chosen, (xg, feats), create_graph=create_graph)
                 heatmap = grad if method == "inputgrad" else xg * grad
                 feature_R = feats * fgrad
@@ -104,7 +107,7 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
     if not create_graph:
         heatmap, logits = heatmap.detach(), logits.detach()
     out = (heatmap, logits) if return_logits else (heatmap,)
-    if feature_relevance:
+    if feature_layer is not None:
         out = (*out, feature_R if create_graph else feature_R.detach())
     return out if len(out) > 1 else heatmap
 

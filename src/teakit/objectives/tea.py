@@ -110,7 +110,8 @@ class TEA(Objective):
                  eps_log_range=(-2.0, -1.0), loss: str = "l1", pyramid: bool = True, min_side: int = 8,
                  label_weight: float = 0.0, kd_weight: float = 0.0, cache=None, cache_logits=None,
                  shift: int = 0, joint_norm: bool = False, bias_prior: str = "uniform",
-                 student_bn: str = "batch", feature_weight: float = 0.0):
+                 student_bn: str = "batch", feature_weight: float = 0.0,
+                 feature_layer: int = -1):
         if classes not in CLASS_MODES:
             raise ValueError(f"classes={classes!r}; expected one of {', '.join(CLASS_MODES)}")
         self.teacher = teacher
@@ -137,7 +138,7 @@ class TEA(Objective):
             raise ValueError(f"feature_weight={feature_weight} must be >= 0")
         if feature_weight and cache is not None:
             raise ValueError("feature_weight needs the live teacher (the cache holds input maps only); drop --cache")
-        self.feature_weight = float(feature_weight)
+        self.feature_weight, self.feature_layer = float(feature_weight), int(feature_layer)
 
     def after_epoch(self, student, train_data, device) -> dict:
         """Head-bias calibration to the class prior (see the module docstring)."""
@@ -161,7 +162,7 @@ class TEA(Objective):
                 "label_weight": self.label_weight, "kd_weight": self.kd_weight,
                 "cache": self.cache is not None, "shift": self.shift,
                 "joint_norm": self.joint_norm, "bias_prior": self.bias_prior, "student_bn": self.student_bn,
-                "feature_weight": self.feature_weight}
+                "feature_weight": self.feature_weight, "feature_layer": self.feature_layer}
 
     @property
     def reps(self) -> int:
@@ -190,7 +191,7 @@ class TEA(Objective):
             T = self.cache.get(index, target, e_idx).to(x.device, x.dtype)
             eps = self.cache.eps_values[e_idx].to(x.device, x.dtype)
             return T, t_logits, target.to(x.device), eps, None
-        feat = self.feature_weight > 0
+        feat = self.feature_layer if self.feature_weight > 0 else None
         eps = sample_eps(B, rng, self.eps_log_range, x.device)
         xt, gate = self.teacher.explained_input(x, rng)  # once: a segmenter teacher's fill is shared by all classes
         if self.reps > 1:
@@ -199,8 +200,8 @@ class TEA(Objective):
                 t_logits = self.teacher.classifier(xt)
             target, eps = self._pick(t_logits, rng), eps.repeat(R)
             out = explain(self.teacher.classifier, xt.repeat(R, 1, 1, 1), target, method=self.method, eps=eps,
-                          feature_relevance=feat)
-            T, T_f = out if feat else (out, None)
+                          feature_layer=feat)
+            T, T_f = out if feat is not None else (out, None)
             return self.teacher.input_relevance(T, gate), t_logits, target, eps, T_f
         chosen = {}
 
@@ -208,8 +209,8 @@ class TEA(Objective):
             chosen["target"] = self._pick(logits, rng)
             return chosen["target"]
         T, t_logits, *T_f = explain(self.teacher.classifier, xt, pick, method=self.method, eps=eps,
-                                    return_logits=True, feature_relevance=feat)
-        return self.teacher.input_relevance(T, gate), t_logits, chosen["target"], eps, (T_f[0] if feat else None)
+                                    return_logits=True, feature_layer=feat)
+        return self.teacher.input_relevance(T, gate), t_logits, chosen["target"], eps, (T_f[0] if T_f else None)
 
     def _val_teacher(self, batch, rng):
         """The teacher's part of a validation batch, computed once and then reused.
@@ -247,7 +248,8 @@ class TEA(Objective):
                 student(x)  # training-mode pass: the running statistics follow the batches as usual
         with batchnorm_eval(student) if running else contextlib.nullcontext():
             S, logits, *S_f = explain(student, xs, target, method=self.method, eps=eps, create_graph=train,
-                                      return_logits=True, feature_relevance=T_f is not None)
+                                      return_logits=True,
+                                      feature_layer=None if T_f is None else self.feature_layer)
         hm = heatmap_loss(S, T, kind=self.loss, pyramid=self.pyramid, min_side=self.min_side,
                           joint=self.reps if self.joint_norm else 1)
         loss = hm
