@@ -52,6 +52,10 @@ EXPENSIVE = set(HEATMAP_OBJECTIVES) - {"tea"}
 # options of every heatmap objective (TEA and the explanation distillations); part of their stage keys, so
 # a change recomputes them: the head bias is calibrated to the uniform class prior (teakit.calibrate)
 HEATMAP_OPTIONS = {"bias_prior": "uniform"}
+# TEA's variant that also matches the LRP relevance of a hidden ReLU layer (`tea distill --feature-weight`); it
+# needs the live teacher (the cache holds input maps only)
+FEATURE_RELEVANCE = {"feature_weight": 1.0, "feature_layer": -2}
+TEA_FEATURES = "TEA + feature relevance"
 NOT_APPLICABLE = {  # (dataset, objective): why
     ("colored-digits", "rrr"): "the shortcut is the stroke colour, inside the foreground mask",
     ("colored-digits", "isnet"): "the shortcut is the stroke colour, inside the foreground mask",
@@ -98,7 +102,10 @@ def plan(quick: bool, seed: int) -> list[Stage]:
         tea = Stage(f"{ds}-tea", "distill", ds, {"objective": "tea", "cfg": tea_cfg, "tea": HEATMAP_OPTIONS,
                                                 "data_options": data_opts, "model": model, "cache": True},
                     deps=(teacher.name,))
-        core += [teacher, erm, tea]
+        tea_features = Stage(f"{ds}-tea-features", "distill", ds, {
+            "objective": "tea", "cfg": tea_cfg, "tea": {**HEATMAP_OPTIONS, **FEATURE_RELEVANCE},
+            "data_options": data_opts, "model": model}, deps=(teacher.name,))
+        core += [teacher, erm, tea, tea_features]
         for label, command, objective in BASELINES:
             if (ds, objective) in NOT_APPLICABLE:
                 continue
@@ -127,6 +134,8 @@ def method_label(stage: Stage) -> str:
     if stage.kind == "teacher":
         return "teacher"
     objective = stage.params["objective"]
+    if objective == "tea" and stage.params.get("tea", {}).get("feature_weight"):
+        return TEA_FEATURES
     return {"erm": "ERM", "tea": "TEA"}.get(objective) or next(m for m, _, o in BASELINES if o == objective)
 
 

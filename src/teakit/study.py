@@ -63,6 +63,7 @@ VARIANTS: dict[str, dict] = {
     "no-batchnorm": {"spec": {"batchnorm": False}},
     "bn-running": {"tea": {"student_bn": "running"}},
     "shift-2": {"tea": {"shift": 2}},
+    "feature-relevance": {"tea": {"feature_weight": 1.0, "feature_layer": -2}},
     "twice-longer": {"epochs_scale": 2.0},
 }
 FIELDS = ["variant", "epoch", "step", "seconds", "split", "accuracy", "agreement", "heatmap_loss"]
