@@ -24,7 +24,7 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved == rows
     assert {r["dataset"] for r in rows} == {"colored-digits", "digits-on-scenes"}
-    assert {r["method"] for r in rows} == {"teacher", "ERM", "TEA", demo.TEA_FEATURES} | {m for m, _, _ in demo.BASELINES}
+    assert {r["method"] for r in rows} == {"teacher", "ERM", "TEA", demo.TEA_INPUT} | {m for m, _, _ in demo.BASELINES}
     for r in rows:
         if r["value"] is None:  # a method that cannot apply, with the reason
             assert (r["dataset"], r["method"]) in {("colored-digits", "RRR"), ("colored-digits", "ISNet-style")}
@@ -47,12 +47,16 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
         model, config = load_model(folder / "classifier" if name.endswith("teacher") else folder)
         assert config["model"]["kwargs"] == {"depth": CNN_DEPTH}, name
         assert sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == CNN_DEPTH, name
-    # the TEA variant that matches a hidden layer's relevance too: recorded, with the live teacher
+    # TEA matches a hidden layer's relevance too, with the live teacher; the paper's objective (input maps
+    # only) runs from the cache beside it
     from teakit.checkpoint import load_checkpoint
-    config = load_checkpoint(next((tmp_path / "stages").glob("digits-on-scenes-tea-features-*"))).config
-    assert config["objective"]["feature_weight"] == 1.0 and config["objective"]["feature_layer"] == -2
-    assert config["cache"] is None
-    assert ("TEA + feature relevance", "agreement_with_teacher") in metrics
+    from teakit.recipe import FEATURE_LAYER, FEATURE_WEIGHT
+    config = load_checkpoint(next((tmp_path / "stages").glob("digits-on-scenes-tea-??????????"))).config
+    assert config["objective"]["feature_weight"] == FEATURE_WEIGHT > 0
+    assert config["objective"]["feature_layer"] == FEATURE_LAYER and config["cache"] is None
+    config = load_checkpoint(next((tmp_path / "stages").glob("digits-on-scenes-tea-input-*"))).config
+    assert config["objective"]["feature_weight"] == 0.0 and config["cache"] is not None
+    assert ("TEA, input maps only", "agreement_with_teacher") in metrics
     report = (tmp_path / "report.md").read_text()
     assert "| TEA |" in report and "| RRR | n/a |" in report and "inside the foreground mask" in report
     capsys.readouterr()
@@ -79,7 +83,7 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     assert out.count("reused") == len(demo.plan(True, 0)) - 4
     for name in ("digits-on-scenes-erm", "digits-on-scenes-jtt", "colored-digits-kd", "digits-on-scenes-gradcam"):
         assert "epoch" in (tmp_path / "logs" / f"{name}.log").read_text(), name
-    assert {r["method"] for r in rows} == {"teacher", "ERM", "TEA", demo.TEA_FEATURES} | {m for m, _, _ in demo.BASELINES}
+    assert {r["method"] for r in rows} == {"teacher", "ERM", "TEA", demo.TEA_INPUT} | {m for m, _, _ in demo.BASELINES}
     assert rows == json.loads((tmp_path / "results.json").read_text())
 
 

@@ -13,7 +13,7 @@ import torch
 from teakit import commands as C
 from teakit.checkpoint import load_checkpoint
 from teakit.objectives.tea import TEA, sample_classes, sample_eps
-from teakit.recipe import CNN_DEPTH
+from teakit.recipe import CNN_DEPTH, FEATURE_LAYER, FEATURE_WEIGHT
 from teakit.runs import build_from_spec, load_model
 from teakit.train import TrainConfig, epoch_batches, lr_at, make_batch
 
@@ -126,15 +126,19 @@ def test_feature_weight_adds_the_loss_between_feature_layer_relevances(teacher_d
     assert torch.allclose(logs["heatmap_loss"], base_logs["heatmap_loss"])  # same draws, same input maps
     assert torch.allclose(loss, base_loss + 2.0 * logs["feature_relevance_loss"])
     _, _, target, eps, _ = TEA(teacher, 10)._teacher(batch, seeded(1), use_cache=False)
-    S_f = explain(student, batch["x"], target, eps=eps, feature_layer=-1)[1]
-    T_f = explain(teacher.classifier, batch["x"], target, eps=eps, feature_layer=-1)[1]
+    S_f = explain(student, batch["x"], target, eps=eps, feature_layer=FEATURE_LAYER)[1]
+    T_f = explain(teacher.classifier, batch["x"], target, eps=eps, feature_layer=FEATURE_LAYER)[1]
     assert S_f.shape == T_f.shape == (16, 128, 8, 8)
     assert torch.allclose(logs["feature_relevance_loss"], heatmap_loss(S_f, T_f, pyramid=False), rtol=1e-4)
     assert logs["feature_relevance_loss"] > 0.1
     loss.backward()
     assert student.trunk[0].weight.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match="feature_weight.*differ in shape"):
-        obj(batch, make_tiny_student(), seeded(0))
+    with pytest.raises(ValueError, match=r"the student: feature_layer=-2: the model computes 1 4-D ReLU outputs.*"
+                                         r"--feature-weight 0"):
+        obj(batch, make_tiny_student(), seeded(0))  # one ReLU layer
+    narrow = build_from_spec({"name": "cnn", "num_classes": 10, "kwargs": {"depth": CNN_DEPTH, "width": 8}})
+    with pytest.raises(ValueError, match=r"shape \(16, 64, 8, 8\), the teacher's \(16, 128, 8, 8\).*--feature-weight 0"):
+        obj(batch, narrow, seeded(0))
     with pytest.raises(ValueError, match="live teacher"):
         TEA(teacher, 10, feature_weight=1.0, cache=object())
     with pytest.raises(ValueError, match="feature_weight=-1"):
@@ -165,7 +169,7 @@ def _run(args, **kw):
 @pytest.mark.parametrize("ema", ["0", "0.9"])
 def test_killed_distill_resumes_bit_identical(teacher_dir, tmp_path, ema):
     common = ["distill", "--dataset", "colored-digits", "--teacher", str(teacher_dir), "--limit", "192",
-              "--epochs", "3", "--batch-size", "32", "--width", "8", "--no-progress", "--seed", "5",
+              "--epochs", "3", "--batch-size", "32", "--width", "8", "--feature-weight", "0", "--no-progress", "--seed", "5",
               "--ema", ema]
     full = _run([*common, "--out", str(tmp_path / "full")])
     assert full.returncode == 0, full.stderr
@@ -194,7 +198,7 @@ def test_killed_distill_resumes_bit_identical(teacher_dir, tmp_path, ema):
 
 def test_evaluate_writes_eval_json_with_agreement(teacher_dir, tmp_path):
     r = _run(["distill", "--dataset", "colored-digits", "--teacher", str(teacher_dir), "--limit", "64",
-              "--epochs", "1", "--width", "8", "--no-progress", "--out", str(tmp_path / "s")])
+              "--epochs", "1", "--width", "8", "--feature-weight", "0", "--no-progress", "--out", str(tmp_path / "s")])
     assert r.returncode == 0, r.stderr
     assert "agreement=" in r.stdout and "heatmap_loss=" in r.stdout and "acc=" in r.stdout
     r = _run(["evaluate", "--model", str(tmp_path / "s"), "--json", str(tmp_path / "eval.json")])
@@ -232,12 +236,24 @@ def test_cli_errors_and_config(tmp_path, teacher_dir, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("dataset: colored-digits\nepochs: 1\nlimit: 32\nwidth: 4\nno_progress: true\n"
                    f"teacher: {teacher_dir}\n")
+    # the recipe matches a hidden layer's relevance too: a width-4 student of a width-16 teacher is told what to do
+    rc, text = _main(["distill", "--config", str(cfg), "--out", str(tmp_path / "f")], capsys)
+    assert rc != 0 and "same width and depth needed" in text and "--feature-weight 0" in text
+    rc, text = _main(["distill", "--config", str(cfg), "--cache", "--out", str(tmp_path / "f")], capsys)
+    assert rc != 0 and "drop --cache, or pass --feature-weight 0" in text
+    assert not (tmp_path / "f").exists()  # refused before anything was built
+    rc, text = _main(["distill", "--config", str(cfg), "--width", "16", "--out", str(tmp_path / "f")], capsys)
+    assert rc == 0 and "feature_relevance_loss=" in text, text
+    objective = load_checkpoint(tmp_path / "f").config["objective"]
+    assert (objective["feature_weight"], objective["feature_layer"]) == (FEATURE_WEIGHT, FEATURE_LAYER)
+    cfg.write_text(cfg.read_text() + "feature_weight: 0\n")  # the input maps alone
     rc, text = _main(["distill", "--config", str(cfg), "--out", str(tmp_path / "y")], capsys)
     assert rc == 0, text
     ck = load_checkpoint(tmp_path / "y")
     assert ck.config["model"]["kwargs"]["width"] == 4 and ck.config["train"]["epochs"] == 1
     assert ck.config["model"]["kwargs"]["depth"] == CNN_DEPTH  # the recipe's depth, recorded
     assert ck.config["train"]["head_lr_scale"] == 10.0  # TEA's default head learning rate
+    assert ck.config["objective"]["feature_weight"] == 0.0 and "feature_relevance_loss" not in text
     rc, text = _main(["distill", "--config", str(cfg), "--head-lr-scale", "2", "--out", str(tmp_path / "y2")], capsys)
     assert rc == 0 and load_checkpoint(tmp_path / "y2").config["train"]["head_lr_scale"] == 2.0
     for bad in ("1,x", "0.5", "1,-1", "flat"):
@@ -245,15 +261,6 @@ def test_cli_errors_and_config(tmp_path, teacher_dir, capsys):
         assert rc != 0 and "--bias-prior: expected uniform, none or comma-separated positive" in text, bad
     rc, text = _main(["distill", "--config", str(cfg), "--bias-prior", "1,1", "--out", str(tmp_path / "p")], capsys)
     assert rc != 0 and "expected 10 positive class frequencies" in text  # colored-digits has 10 classes
-    rc, text = _main(["distill", "--config", str(cfg), "--feature-weight", "1", "--cache", "--out", str(tmp_path / "f")],
-                     capsys)
-    assert rc != 0 and "feature_weight needs the live teacher" in text
-    rc, text = _main(["distill", "--config", str(cfg), "--feature-weight", "1", "--out", str(tmp_path / "f")], capsys)
-    assert rc != 0 and "same width and depth needed" in text  # a width-4 student of a width-16 teacher
-    rc, text = _main(["distill", "--config", str(cfg), "--feature-weight", "0.5", "--width", "16",
-                      "--out", str(tmp_path / "f")], capsys)
-    assert rc == 0 and "feature_relevance_loss=" in text, text
-    assert load_checkpoint(tmp_path / "f").config["objective"]["feature_weight"] == 0.5
     cfg.write_text("dataset: colored-digits\nepochz: 1\n")
     rc, text = _main(["distill", "--config", str(cfg), "--out", str(tmp_path / "z")], capsys)
     assert rc != 0 and "unknown option 'epochz'" in text

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .data import BUILTIN
-from .recipe import CNN_DEPTH, HEATMAP_HEAD_LR_SCALE, HEATMAP_OBJECTIVES
+from .recipe import CNN_DEPTH, FEATURE_LAYER, FEATURE_WEIGHT, HEATMAP_HEAD_LR_SCALE, HEATMAP_OBJECTIVES
 
 DATASETS = BUILTIN + ("colored-mnist", "folder", "waterbirds", "xray", "coco-on-places")
 DISK = DATASETS[len(BUILTIN):]
@@ -319,11 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--joint-norm", action="store_true",
                    help="classes pair/all: one loss normalisation per image over its maps, so their relative "
                         "sizes must match too")
-    t.add_argument("--feature-weight", type=float, default=0.0,
-                   help="+ w·the same loss between the student's and the teacher's LRP relevance of a hidden ReLU "
-                        "feature map (channel by channel: equal width and depth needed; live teacher only)")
-    t.add_argument("--feature-layer", type=int, default=-1,
-                   help="which 4-D ReLU output --feature-weight matches, in forward order (default -1: the last)")
+    t.add_argument("--feature-weight", type=float, default=FEATURE_WEIGHT,
+                   help=f"+ w·the same loss between the student's and the teacher's LRP relevance of a hidden ReLU "
+                        f"layer, channel by channel (default {FEATURE_WEIGHT:g}; needs the live teacher and a student "
+                        f"whose layer has the teacher's shape; 0: the input maps alone, as in the paper)")
+    t.add_argument("--feature-layer", type=int, default=FEATURE_LAYER,
+                   help=f"which 4-D ReLU output --feature-weight matches, in forward order (default {FEATURE_LAYER}: "
+                        "the second to last)")
     t.add_argument("--shift", type=int, default=0,
                    help="random translation of up to N pixels, the same for teacher and student (default 0)")
     t.add_argument("--copy-head", action="store_true", help="copy the teacher's head into the student, frozen")

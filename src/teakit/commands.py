@@ -294,6 +294,9 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
                          + ", ".join(k for k, v in OBJECTIVES.items() if v.needs_teacher))
     if cache and objective != "tea":
         raise ValueError("--cache holds LRP-ε maps: it serves the tea objective only")
+    if cache and (tea or {}).get("feature_weight"):
+        raise ValueError("--cache holds the teacher's input maps only, and --feature-weight (hidden-layer relevance, "
+                         "default 1) needs the live teacher: drop --cache, or pass --feature-weight 0")
     from .teachers.cache import eps_grid
 
     teacher = load_teacher(teacher_dir, heatmap_of=teacher_heatmap)

@@ -12,6 +12,13 @@ normalisation, so their relative sizes must match as well.  The loss is
 teacher's (without).  No label loss and no output loss unless asked for:
 ``label_weight`` adds cross-entropy on the labels, ``kd_weight`` adds logit
 distillation (T = 3, ×T²) — both off by default, for ablations only.
+``feature_weight`` > 0 adds ``feature_weight`` × the same loss (no pyramid)
+between the student's and the teacher's relevance of one hidden ReLU layer
+(``feature_layer``, an index into the 4-D ReLU outputs in forward order), from
+the same LRP-ε pass, explained class and ε: still explanations only, but
+channel by channel, so both networks need that layer's shape, and the teacher
+must run live (the cache holds input maps).  0 here (the paper's objective);
+`tea distill` and the demo use ``teakit.recipe.FEATURE_WEIGHT``.
 ``bias_prior="uniform"`` (default) calibrates the student's head bias after
 every epoch so its mean prediction on the (unlabelled) training images is
 uniform over the classes (:mod:`teakit.calibrate`): heatmaps cannot teach the
@@ -42,6 +49,7 @@ import torch.nn.functional as F
 
 from ..data.augment import random_shifts, translate
 from ..explain import explain
+from ..recipe import FEATURE_LAYER
 from .base import Objective, output_logs, touch_all_parameters
 from .heatmap_loss import heatmap_loss
 
@@ -111,7 +119,7 @@ class TEA(Objective):
                  label_weight: float = 0.0, kd_weight: float = 0.0, cache=None, cache_logits=None,
                  shift: int = 0, joint_norm: bool = False, bias_prior: str = "uniform",
                  student_bn: str = "batch", feature_weight: float = 0.0,
-                 feature_layer: int = -1):
+                 feature_layer: int = FEATURE_LAYER):
         if classes not in CLASS_MODES:
             raise ValueError(f"classes={classes!r}; expected one of {', '.join(CLASS_MODES)}")
         self.teacher = teacher
@@ -137,7 +145,8 @@ class TEA(Objective):
         if feature_weight < 0:
             raise ValueError(f"feature_weight={feature_weight} must be >= 0")
         if feature_weight and cache is not None:
-            raise ValueError("feature_weight needs the live teacher (the cache holds input maps only); drop --cache")
+            raise ValueError("feature_weight needs the live teacher (the cache holds input maps only): drop the cache "
+                             "or set feature_weight 0")
         self.feature_weight, self.feature_layer = float(feature_weight), int(feature_layer)
 
     def after_epoch(self, student, train_data, device) -> dict:
@@ -247,17 +256,24 @@ class TEA(Objective):
             with torch.no_grad():
                 student(x)  # training-mode pass: the running statistics follow the batches as usual
         with batchnorm_eval(student) if running else contextlib.nullcontext():
-            S, logits, *S_f = explain(student, xs, target, method=self.method, eps=eps, create_graph=train,
-                                      return_logits=True,
-                                      feature_layer=None if T_f is None else self.feature_layer)
+            try:
+                S, logits, *S_f = explain(student, xs, target, method=self.method, eps=eps, create_graph=train,
+                                          return_logits=True,
+                                          feature_layer=None if T_f is None else self.feature_layer)
+            except ValueError as e:
+                if T_f is None or "feature_layer" not in str(e):
+                    raise
+                raise ValueError(f"the student: {e}; set feature_weight 0 (--feature-weight 0) to match "
+                                 "input maps only") from e
         hm = heatmap_loss(S, T, kind=self.loss, pyramid=self.pyramid, min_side=self.min_side,
                           joint=self.reps if self.joint_norm else 1)
         loss = hm
         logs = {}
         if T_f is not None:
             if S_f[0].shape != T_f.shape:
-                raise ValueError(f"feature_weight: the student's last feature map {tuple(S_f[0].shape)} and "
-                                 f"the teacher's {tuple(T_f.shape)} differ in shape (same width and depth needed)")
+                raise ValueError(f"feature_weight: the student's relevance at feature_layer={self.feature_layer} has "
+                                 f"shape {tuple(S_f[0].shape)}, the teacher's {tuple(T_f.shape)} (same width and "
+                                 "depth needed); set feature_weight 0 (--feature-weight 0) to match input maps only")
             fr = heatmap_loss(S_f[0], T_f, kind=self.loss, pyramid=False)
             loss = loss + self.feature_weight * fr
             logs["feature_relevance_loss"] = fr.detach()
