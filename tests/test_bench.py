@@ -13,6 +13,7 @@ def test_step_cost_writes_all_keys(tmp_path, capsys):
     assert all(saved[k] > 0 for k in ("erm_step_s", "tea_cached_step_s"))
     assert "tea_cached" in capsys.readouterr().out
     assert "tea_all_sequential" in saved.__repr__() and saved["tea_all_sequential_step_s"] > 0
+    assert saved["tea_live_features_step_s"] > 0 and saved["tea_live_features_over_erm"] > 0
 
 
 def test_all_classes_in_one_pass_equals_k_sequential_passes():

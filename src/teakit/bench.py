@@ -8,6 +8,9 @@ forward, loss, backward, SGD step):
 * ``tea_live``: teacher (ResNet-34, eval, frozen) LRP-ε heatmap without graph,
   student LRP-ε heatmap with graph, the TEA loss, backward;
 * ``tea_cached``: the same with the teacher heatmap given (as read from a cache);
+* ``tea_live_features``: ``tea_live`` plus the relevance of the second-to-last
+  ReLU layer for teacher and student and its loss, as `tea distill` runs by
+  default (``teakit.recipe.FEATURE_LAYER``; one backward pass gives both maps);
 * ``tea_all_cached``: cached maps for all K = 10 classes of every image at once
   (the batch replicated K times: one vectorised pass);
 * ``tea_all_sequential``: the same loss as K sequential passes, one class at a
@@ -29,6 +32,7 @@ import torch.nn.functional as F
 import torchvision
 
 from .explain import explain
+from .recipe import FEATURE_LAYER
 from .objectives.heatmap_loss import heatmap_loss
 from .objectives.tea import sample_classes, sample_eps
 
@@ -78,6 +82,17 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
     def tea_cached():
         tea(cached_T, cached_target, cached_eps)
 
+    def tea_live_features():
+        eps = sample_eps(batch, gen)
+        with torch.no_grad():
+            top = teacher(x).argmax(1)
+        target = sample_classes(top, num_classes, generator=gen)
+        T, T_f = explain(teacher, x, target, eps=eps, feature_layer=FEATURE_LAYER)
+        opt.zero_grad(set_to_none=True)
+        S, S_f = explain(student, x, target, eps=eps, create_graph=True, feature_layer=FEATURE_LAYER)
+        (heatmap_loss(S, T) + heatmap_loss(S_f, T_f, pyramid=False)).backward(inputs=params)
+        opt.step()
+
     all_target = torch.arange(num_classes).repeat_interleave(batch)
     all_eps = cached_eps.repeat(num_classes)
     all_T = explain(teacher, x.repeat(num_classes, 1, 1, 1), all_target, eps=all_eps)
@@ -96,7 +111,8 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
             (heatmap_loss(S, all_T[rows]) / num_classes).backward(inputs=params)
         opt.step()
 
-    variants = {"erm": erm, "tea_live": tea_live, "tea_cached": tea_cached, "tea_all_cached": tea_all_cached,
+    variants = {"erm": erm, "tea_live": tea_live, "tea_cached": tea_cached, "tea_live_features": tea_live_features,
+                "tea_all_cached": tea_all_cached,
                 "tea_all_sequential": tea_all_sequential}
     for _ in range(warmup):
         for fn in variants.values():
@@ -112,6 +128,8 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
         "tea_cached_step_s": statistics.median(times["tea_cached"]),
         "tea_live_over_erm": ratio("tea_live"),
         "tea_cached_over_erm": ratio("tea_cached"),
+        "tea_live_features_step_s": statistics.median(times["tea_live_features"]),
+        "tea_live_features_over_erm": ratio("tea_live_features"),
         "tea_all_cached_step_s": statistics.median(times["tea_all_cached"]),
         "tea_all_cached_over_erm": ratio("tea_all_cached"),
         "tea_all_sequential_step_s": statistics.median(times["tea_all_sequential"]),
@@ -130,7 +148,7 @@ def print_table(result: dict) -> None:
           f"{result['threads']} threads, median of {result['rounds']} interleaved rounds")
     print(f"{'variant':<20}{'s/step':>10}{'× ERM':>10}")
     print(f"{'erm':<20}{result['erm_step_s']:>10.3f}{1.0:>10.2f}")
-    for k in ("tea_live", "tea_cached", "tea_all_cached", "tea_all_sequential"):
+    for k in ("tea_live", "tea_cached", "tea_live_features", "tea_all_cached", "tea_all_sequential"):
         print(f"{k:<20}{result[k + '_step_s']:>10.3f}{result[k + '_over_erm']:>10.2f}")
 
 
