@@ -32,9 +32,9 @@ import torch.nn.functional as F
 import torchvision
 
 from .explain import explain
-from .recipe import FEATURE_LAYER
 from .objectives.heatmap_loss import heatmap_loss
 from .objectives.tea import sample_classes, sample_eps
+from .recipe import FEATURE_LAYER
 
 
 def _time(fn) -> float:

@@ -1,7 +1,10 @@
 """`tea study convergence`: how fast does a TEA student learn, one change at a time.
 
 Each variant is the baseline recipe (the `tea distill` defaults, or the options
-given on the command line) with one change from :data:`VARIANTS`.  Every
+given on the command line) with one change from :data:`VARIANTS`.  The
+baseline matches input maps only (the paper's objective); the
+``feature-relevance`` variant adds the hidden-layer term that `tea distill`
+now uses by default (:data:`teakit.recipe.FEATURE_WEIGHT`).  Every
 variant trains through :func:`teakit.commands.distill` — the same loop and
 selection as any run — and after each epoch its student is probed on the
 test splits.  The probe only reports: selection inside each run still uses
@@ -32,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from .recipe import FEATURE_LAYER, FEATURE_WEIGHT
 from .runs import default_spec
 from .train import TrainConfig
 
@@ -63,7 +67,7 @@ VARIANTS: dict[str, dict] = {
     "no-batchnorm": {"spec": {"batchnorm": False}},
     "bn-running": {"tea": {"student_bn": "running"}},
     "shift-2": {"tea": {"shift": 2}},
-    "feature-relevance": {"tea": {"feature_weight": 1.0, "feature_layer": -2}},
+    "feature-relevance": {"tea": {"feature_weight": FEATURE_WEIGHT, "feature_layer": FEATURE_LAYER}},
     "twice-longer": {"epochs_scale": 2.0},
 }
 FIELDS = ["variant", "epoch", "step", "seconds", "split", "accuracy", "agreement", "heatmap_loss"]
