@@ -1,9 +1,11 @@
 """`tea demo`: the built-in shortcut benchmarks end to end, with a report.
 
 For each benchmark: train the teacher, train ERM on the biased data, distil a
-TEA student from the teacher, train every baseline (:data:`BASELINES`), and
-evaluate them all on every test split.  Stages run in order of information:
-teacher, ERM and TEA of both benchmarks first, then the cheap baselines, then
+TEA student from the teacher (`tea distill`'s recipe, hidden-layer relevance
+included) and one of input maps only (the paper's objective, from the cache),
+train every baseline (:data:`BASELINES`), and evaluate them all on every test
+split.  Stages run in order of information: teacher, ERM and the TEA students
+of both benchmarks first, then the cheap baselines, then
 the explanation-distillation ones (as costly per step as TEA with a live
 teacher).  A baseline that cannot apply to a benchmark (mask methods where the
 shortcut is in the foreground) is listed as n/a with the reason.
