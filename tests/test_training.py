@@ -146,6 +146,21 @@ def test_feature_weight_adds_the_loss_between_feature_layer_relevances(teacher_d
     assert TEA(teacher, 10, feature_weight=0.5).config()["feature_weight"] == 0.5
 
 
+def test_validation_memo_counts_the_hidden_layer_maps(teacher_dir, make_tiny_student, monkeypatch):
+    import teakit.objectives.tea as tea_module
+    from teakit.runs import load_teacher
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=64)["train"]
+    batch = make_batch(data, torch.arange(0, 16), "cpu")
+    monkeypatch.setattr(tea_module, "VAL_MEMO_ELEMENTS", 16 * 3 * 32 * 32 + 100)  # room for input maps only
+    student = build_from_spec({"name": "cnn", "num_classes": 10, "kwargs": {"depth": CNN_DEPTH}})
+    for weight, kept in ((0.0, 1), (1.0, 0)):
+        obj = TEA(teacher, 10, feature_weight=weight)
+        obj(batch, student, torch.Generator().manual_seed(5), train=False)
+        assert len(obj.__dict__.get("_val_memo", {})) == kept, weight
+
+
 def test_cache_for_another_teacher_is_refused(teacher_dir, tmp_path):
     from teakit.runs import load_teacher
     from teakit.teachers.cache import eps_grid

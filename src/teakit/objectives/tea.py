@@ -73,6 +73,11 @@ def sample_classes(top: torch.Tensor, num_classes: int, p_top: float = 0.5, gene
     return torch.where(keep, top, (top + shift) % num_classes)
 
 
+def _map_elements(teacher_part) -> int:
+    """Map elements held by one ``_teacher`` result: the input maps and the hidden-layer ones, if any."""
+    return teacher_part[0].numel() + (teacher_part[4].numel() if teacher_part[4] is not None else 0)
+
+
 def check_prior(bias_prior, num_classes: int):
     """``"uniform"``, ``"none"``, or K positive numbers as a list normalised to sum 1."""
     if isinstance(bias_prior, str):
@@ -235,7 +240,7 @@ class TEA(Objective):
         key = (rng.get_state().numpy().tobytes(), tuple(index.tolist()), tuple(batch["x"].shape))
         if key not in memo:
             out = self._teacher(batch, rng, use_cache=False)
-            if sum(v[0].numel() for v in memo.values()) + out[0].numel() > VAL_MEMO_ELEMENTS:
+            if sum(map(_map_elements, memo.values())) + _map_elements(out) > VAL_MEMO_ELEMENTS:
                 return out
             memo[key] = out
         return memo[key]
