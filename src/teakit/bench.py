@@ -55,12 +55,13 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
     y = torch.randint(0, num_classes, (batch,))
     gen = torch.Generator().manual_seed(seed)
 
-    def teacher_maps():
+    def teacher_maps(feature_layer=None):
+        """(the teacher's map, or (map, hidden-layer map) with ``feature_layer``), classes, ε."""
         eps = sample_eps(batch, gen)
         with torch.no_grad():
             top = teacher(x).argmax(1)
         target = sample_classes(top, num_classes, generator=gen)
-        return explain(teacher, x, target, eps=eps), target, eps
+        return explain(teacher, x, target, eps=eps, feature_layer=feature_layer), target, eps
 
     cached_T, cached_target, cached_eps = teacher_maps()
 
@@ -83,11 +84,7 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
         tea(cached_T, cached_target, cached_eps)
 
     def tea_live_features():
-        eps = sample_eps(batch, gen)
-        with torch.no_grad():
-            top = teacher(x).argmax(1)
-        target = sample_classes(top, num_classes, generator=gen)
-        T, T_f = explain(teacher, x, target, eps=eps, feature_layer=FEATURE_LAYER)
+        (T, T_f), target, eps = teacher_maps(FEATURE_LAYER)
         opt.zero_grad(set_to_none=True)
         S, S_f = explain(student, x, target, eps=eps, create_graph=True, feature_layer=FEATURE_LAYER)
         (heatmap_loss(S, T) + heatmap_loss(S_f, T_f, pyramid=False)).backward(inputs=params)
