@@ -11,8 +11,8 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     # even smaller than --quick: this checks the plumbing, not the numbers
     original = demo.plan
 
-    def tiny_plan(quick, seed):
-        stages = original(quick, seed)
+    def tiny_plan(quick, seed, width=None, depth=None):
+        stages = original(quick, seed, width, depth)
         for s in stages:
             s.params["data_options"] = {"limit": 48}
             for key in ("cfg", "seg_cfg"):
@@ -39,14 +39,16 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     for name in ("report.md", "report.html", "figures/colored-digits-accuracy.png",
                  "figures/digits-on-scenes-heatmaps.png"):
         assert (tmp_path / name).stat().st_size > 200, name
-    # every classifier of the demo, teachers' included, is the recipe's CNN, written into its config
+    # every classifier of the demo, teachers' included, is the recipe's CNN at the demo's width, written into
+    # its config
     from teakit.recipe import CNN_DEPTH
     from teakit.runs import load_model
     for name in ("colored-digits-teacher", "digits-on-scenes-erm", "digits-on-scenes-tea"):
         folder = next((tmp_path / "stages").glob(f"{name}-*"))
         model, config = load_model(folder / "classifier" if name.endswith("teacher") else folder)
-        assert config["model"]["kwargs"] == {"depth": CNN_DEPTH}, name
-        assert sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == CNN_DEPTH, name
+        assert config["model"]["kwargs"] == {"depth": CNN_DEPTH, "width": demo.WIDTH}, name
+        convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert len(convs) == CNN_DEPTH and convs[0].out_channels == demo.WIDTH, name
     # TEA matches a hidden layer's relevance too, with the live teacher; the paper's objective (input maps
     # only) runs from the cache beside it
     from teakit.checkpoint import load_checkpoint
@@ -63,6 +65,7 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     demo.run_demo(tmp_path, quick=True)  # second run: every stage reused
     assert capsys.readouterr().out.count("reused") == len(demo.plan(True, 0))
     assert "(total of the timed ones:" in (tmp_path / "report.md").read_text()
+    assert f"tea demo --out {tmp_path} --seed 0 --quick\n" in (tmp_path / "report.md").read_text()
     # --report-only trains nothing: an unfinished stage is listed as not run yet
     gradcam = next((tmp_path / "stages").glob("digits-on-scenes-gradcam-*"))
     (gradcam / "done.json").unlink()
@@ -85,6 +88,24 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
         assert "epoch" in (tmp_path / "logs" / f"{name}.log").read_text(), name
     assert {r["method"] for r in rows} == {"teacher", "ERM", "TEA", demo.TEA_INPUT} | {m for m, _, _ in demo.BASELINES}
     assert rows == json.loads((tmp_path / "results.json").read_text())
+
+
+def test_plan_sizes_every_classifier_and_keys_follow():
+    """--width/--depth reach every stage's model (teachers' included) and so its folder name;
+    the full plan trains each stage for the demo's epochs."""
+    default, wide = demo.plan(False, 0), demo.plan(False, 0, width=16, depth=4)
+    assert len(default) == len(wide) == 28
+    for a, b in zip(default, wide):
+        assert a.params["model"] == {"depth": 6, "width": demo.WIDTH}
+        assert b.params["model"] == {"depth": 4, "width": 16}
+        assert a.key({}, "v") != b.key({}, "v")
+        assert a.params["cfg"]["epochs"] == demo.EPOCHS
+    teacher = next(s for s in default if s.name == "digits-on-scenes-teacher")
+    assert teacher.params["seg_cfg"]["epochs"] == demo.SEGMENTER_EPOCHS
+    from teakit.cli import build_parser
+    a = build_parser().parse_args(["demo", "--width", "16", "--depth", "4"])
+    assert (a.width, a.depth) == (16, 4)
+    assert build_parser().parse_args(["demo"]).width is None  # → demo.WIDTH
 
 
 def test_stage_folders_change_with_the_data():

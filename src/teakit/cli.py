@@ -245,7 +245,7 @@ def _cmd_study(a):
 def _cmd_demo(a):
     from .demo import default_jobs, run_demo
     run_demo(a.out, quick=a.quick, fresh=a.fresh, seed=a.seed, report_only=a.report_only,
-             jobs=a.jobs or default_jobs())
+             jobs=a.jobs or default_jobs(), width=a.width, depth=a.depth)
 
 # ----------------------------------------------------------------- parser
 
@@ -400,6 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--jobs", type=_positive_int, default=None,
                    help="stages run at once, each in its own process (default: 2 on 2+ cores, else 1)")
+    c.add_argument("--width", type=_positive_int, default=None,
+                   help="every classifier's CNN width (default 8, teakit.demo.WIDTH: the 20-minute budget)")
+    c.add_argument("--depth", type=_positive_int, default=None,
+                   help="every classifier's CNN depth (default: the commands' CNN, 6)")
     return p
 
 

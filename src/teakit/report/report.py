@@ -72,9 +72,10 @@ def _heatmaps(dataset, folders, stages, out_png, n=6):
 
 
 def write_report(out: Path, rows: list[dict], stages, folders: dict, quick: bool, seed: int,
-                 seconds: dict | None = None):
+                 seconds: dict | None = None, options: str = ""):
     """``seconds``: training + evaluation time of each finished stage (stages absent
-    from it are reported as not run yet)."""
+    from it are reported as not run yet); ``options``: the other `tea demo` options
+    that made it (e.g. ``"--width 16"``), shown in its command."""
     seconds = seconds if seconds is not None else {s.name: float("nan") for s in stages}
     out = Path(out)
     figs = out / "figures"
@@ -101,7 +102,7 @@ def write_report(out: Path, rows: list[dict], stages, folders: dict, quick: bool
                           + "".join(f"<p>{html.escape(n)}</p>" for n in notes)
                           + f"<p><img src='{bars.relative_to(out)}'></p>"
                           + (f"<p><img src='{grid.relative_to(out)}'></p>" if grid is not None else ""))
-    cmd = f"tea demo --out {out} --seed {seed}" + (" --quick" if quick else "")
+    cmd = f"tea demo --out {out} --seed {seed}" + (" --quick" if quick else "") + (f" {options}" if options else "")
     done = [t for t in seconds.values() if t == t]  # nan: time unknown
     md += ["## How this was made", "", f"    {cmd}", "",
            f"Stages, with their training + evaluation time (total of the timed ones: {sum(done) / 60:.1f} min; "
