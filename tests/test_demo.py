@@ -108,6 +108,20 @@ def test_plan_sizes_every_classifier_and_keys_follow():
     assert build_parser().parse_args(["demo"]).width is None  # → demo.WIDTH
 
 
+def test_report_only_before_any_stage_names_the_options(tmp_path):
+    """--report-only into an empty folder trains nothing and still writes the report, whose
+    command carries --width/--depth."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. matplotlib's "no artists" legend warning
+        rows = demo.run_demo(tmp_path / "new", quick=True, report_only=True, width=16, depth=4)
+    assert all(r["value"] is None for r in rows)  # only the n/a rows
+    report = (tmp_path / "new" / "report.md").read_text()
+    assert f"tea demo --out {tmp_path / 'new'} --seed 0 --quick --width 16 --depth 4\n" in report
+    assert report.count("not run yet") == 28
+    assert not (tmp_path / "new" / "stages").exists()
+
+
 def test_stage_folders_change_with_the_data():
     stage = demo.plan(True, 0)[0]
     v1, v2 = demo.data_version("colored-digits"), demo.data_version("digits-on-scenes")

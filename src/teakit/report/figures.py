@@ -85,7 +85,8 @@ def accuracy_bars(rows: list[dict], path, splits=("id", "ood", "swapped"), title
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    if methods:  # nothing finished yet (--report-only): empty axes, no legend
+        ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
