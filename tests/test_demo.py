@@ -61,6 +61,10 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     assert ("TEA, input maps only", "agreement_with_teacher") in metrics
     report = (tmp_path / "report.md").read_text()
     assert "| TEA |" in report and "| RRR | n/a |" in report and "inside the foreground mask" in report
+    # the targets, each with its measured values and a verdict (decided: every stage ran)
+    assert "## Targets" in report and "| digits-on-scenes | TEA's background relevance at most a third of ERM's |" in report
+    assert "not decided" not in report
+    assert "targets met: " in capsys.readouterr().out
     capsys.readouterr()
     demo.run_demo(tmp_path, quick=True)  # second run: every stage reused
     assert capsys.readouterr().out.count("reused") == len(demo.plan(True, 0))
@@ -118,7 +122,7 @@ def test_report_only_before_any_stage_names_the_options(tmp_path):
     assert all(r["value"] is None for r in rows)  # only the n/a rows
     report = (tmp_path / "new" / "report.md").read_text()
     assert f"tea demo --out {tmp_path / 'new'} --seed 0 --quick --width 16 --depth 4\n" in report
-    assert report.count("not run yet") == 28
+    assert report.count("`: not run yet") == 28  # every stage; the targets say "not run yet" too
     assert not (tmp_path / "new" / "stages").exists()
 
 

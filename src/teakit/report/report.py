@@ -1,5 +1,6 @@
-"""The demo's readable report: ``report.md`` and ``report.html`` with the results
-table (best value per column in bold), accuracy bars per benchmark, a grid of
+"""The demo's readable report: ``report.md`` and ``report.html`` with the targets
+it is held to (met or not, :mod:`teakit.report.targets`), the results table
+(best value per column in bold), accuracy bars per benchmark, a grid of
 heatmaps (teacher, TEA, ERM) and the commands and seeds that produced it."""
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 
 from ..demo import method_label
 from .figures import accuracy_bars, heatmap_grid
+from .targets import check
 
 COLUMNS = [("id", "accuracy"), ("ood", "accuracy"), ("swapped", "accuracy"),
            ("swapped", "agreement_with_teacher"), ("swapped", "background_relevance")]
@@ -84,7 +86,12 @@ def write_report(out: Path, rows: list[dict], stages, folders: dict, quick: bool
           "Accuracy (%) per test split; agreement with the teacher and the share of |LRP-ε| relevance on the "
           "background (lower is better) on the `swapped` split.  Bold: best student per column "
           "(the teacher is the reference, not a contender).", ""]
-    parts_html = []
+    checks = check(rows)
+    verdict = {True: "yes", False: "**no**", None: "not decided"}
+    header = ["benchmark", "target", "measured (%)", "met"]
+    body = [[c["dataset"], c["target"], c["measured"], verdict[c["met"]]] for c in checks]
+    md += ["## Targets", "", _md_table(header, body), ""]
+    parts_html = [f"<h2>Targets</h2>{_html_table(header, body)}"]
     for ds in datasets:
         header, body = _table(rows, ds)
         bars = accuracy_bars([r for r in rows if r["dataset"] == ds], figs / f"{ds}-accuracy.png", title=ds)
