@@ -334,9 +334,9 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
     (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     seconds = {name: res.get("seconds", float("nan")) for name, res in results.items()}
     options = " ".join(f"--{name} {value}" for name, value in (("width", width), ("depth", depth)) if value is not None)
-    write_report(out, rows, stages, folders, quick=quick, seed=seed, seconds=seconds, options=options)
-    from .report.targets import check, summary
-    print(summary(check(rows)))
+    checks = write_report(out, rows, stages, folders, quick=quick, seed=seed, seconds=seconds, options=options)
+    from .report.targets import summary
+    print(summary(checks))
     print(f"wrote {out / 'results.json'}, {out / 'report.md'}, {out / 'report.html'} "
           f"({(time.perf_counter() - t0) / 60:.1f} min)")
     return rows

@@ -74,10 +74,11 @@ def _heatmaps(dataset, folders, stages, out_png, n=6):
 
 
 def write_report(out: Path, rows: list[dict], stages, folders: dict, quick: bool, seed: int,
-                 seconds: dict | None = None, options: str = ""):
+                 seconds: dict | None = None, options: str = "") -> list[dict]:
     """``seconds``: training + evaluation time of each finished stage (stages absent
     from it are reported as not run yet); ``options``: the other `tea demo` options
-    that made it (e.g. ``"--width 16"``), shown in its command."""
+    that made it (e.g. ``"--width 16"``), shown in its command.  Returns the target
+    checks it reports (:func:`teakit.report.targets.check`)."""
     seconds = seconds if seconds is not None else {s.name: float("nan") for s in stages}
     out = Path(out)
     figs = out / "figures"
@@ -123,3 +124,4 @@ def write_report(out: Path, rows: list[dict], stages, folders: dict, quick: bool
             f"<h1>teakit demo report</h1><p>{html.escape(md[2])}</p>{''.join(parts_html)}"
             f"<h2>How this was made</h2><pre>{html.escape(cmd)}</pre></body></html>")
     (out / "report.html").write_text(page)
+    return checks
