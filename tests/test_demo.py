@@ -2,6 +2,7 @@
 the contracted rows, the report and figures exist, and a re-run reuses stages."""
 import json
 
+import pytest
 import torch
 
 from teakit import demo
@@ -137,3 +138,63 @@ def test_time_left_counts_only_stages_computed_in_this_run():
     assert "left" not in demo._bar(18, 26, 60.0, ran=0)  # only reused stages so far: no estimate
     assert "about 30.0 min left" in demo._bar(20, 26, 600.0, ran=2)  # 5 min per computed stage, 6 to go
     assert "about  1.7 min left" in demo._bar(5, 10, 100.0)
+
+
+def test_lr_scale_multiplies_every_student_and_no_teacher(monkeypatch):
+    """--lr-scale S: every student's base learning rate times S, teachers untouched; scale 1 keeps the
+    keys of before; an LR_SCALES entry scales its own stage only."""
+    base, double = demo.plan(False, 0), demo.plan(False, 0, lr_scale=2.0)
+    assert [s.key({}, "v") for s in demo.plan(False, 0, lr_scale=1.0)] == [s.key({}, "v") for s in base]
+    for a, b in zip(base, double):
+        if a.kind == "teacher":
+            assert a.params == b.params
+        else:
+            assert a.params["cfg"]["lr"] in (2e-3, 3e-3)  # the distilled and the label-trained base
+            assert b.params["cfg"]["lr"] == 2 * a.params["cfg"]["lr"]
+            assert {k: v for k, v in a.params["cfg"].items() if k != "lr"} == \
+                   {k: v for k, v in b.params["cfg"].items() if k != "lr"}
+            assert a.key({}, "v") != b.key({}, "v")
+    monkeypatch.setitem(demo.LR_SCALES, "digits-on-scenes-kd", 0.5)
+    scaled = {s.name: s.params for s in demo.plan(False, 0)}
+    assert scaled["digits-on-scenes-kd"]["cfg"]["lr"] == 1e-3
+    assert scaled["colored-digits-kd"]["cfg"]["lr"] == 2e-3
+    assert {s.name: s.params["cfg"]["lr"] for s in demo.plan(False, 0, lr_scale=1.0)}["digits-on-scenes-kd"] == 2e-3
+    from teakit.cli import build_parser
+    assert build_parser().parse_args(["demo", "--lr-scale", "0.5"]).lr_scale == 0.5
+    for bad in ("0", "-1", "nan", "x"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["demo", "--lr-scale", bad])
+
+
+def _fake_demo(out, scale, score):
+    """Finished stage folders of a quick demo at ``scale``, each best checkpoint scoring ``score(stage)``."""
+    from teakit.checkpoint import save_checkpoint
+    stages = demo.plan(True, 0, lr_scale=scale)
+    folders = demo.stage_folders(stages, out)
+    for stage in stages:
+        folder = folders[stage.name]
+        if stage.kind != "teacher":
+            save_checkpoint(folder, model_state={"w": torch.zeros(1)}, config={}, epoch=0, rng=False,
+                            extra={"best": score(stage.name)}, name="best")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "done.json").write_text("{}")
+
+
+def test_select_lr_scales_takes_the_lowest_validation_score(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "data_version", lambda dataset: "v")  # the folders' keys only need to agree
+    scores = {  # per scale, per stage: the best validation selection metric
+        0.5: lambda n: 1.0 if n.endswith("-tea") else 0.5,
+        1.0: lambda n: 0.8 if n.endswith("-tea") else 0.9 if n.endswith("-kd") else 0.5,
+        2.0: lambda n: 0.7 if n.endswith("-tea") else 0.2 if n == "digits-on-scenes-erm" else 0.5,
+    }
+    for scale, score in scores.items():
+        _fake_demo(tmp_path / str(scale), scale, score)
+    table = demo.select_lr_scales({s: tmp_path / str(s) for s in scores}, quick=True)
+    assert len(table) == 26  # every student, no teacher
+    assert table["colored-digits-tea"] == {"scores": {0.5: 1.0, 1.0: 0.8, 2.0: 0.7}, "selected": 2.0}
+    assert table["digits-on-scenes-erm"]["selected"] == 2.0
+    assert table["colored-digits-erm"]["selected"] == 1.0  # a three-way tie: the base rate
+    assert table["colored-digits-kd"]["selected"] == 0.5  # a tie of 0.5 and 2: as near 1, then the smaller
+    (next((tmp_path / "2.0" / "stages").glob("digits-on-scenes-gradcam-*")) / "done.json").unlink()
+    with pytest.raises(FileNotFoundError, match="digits-on-scenes-gradcam.*lr-scale 2.0"):
+        demo.select_lr_scales({s: tmp_path / str(s) for s in scores}, quick=True)

@@ -21,6 +21,16 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _prior(text: str):
     """--bias-prior: 'uniform', 'none', or comma-separated positive class frequencies."""
     if text in ("uniform", "none"):
@@ -245,7 +255,7 @@ def _cmd_study(a):
 def _cmd_demo(a):
     from .demo import default_jobs, run_demo
     run_demo(a.out, quick=a.quick, fresh=a.fresh, seed=a.seed, report_only=a.report_only,
-             jobs=a.jobs or default_jobs(), width=a.width, depth=a.depth)
+             jobs=a.jobs or default_jobs(), width=a.width, depth=a.depth, lr_scale=a.lr_scale)
 
 # ----------------------------------------------------------------- parser
 
@@ -404,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="every classifier's CNN width (default 8, teakit.demo.WIDTH: the 20-minute budget)")
     c.add_argument("--depth", type=_positive_int, default=None,
                    help="every classifier's CNN depth (default: the commands' CNN, 6)")
+    c.add_argument("--lr-scale", type=_positive_float, default=None,
+                   help="every student's learning rate is its base one times this, instead of the scale "
+                        "selected on validation (teakit.demo.LR_SCALES); for learning-rate selection")
     return p
 
 

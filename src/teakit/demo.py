@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import multiprocessing as mp
 import os
 import shutil
@@ -65,6 +66,11 @@ TEA_INPUT = "TEA, input maps only"
 # every stage trains for 20 epochs (the U-Net segmenter 15).
 WIDTH = 8
 EPOCHS, SEGMENTER_EPOCHS = 20, 15
+# Each student's learning rate is its base one (3e-3 for the label-trained, 2e-3 for the distilled) times its
+# stage's scale here, selected from 0.5, 1 and 2 by each method's own validation selection metric on the biased
+# validation set (:func:`select_lr_scales`; docs/recipe.md "Learning rates, selected on validation").
+# Stages not listed keep 1.  Teachers are not scaled.
+LR_SCALES: dict[str, float] = {}
 NOT_APPLICABLE = {  # (dataset, objective): why
     ("colored-digits", "rrr"): "the shortcut is the stroke colour, inside the foreground mask",
     ("colored-digits", "isnet"): "the shortcut is the stroke colour, inside the foreground mask",
@@ -89,9 +95,20 @@ def _cfg(d: dict) -> TrainConfig:
     return TrainConfig(**d)
 
 
-def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = None) -> list[Stage]:
+def _scaled(stage: Stage, lr_scale: float | None) -> Stage:
+    """``stage`` with its learning rate times ``lr_scale`` (default: its :data:`LR_SCALES` entry, else 1)."""
+    scale = LR_SCALES.get(stage.name, 1.0) if lr_scale is None else lr_scale
+    if scale == 1.0:
+        return stage  # the same config, so the same key as before scales existed
+    cfg = {**stage.params["cfg"], "lr": stage.params["cfg"]["lr"] * scale}
+    return Stage(stage.name, stage.kind, stage.dataset, {**stage.params, "cfg": cfg}, stage.deps)
+
+
+def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = None,
+         lr_scale: float | None = None) -> list[Stage]:
     """The demo's stages, in order.  Settings are the library defaults unless noted;
-    ``width`` (default :data:`WIDTH`) and ``depth`` (default: the commands' CNN) set every classifier's size."""
+    ``width`` (default :data:`WIDTH`) and ``depth`` (default: the commands' CNN) set every classifier's size;
+    ``lr_scale`` multiplies every student's base learning rate instead of its :data:`LR_SCALES` entry."""
     limit = 192 if quick else None
     data_opts = {"limit": limit} if limit else {}
     t_ep, s_ep, seg_ep = (2, 2, 2) if quick else (EPOCHS, EPOCHS, SEGMENTER_EPOCHS)
@@ -133,7 +150,7 @@ def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = N
             deps = (teacher.name,) if command == "distill" else (erm.name,) if objective == "jtt" else ()
             stage = Stage(f"{ds}-{objective}", command, ds, params, deps=deps)
             (costly if objective in EXPENSIVE else cheap).append(stage)
-    return core + cheap + costly
+    return [s if s.kind == "teacher" else _scaled(s, lr_scale) for s in core + cheap + costly]
 
 
 def data_version(dataset: str) -> str:
@@ -141,6 +158,48 @@ def data_version(dataset: str) -> str:
     data = C.load_data(dataset)
     blob = json.dumps({name: d.fingerprint() for name, d in sorted(data.items())})
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def stage_folders(stages: list[Stage], out: Path) -> dict[str, Path]:
+    """Each stage's folder under ``out/stages``, named by its key (its dependencies' folders included)."""
+    versions = {ds: data_version(ds) for ds in dict.fromkeys(s.dataset for s in stages)}
+    folders: dict[str, Path] = {}
+    for stage in stages:
+        folders[stage.name] = Path(out) / "stages" / stage.key({d: str(folders[d]) for d in stage.deps},
+                                                               versions[stage.dataset])
+    return folders
+
+
+def select_lr_scales(runs: dict[float, str | Path], seed: int = 0, width: int | None = None,
+                     depth: int | None = None, quick: bool = False) -> dict[str, dict]:
+    """Learning-rate selection on the validation set from full demos run with ``tea demo --lr-scale S``.
+
+    ``runs`` maps each scale S to its demo folder.  For every student stage, each scale's score is the
+    best value of the stage's own validation selection metric (``best`` in its ``best.json``; lower is
+    better; the biased validation set, never a test split).  Returns ``{stage name: {"scores": {S: score},
+    "selected": S}}``: the lowest score wins, ties going to the scale nearest 1, then the smaller.  Raises if a run
+    misses a finished stage.  ``seed``, ``width``, ``depth`` and ``quick`` are the demos' options."""
+    from .checkpoint import load_checkpoint
+
+    if not runs:
+        raise ValueError("select_lr_scales needs at least one {scale: demo folder}")
+    table: dict[str, dict] = {}
+    for scale, out in sorted(runs.items()):
+        stages = plan(quick, seed, width, depth, lr_scale=scale)
+        folders = stage_folders(stages, Path(out))
+        for stage in stages:
+            if stage.kind == "teacher":
+                continue
+            folder = folders[stage.name]
+            if not (folder / "done.json").exists():
+                raise FileNotFoundError(f"{folder}: stage {stage.name} of the lr-scale {scale} run is not finished "
+                                        f"(run `tea demo --out {out} --lr-scale {scale}` first)")
+            best = load_checkpoint(folder, "best", map_location="cpu").extra["best"]
+            table.setdefault(stage.name, {"scores": {}})["scores"][scale] = float(best)
+    for entry in table.values():
+        scores = entry["scores"]
+        entry["selected"] = min(scores, key=lambda s: (scores[s], abs(math.log(s)), s))
+    return table
 
 
 def method_label(stage: Stage) -> str:
@@ -273,13 +332,15 @@ def _run_parallel(todo: list, folders: dict, logs: Path, jobs: int, progress: bo
 
 
 def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: int = 0, progress: bool = False,
-             report_only: bool = False, jobs: int = 1, width: int | None = None, depth: int | None = None):
+             report_only: bool = False, jobs: int = 1, width: int | None = None, depth: int | None = None,
+             lr_scale: float | None = None):
     """Run (or reuse) every stage, then write results.json and the report.  With
     ``report_only`` nothing is trained: the results and report cover the stages
     finished so far (e.g. while a long demo still runs elsewhere).  ``jobs`` > 1
     runs that many stages at once, each in its own process with
     ``cpu_count // jobs`` torch threads, a stage starting once the stages it
-    builds on are done; their training logs go to ``OUT/logs/<stage>.log``."""
+    builds on are done; their training logs go to ``OUT/logs/<stage>.log``.
+    ``lr_scale`` (for learning-rate selection) replaces every student's :data:`LR_SCALES` entry."""
     from .report.report import write_report
 
     if not isinstance(jobs, int) or jobs < 1:
@@ -287,16 +348,15 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
     out = Path(out)
     if fresh and (out / "stages").exists():
         shutil.rmtree(out / "stages")
-    stages = plan(quick, seed, width, depth)
+    if lr_scale is not None and not lr_scale > 0:
+        raise ValueError(f"lr_scale={lr_scale!r}: expected a positive factor")
+    stages = plan(quick, seed, width, depth, lr_scale)
     folders: dict[str, Path] = {}
     results: dict[str, dict] = {}
     t0 = time.perf_counter()
     print(f"tea demo: {len(stages)} stages → {out}{' (quick)' if quick else ''}"
           f"{f', {jobs} at a time' if jobs > 1 else ''}", flush=True)
-    versions = {ds: data_version(ds) for ds in dict.fromkeys(s.dataset for s in stages)}
-    for stage in stages:
-        folders[stage.name] = out / "stages" / stage.key({d: str(folders[d]) for d in stage.deps},
-                                                         versions[stage.dataset])
+    folders.update(stage_folders(stages, out))
 
     ran = []
 
@@ -333,7 +393,8 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
     out.mkdir(parents=True, exist_ok=True)  # --report-only before any stage ran
     (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     seconds = {name: res.get("seconds", float("nan")) for name, res in results.items()}
-    options = " ".join(f"--{name} {value}" for name, value in (("width", width), ("depth", depth)) if value is not None)
+    options = " ".join(f"--{name} {value}" for name, value in (("width", width), ("depth", depth),
+                                                                ("lr-scale", lr_scale)) if value is not None)
     checks = write_report(out, rows, stages, folders, quick=quick, seed=seed, seconds=seconds, options=options)
     from .report.targets import summary
     print(summary(checks))
