@@ -12,8 +12,8 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     # even smaller than --quick: this checks the plumbing, not the numbers
     original = demo.plan
 
-    def tiny_plan(quick, seed, width=None, depth=None):
-        stages = original(quick, seed, width, depth)
+    def tiny_plan(*args, **kwargs):
+        stages = original(*args, **kwargs)
         for s in stages:
             s.params["data_options"] = {"limit": 48}
             for key in ("cfg", "seg_cfg"):
@@ -59,6 +59,10 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     assert config["objective"]["feature_layer"] == FEATURE_LAYER and config["cache"] is None
     config = load_checkpoint(next((tmp_path / "stages").glob("digits-on-scenes-tea-input-*"))).config
     assert config["objective"]["feature_weight"] == 0.0 and config["cache"] is not None
+    # every student's initial weights are its own; feature distillation reads its features with the teacher's head
+    for name in ("tea-??????????", "tea-input", "kd", "feature", "attention", "gradcam"):
+        config = load_checkpoint(next((tmp_path / "stages").glob(f"digits-on-scenes-{name}*"))).config
+        assert config["student_init"] == "own" and config["copy_head"] is (name in ("feature", "attention")), name
     assert ("TEA, input maps only", "agreement_with_teacher") in metrics
     report = (tmp_path / "report.md").read_text()
     assert "| TEA |" in report and "| RRR | n/a |" in report and "inside the foreground mask" in report

@@ -300,7 +300,37 @@ def test_distill_baselines_through_the_cli(objective, teacher_dir, tmp_path, cap
     assert rc == 0, text
     assert "agreement=" in text
     # the heatmap objectives get TEA's 10x head learning rate by default, the output/feature ones 1x
-    assert load_checkpoint(tmp_path / "m").config["train"]["head_lr_scale"] == (10.0 if objective == "gradcam" else 1.0)
+    config = load_checkpoint(tmp_path / "m").config
+    assert config["train"]["head_lr_scale"] == (10.0 if objective == "gradcam" else 1.0)
+    # a loss that cannot train a head (feature, attention) gets the teacher's, frozen; the others train their own
+    headless = objective in ("feature", "attention")
+    assert config["copy_head"] is headless and config["student_init"] == "own"
+    student, _ = load_model(tmp_path / "m", "last")
+    from teakit.runs import load_teacher
+    assert torch.equal(student.head.weight, load_teacher(teacher_dir).classifier.head.weight) is headless
+
+
+def test_a_students_initial_weights_are_its_own_unless_shared():
+    """init="own": not the weights a teacher built from the same seed starts with, the same for the same
+    seed, other for another, and the global random state is left alone; init="shared" draws from it."""
+    from teakit.runs import build_student, default_spec
+    spec = default_spec(10)
+
+    def teacher_like(seed):  # how the loop builds a model: seed everything, then build
+        torch.manual_seed(seed)
+        return build_from_spec(spec).head.weight
+
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    own = build_student(spec, 0).head.weight
+    assert torch.equal(torch.get_rng_state(), state)
+    assert not torch.allclose(own, teacher_like(0))
+    assert torch.equal(own, build_student(spec, 0).head.weight)
+    assert not torch.allclose(own, build_student(spec, 1).head.weight)
+    torch.manual_seed(0)
+    assert torch.equal(build_student(spec, 0, init="shared").head.weight, teacher_like(0))
+    with pytest.raises(ValueError, match="student init 'mine'"):
+        build_student(spec, 0, init="mine")
 
 
 def test_default_cnn_has_the_recipes_depth_and_old_configs_keep_theirs(teacher_dir):

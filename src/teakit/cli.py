@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .data import BUILTIN
-from .recipe import CNN_DEPTH, FEATURE_LAYER, FEATURE_WEIGHT, HEATMAP_HEAD_LR_SCALE, HEATMAP_OBJECTIVES
+from .recipe import CNN_DEPTH, FEATURE_LAYER, FEATURE_WEIGHT, HEATMAP_HEAD_LR_SCALE, HEATMAP_OBJECTIVES, STUDENT_INITS
 
 DATASETS = BUILTIN + ("colored-mnist", "folder", "waterbirds", "xray", "coco-on-places")
 DISK = DATASETS[len(BUILTIN):]
@@ -185,7 +185,7 @@ def _cmd_distill(a):
     cfg = _train_cfg(a, HEATMAP_HEAD_LR_SCALE if heatmap else 1.0)
     distill(a.dataset, a.teacher, a.out, spec=_spec(a), cfg=cfg, tea=tea, copy_head=a.copy_head,
             cache=a.cache, cache_dir=a.cache_dir, resume=a.resume, objective=a.objective,
-            teacher_heatmap=a.teacher_heatmap, **_common(a))
+            teacher_heatmap=a.teacher_heatmap, student_init=a.student_init, **_common(a))
 
 
 def _cmd_evaluate(a):
@@ -338,7 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "the second to last)")
     t.add_argument("--shift", type=int, default=0,
                    help="random translation of up to N pixels, the same for teacher and student (default 0)")
-    t.add_argument("--copy-head", action="store_true", help="copy the teacher's head into the student, frozen")
+    t.add_argument("--copy-head", action=argparse.BooleanOptionalAction, default=None,
+                   help="copy the teacher's head into the student, frozen (default: only for objectives whose loss "
+                        "cannot train a head: feature, attention)")
+    t.add_argument("--student-init", choices=STUDENT_INITS, default="own",
+                   help="own (default): the student's initial weights are drawn apart from the teacher's; "
+                        "shared: from the run's seed, as a teacher built with the same seed drew them (before)")
     t.add_argument("--label-weight", type=float, default=0.0, help="ablation only: + w·cross-entropy")
     t.add_argument("--kd-weight", type=float, default=0.0, help="ablation only: + w·logit KD (T=3)")
     _add_train(c, epochs=80, lr=2e-3, warmup=100,

@@ -14,7 +14,9 @@ from pathlib import Path
 import torch
 
 from .data import load_builtin
-from .runs import build_from_spec, default_spec, load_model, load_teacher, model_spec, teacher_hash, write_teacher
+from .recipe import STUDENT_INITS
+from .runs import (build_from_spec, build_student, default_spec, load_model, load_teacher, model_spec, teacher_hash,
+                   write_teacher)
 from .train import TrainConfig, fit
 
 DEFAULT_FABRIC = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true"}
@@ -275,16 +277,19 @@ def teacher_cache(teacher, data, cache_dir, eps_values, fabric=None, progress=Tr
 
 
 def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: TrainConfig | None = None,
-            tea: dict | None = None, copy_head: bool = False, cache: bool = False, cache_dir=None,
+            tea: dict | None = None, copy_head: bool | None = None, cache: bool = False, cache_dir=None,
             eps_values=None, data_seed: int = 0, data_options: dict | None = None, fabric: dict | None = None,
             resume: bool = False, progress: bool = True, objective: str = "tea", on_epoch=None,
-            teacher_heatmap: str | None = None) -> dict:
+            teacher_heatmap: str | None = None, student_init: str = "own") -> dict:
     """`tea distill`: train a student from a teacher folder with TEA (default) or another
     distillation objective of the registry (``kd``, ``feature``, ``attention``,
     ``gradxinput``, ``inputgrad``, ``gradcam``); ``tea`` holds the objective's options;
     ``teacher_heatmap`` (``masked``/``input``) overrides a segmenter teacher's heatmap
     setting (:func:`teakit.runs.load_teacher`); ``on_epoch`` is passed to
-    :func:`teakit.train.fit`."""
+    :func:`teakit.train.fit`.  ``copy_head``: give the student the teacher's head, frozen (default: when
+    the objective's loss cannot train a head, i.e. feature distillation and attention transfer).
+    ``student_init``: ``own`` (default) draws the student's initial weights apart from the teacher's,
+    ``shared`` from the global random state after seeding, as before (:func:`teakit.runs.build_student`)."""
     from .models import get_head
     from .objectives.registry import OBJECTIVES, build_objective
     from .objectives.tea import TEA
@@ -292,6 +297,10 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
     if objective not in OBJECTIVES or not OBJECTIVES[objective].needs_teacher:
         raise ValueError(f"objective={objective!r}: `tea distill` runs objectives with a teacher: "
                          + ", ".join(k for k, v in OBJECTIVES.items() if v.needs_teacher))
+    if student_init not in STUDENT_INITS:
+        raise ValueError(f"student_init={student_init!r}: expected one of {', '.join(STUDENT_INITS)}")
+    if copy_head is None:
+        copy_head = not OBJECTIVES[objective].cls.trains_head
     if cache and objective != "tea":
         raise ValueError("--cache holds LRP-ε maps: it serves the tea objective only")
     if cache and (tea or {}).get("feature_weight"):
@@ -312,13 +321,14 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
                      f"{'-' + maps if maps and maps != 'masked' else ''}")
     run_config = {"dataset": dataset, "data_seed": data_seed, "data_options": data_options or {},
                   "command": "distill", "teacher": str(teacher_dir), "teacher_hash": teacher_hash(teacher),
-                  "copy_head": copy_head, "cache": str(cache_dir) if cache else None, "objective": objective,
+                  "copy_head": copy_head, "student_init": student_init,
+                  "cache": str(cache_dir) if cache else None, "objective": objective,
                   "teacher_maps": teacher.map_config()}
 
     def main(fab):
         fab.seed_everything(cfg.seed, verbose=False)
         t = teacher.to(fab.device)
-        student = build_from_spec(spec)
+        student = build_student(spec, cfg.seed, student_init)
         if copy_head:
             s_head, t_head = get_head(student), get_head(t.classifier)
             if s_head.weight.shape != t_head.weight.shape:

@@ -130,12 +130,14 @@ def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = N
         distill_cfg = asdict(TrainConfig(epochs=s_ep, lr=2e-3, warmup_steps=0 if quick else 100, seed=seed))
         # the heatmap objectives (TEA and the explanation distillations) get the recipe's head learning rate
         tea_cfg = {**distill_cfg, "head_lr_scale": HEATMAP_HEAD_LR_SCALE}
+        # every student draws its initial weights apart from the teacher's (teakit.runs.build_student)
         tea = Stage(f"{ds}-tea", "distill", ds, {"objective": "tea", "cfg": tea_cfg,
                                                 "tea": {**HEATMAP_OPTIONS, **FEATURE_RELEVANCE},
-                                                "data_options": data_opts, "model": model}, deps=(teacher.name,))
+                                                "data_options": data_opts, "model": model, "student_init": "own"},
+                    deps=(teacher.name,))
         tea_input = Stage(f"{ds}-tea-input", "distill", ds, {
             "objective": "tea", "cfg": tea_cfg, "tea": {**HEATMAP_OPTIONS, "feature_weight": 0.0},
-            "data_options": data_opts, "model": model, "cache": True}, deps=(teacher.name,))
+            "data_options": data_opts, "model": model, "cache": True, "student_init": "own"}, deps=(teacher.name,))
         core += [teacher, erm, tea, tea_input]
         for label, command, objective in BASELINES:
             if (ds, objective) in NOT_APPLICABLE:
@@ -147,6 +149,10 @@ def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = N
             params = {"objective": objective, "cfg": cfg, "data_options": data_opts, "model": model}
             if heatmap:
                 params["tea"] = HEATMAP_OPTIONS
+            # the student's own initial weights; feature distillation and attention transfer, whose losses
+            # cannot train a head, get the teacher's (`tea distill`'s default)
+            if command == "distill":
+                params["student_init"] = "own"
             deps = (teacher.name,) if command == "distill" else (erm.name,) if objective == "jtt" else ()
             stage = Stage(f"{ds}-{objective}", command, ds, params, deps=deps)
             (costly if objective in EXPENSIVE else cheap).append(stage)
@@ -225,7 +231,7 @@ def _run_stage(stage: Stage, folder: Path, folders: dict, progress: bool) -> dic
     elif stage.kind == "distill":
         C.distill(stage.dataset, folders[stage.deps[0]], folder, cfg=_cfg(p["cfg"]), cache=p.get("cache", False),
                   cache_dir=folder / "cache" if p.get("cache") else None, objective=p["objective"],
-                  tea=p.get("tea"), **common)
+                  tea=p.get("tea"), student_init=p.get("student_init", "shared"), **common)
     else:
         raise ValueError(f"unknown stage kind {stage.kind!r}")
     if stage.kind == "teacher":  # the teacher as a whole (segmenter + classifier) is what is evaluated

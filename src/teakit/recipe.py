@@ -20,6 +20,9 @@ no logit.  With it the digits-on-scenes student went from 89.8 / 89.6 % to
 of the input maps fell on both benchmarks.  It needs a student whose layer has
 the teacher's shape and the live teacher (`--feature-weight 0` for the input
 maps alone, as in the paper, e.g. with `--cache` or a smaller student).
+``STUDENT_INITS``: how `tea distill` draws the student's initial weights
+(:func:`teakit.runs.build_student`): ``own`` (default), apart from any teacher's,
+or ``shared``, from the run's seed as a teacher built with that seed did.
 
 Kept free of imports so that ``tea --help`` stays fast.
 """
@@ -28,3 +31,4 @@ HEATMAP_HEAD_LR_SCALE = 10.0
 CNN_DEPTH = 6
 FEATURE_WEIGHT = 1.0
 FEATURE_LAYER = -2
+STUDENT_INITS = ("own", "shared")

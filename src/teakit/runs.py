@@ -8,14 +8,16 @@ A classifier run folder holds ``best.json`` / ``last.json`` checkpoints
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
+import torch
 import torch.nn as nn
 
 from .checkpoint import has_checkpoint, load_checkpoint, load_model_state, sha256_state
 from .models import build_model
-from .recipe import CNN_DEPTH
+from .recipe import CNN_DEPTH, STUDENT_INITS
 
 
 def model_spec(name: str, num_classes: int, **kwargs) -> dict:
@@ -30,6 +32,30 @@ def default_spec(num_classes: int | None = None) -> dict:
 
 def build_from_spec(spec: dict) -> nn.Module:
     return build_model(spec["name"], spec["num_classes"], **spec.get("kwargs", {}))
+
+
+def student_init_seed(seed: int) -> int:
+    """The seed of a student's initial weights under ``init="own"``: a digest of ``seed``, far from the
+    small seeds teachers are trained with."""
+    return int(hashlib.sha256(f"teakit-student-init-{seed}".encode()).hexdigest()[:15], 16)
+
+
+def build_student(spec: dict, seed: int, init: str = "own") -> nn.Module:
+    """A distillation student from ``spec``.
+
+    ``init="own"``: its initial weights are drawn from :func:`student_init_seed` (``seed``), leaving the
+    global random state as it was, so a student never starts from the initial weights of a teacher built
+    from the same seed.  That matters: a teacher's trained head stays close to its initial one (cosine
+    0.93 in the demo), so a student that shared it and never trained its own head (feature distillation)
+    classified well by accident.  ``init="shared"``: drawn from the global random state, as it stands
+    (what `tea distill` did before; the teacher's initial weights when both were seeded alike)."""
+    if init not in STUDENT_INITS:
+        raise ValueError(f"student init {init!r}: expected one of {', '.join(STUDENT_INITS)}")
+    if init == "shared":
+        return build_from_spec(spec)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(student_init_seed(seed))
+        return build_from_spec(spec)
 
 
 def load_model(run_dir, which: str = "best") -> tuple[nn.Module, dict]:

@@ -12,7 +12,9 @@ value).  The teacher's map is computed on ``teacher.classifier_input(x, rng)``;
 if the spatial sizes differ it is resized bilinearly to the student's before
 normalising.  Channel counts may differ.  The paper adds the attention loss to
 cross-entropy (and optionally KD); here it is the attention loss *alone*, a
-label-free distillation baseline like TEA.  Assumes classifiers known to
+label-free distillation baseline like TEA.  The loss never reaches the head
+(``trains_head = False``), so `tea distill` gives the student the teacher's
+head, frozen.  Assumes classifiers known to
 :func:`teakit.models.get_feature_map`.
 """
 from __future__ import annotations
@@ -38,6 +40,7 @@ def attention_map(fmap: torch.Tensor, size=None) -> torch.Tensor:
 class AttentionTransfer(Objective):
     name = "attention"
     selection_key = "loss"
+    trains_head = False
 
     def __init__(self, teacher, weight: float = 1000.0):
         self.teacher = teacher

@@ -25,6 +25,7 @@ class Objective:
     name = "objective"
     selection_key = "loss"
     teacher = None
+    trains_head = True  # False: the loss never reaches the last linear layer (`tea distill` then copies the teacher's)
 
     def __call__(self, batch: dict, student, rng: torch.Generator, train: bool = True):
         raise NotImplementedError

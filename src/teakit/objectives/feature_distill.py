@@ -10,7 +10,10 @@ without a regressor, using the TEA loss so the comparison with TEA isolates
 Assumes both networks are classifiers known to
 :func:`teakit.models.get_feature_map` (SmallCNN, torchvision ResNet, or a
 model with ``forward_features_map``) with the same channel count and spatial
-size of that map (a ``ValueError`` says otherwise).  The feature map and the
+size of that map (a ``ValueError`` says otherwise).  The loss never reaches the
+head (``trains_head = False``), so `tea distill` gives the student the teacher's
+head, frozen: the student's features are trained to be the teacher's, and the
+teacher's head reads them.  The feature map and the
 logits come from one forward pass (a hook on the global pooling layer), which
 also keeps a DDP / Fabric wrapper's forward in the loop.
 """
@@ -56,6 +59,7 @@ def feature_map_and_logits(model: nn.Module, x: torch.Tensor):
 class FeatureDistillation(Objective):
     name = "feature"
     selection_key = "loss"
+    trains_head = False
 
     def __init__(self, teacher):
         self.teacher = teacher
