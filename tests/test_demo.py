@@ -202,3 +202,54 @@ def test_select_lr_scales_takes_the_lowest_validation_score(tmp_path, monkeypatc
     (next((tmp_path / "2.0" / "stages").glob("digits-on-scenes-gradcam-*")) / "done.json").unlink()
     with pytest.raises(FileNotFoundError, match="digits-on-scenes-gradcam.*lr-scale 2.0"):
         demo.select_lr_scales({s: tmp_path / str(s) for s in scores}, quick=True)
+
+
+def test_workers_end_when_the_demo_is_killed(tmp_path):
+    """A demo killed outright (SIGKILL: no cleanup runs) leaves no worker training on as an orphan."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    script = tmp_path / "parent.py"
+    script.write_text(f"""
+import multiprocessing as mp, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from teakit.demo import _exit_with_parent
+
+def work(path):
+    open(path, "w").write(str(os.getpid()))
+    time.sleep(120)
+
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_exit_with_parent,
+                               initargs=(os.getpid(), 0.1))
+    pool.submit(work, {str(tmp_path / 'worker.pid')!r})
+    time.sleep(120)
+""")
+    parent = subprocess.Popen([sys.executable, str(script)], stderr=open(tmp_path / "stderr.txt", "w"))
+    pid_file = tmp_path / "worker.pid"
+    deadline = time.time() + 120
+    while not (pid_file.exists() and pid_file.read_text()) and time.time() < deadline:
+        time.sleep(0.1)
+    assert pid_file.exists(), f"no worker started: {(tmp_path / 'stderr.txt').read_text()}"
+    worker = int(pid_file.read_text())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as f:  # a reaped-later zombie counts as gone
+            return f.read().split(") ")[1][0] != "Z"
+
+    deadline = time.time() + 10
+    while alive(worker) and time.time() < deadline:
+        time.sleep(0.1)
+    try:
+        assert not alive(worker), "the worker outlived the killed demo"
+    finally:
+        if alive(worker):
+            os.kill(worker, signal.SIGKILL)

@@ -30,6 +30,7 @@ import math
 import multiprocessing as mp
 import os
 import shutil
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -306,12 +307,24 @@ def default_jobs() -> int:
     return max(1, min(2, (os.cpu_count() or 1)))
 
 
+def _exit_with_parent(parent: int, poll: float = 1.0) -> None:
+    """Worker initializer: end this worker once the process that started it is gone.  A demo killed
+    outright (SIGTERM, SIGKILL) would otherwise leave its workers training on as orphans; the stage they
+    had started has no ``done.json`` and is run again next time."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _run_parallel(todo: list, folders: dict, logs: Path, jobs: int, progress: bool, finish) -> None:
     """Run ``todo`` in ``jobs`` worker processes, each stage once its dependencies are done."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     pending, running, failed = list(todo), {}, []
     names = {s.name for s in todo}
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
         while pending or running:
             for stage in list(pending):
                 if len(running) >= jobs or failed:

@@ -17,6 +17,14 @@ turns the full penalty on from the first step (the paper anneals for ~190
 steps).  State: the step counter ``steps`` counts ``train=True`` calls and is
 not checkpointed (:meth:`state_dict` / :meth:`load_state_dict` save and
 restore it).  Uses labels and the bias attribute; no teacher.
+
+On a fully biased training set (the built-in benchmarks: bias attribute =
+class) every environment holds one class, and its penalty, the square of the mean over the environment's
+images of ``E_softmax(z)[z] - z_y``, is zero only when the true class's logit
+equals, on average, the softmax-weighted mean of the logits, which confident
+correct predictions cannot meet.  So IRM flattens its logits and ranks the true class below the
+top: in the demo it gets 0 % validation accuracy on colored-digits, with a
+logit spread (standard deviation over classes) of 0.3.
 """
 from __future__ import annotations
 
