@@ -74,6 +74,8 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     demo.run_demo(tmp_path, quick=True)  # second run: every stage reused
     assert capsys.readouterr().out.count("reused") == len(demo.plan(True, 0))
     assert "(total of the timed ones:" in (tmp_path / "report.md").read_text()
+    lr = next(s for s in demo.plan(True, 0) if s.name == "colored-digits-tea").params["cfg"]["lr"]
+    assert f"- `colored-digits-tea` (lr {lr:g}, " in (tmp_path / "report.md").read_text()
     assert f"tea demo --out {tmp_path} --seed 0 --quick\n" in (tmp_path / "report.md").read_text()
     # --report-only trains nothing: an unfinished stage is listed as not run yet
     gradcam = next((tmp_path / "stages").glob("digits-on-scenes-gradcam-*"))

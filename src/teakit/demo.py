@@ -20,6 +20,9 @@ finished work (``--fresh`` recomputes everything).  ``--quick`` is a smoke
 version (small subsets, few epochs) for CI.  To fit 20 minutes on 2 CPU cores,
 every classifier is the commands' CNN at width :data:`WIDTH` and every stage
 trains for :data:`EPOCHS` epochs (``--width``/``--depth`` change the network).
+Every distilled student draws its initial weights apart from the teacher's;
+each student's learning rate is its base one times a scale selected on the
+biased validation set (:data:`LR_SCALES`, :func:`select_lr_scales`).
 """
 from __future__ import annotations
 

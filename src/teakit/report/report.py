@@ -113,10 +113,10 @@ def write_report(out: Path, rows: list[dict], stages, folders: dict, quick: bool
     cmd = f"tea demo --out {out} --seed {seed}" + (" --quick" if quick else "") + (f" {options}" if options else "")
     done = [t for t in seconds.values() if t == t]  # nan: time unknown
     md += ["## How this was made", "", f"    {cmd}", "",
-           f"Stages, with their training + evaluation time (total of the timed ones: {sum(done) / 60:.1f} min; "
-           "each folder holds its run config, checkpoints and logs):", ""]
-    md += [f"- `{s.name}` ({seconds[s.name]:.0f} s): `{folders[s.name]}`" if s.name in seconds
-           else f"- `{s.name}`: not run yet" for s in stages]
+           f"Stages, with their learning rate and training + evaluation time (total of the timed ones: "
+           f"{sum(done) / 60:.1f} min; each folder holds its run config, checkpoints and logs):", ""]
+    md += [f"- `{s.name}` (lr {s.params['cfg']['lr']:g}, {seconds[s.name]:.0f} s): `{folders[s.name]}`"
+           if s.name in seconds else f"- `{s.name}`: not run yet" for s in stages]
     (out / "report.md").write_text("\n".join(md) + "\n")
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>teakit demo report</title>"
             "<style>body{font-family:sans-serif;max-width:960px;margin:auto}table{border-collapse:collapse}"
