@@ -149,8 +149,9 @@ def test_time_left_counts_only_stages_computed_in_this_run():
 def test_lr_scale_multiplies_every_student_and_no_teacher(monkeypatch):
     """--lr-scale S: every student's base learning rate times S, teachers untouched; scale 1 keeps the
     keys of before; an LR_SCALES entry scales its own stage only."""
-    base, double = demo.plan(False, 0), demo.plan(False, 0, lr_scale=2.0)
-    assert [s.key({}, "v") for s in demo.plan(False, 0, lr_scale=1.0)] == [s.key({}, "v") for s in base]
+    base, double = demo.plan(False, 0, lr_scale=1.0), demo.plan(False, 0, lr_scale=2.0)
+    monkeypatch.setattr(demo, "LR_SCALES", {})
+    assert [s.key({}, "v") for s in demo.plan(False, 0)] == [s.key({}, "v") for s in base]
     for a, b in zip(base, double):
         if a.kind == "teacher":
             assert a.params == b.params
@@ -160,7 +161,7 @@ def test_lr_scale_multiplies_every_student_and_no_teacher(monkeypatch):
             assert {k: v for k, v in a.params["cfg"].items() if k != "lr"} == \
                    {k: v for k, v in b.params["cfg"].items() if k != "lr"}
             assert a.key({}, "v") != b.key({}, "v")
-    monkeypatch.setitem(demo.LR_SCALES, "digits-on-scenes-kd", 0.5)
+    monkeypatch.setattr(demo, "LR_SCALES", {"digits-on-scenes-kd": 0.5})
     scaled = {s.name: s.params for s in demo.plan(False, 0)}
     assert scaled["digits-on-scenes-kd"]["cfg"]["lr"] == 1e-3
     assert scaled["colored-digits-kd"]["cfg"]["lr"] == 2e-3
