@@ -71,10 +71,18 @@ TEA_INPUT = "TEA, input maps only"
 WIDTH = 8
 EPOCHS, SEGMENTER_EPOCHS = 20, 15
 # Each student's learning rate is its base one (3e-3 for the label-trained, 2e-3 for the distilled) times its
-# stage's scale here, selected from 0.5, 1 and 2 by each method's own validation selection metric on the biased
-# validation set (:func:`select_lr_scales`; docs/recipe.md "Learning rates, selected on validation").
-# Stages not listed keep 1.  Teachers are not scaled.
-LR_SCALES: dict[str, float] = {}
+# stage's scale here, selected from 0.5, 1, 2, 4 and 8 by each method's own validation selection metric on the
+# biased validation set, seed 0 (`scripts/select_lr.py`; docs/recipe.md "Learning rates, selected on
+# validation").  Stages not listed keep 1.  Teachers are not scaled.
+LR_SCALES: dict[str, float] = {
+    "colored-digits-erm": 8, "colored-digits-tea": 8, "colored-digits-tea-input": 8, "colored-digits-feature": 8,
+    "colored-digits-attention": 4, "colored-digits-groupdro": 2, "colored-digits-irm": 2, "colored-digits-jtt": 8,
+    "colored-digits-gradxinput": 4, "colored-digits-inputgrad": 8, "colored-digits-gradcam": 0.5,
+    "digits-on-scenes-tea": 8, "digits-on-scenes-tea-input": 4, "digits-on-scenes-kd": 8,
+    "digits-on-scenes-feature": 8, "digits-on-scenes-attention": 4, "digits-on-scenes-rrr": 4,
+    "digits-on-scenes-isnet": 2, "digits-on-scenes-irm": 2, "digits-on-scenes-gradxinput": 8,
+    "digits-on-scenes-inputgrad": 4, "digits-on-scenes-gradcam": 0.5,
+}
 NOT_APPLICABLE = {  # (dataset, objective): why
     ("colored-digits", "rrr"): "the shortcut is the stroke colour, inside the foreground mask",
     ("colored-digits", "isnet"): "the shortcut is the stroke colour, inside the foreground mask",
