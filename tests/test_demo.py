@@ -66,6 +66,7 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     assert ("TEA, input maps only", "agreement_with_teacher") in metrics
     report = (tmp_path / "report.md").read_text()
     assert "| TEA |" in report and "| RRR | n/a |" in report and "inside the foreground mask" in report
+    assert "with the teacher's head, frozen" in report
     # the targets, each with its measured values and a verdict (decided: every stage ran)
     assert "## Targets" in report and "| digits-on-scenes | TEA's background relevance at most a third of ERM's |" in report
     assert "not decided" not in report

@@ -86,7 +86,10 @@ def write_report(out: Path, rows: list[dict], stages, folders: dict, quick: bool
     md = ["# teakit demo report", "",
           "Accuracy (%) per test split; agreement with the teacher and the share of |LRP-ε| relevance on the "
           "background (lower is better) on the `swapped` split.  Bold: best student per column "
-          "(the teacher is the reference, not a contender).", ""]
+          "(the teacher is the reference, not a contender).  Every distilled student starts from initial "
+          "weights of its own; feature distillation and attention transfer, whose losses cannot train a head, "
+          "read their features with the teacher's head, frozen.  Each student's learning rate was selected on "
+          "the biased validation set (listed at the end).", ""]
     checks = check(rows)
     verdict = {True: "yes", False: "**no**", None: "not decided"}
     header = ["benchmark", "target", "measured (%)", "met"]
