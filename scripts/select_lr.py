@@ -26,10 +26,10 @@ def main(argv=None) -> None:
     for item in a.runs:
         scale, sep, folder = item.partition("=")
         try:
+            if not (sep and folder):
+                raise ValueError(item)
             runs[float(scale)] = folder
         except ValueError:
-            p.error(f"{item!r}: expected SCALE=FOLDER, e.g. 2=runs/lr-2")
-        if not sep or not folder:
             p.error(f"{item!r}: expected SCALE=FOLDER, e.g. 2=runs/lr-2")
     table = select_lr_scales(runs, seed=a.seed)
     scales = sorted(runs)

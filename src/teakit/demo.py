@@ -142,14 +142,12 @@ def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = N
         distill_cfg = asdict(TrainConfig(epochs=s_ep, lr=2e-3, warmup_steps=0 if quick else 100, seed=seed))
         # the heatmap objectives (TEA and the explanation distillations) get the recipe's head learning rate
         tea_cfg = {**distill_cfg, "head_lr_scale": HEATMAP_HEAD_LR_SCALE}
-        # every student draws its initial weights apart from the teacher's (teakit.runs.build_student)
         tea = Stage(f"{ds}-tea", "distill", ds, {"objective": "tea", "cfg": tea_cfg,
                                                 "tea": {**HEATMAP_OPTIONS, **FEATURE_RELEVANCE},
-                                                "data_options": data_opts, "model": model, "student_init": "own"},
-                    deps=(teacher.name,))
+                                                "data_options": data_opts, "model": model}, deps=(teacher.name,))
         tea_input = Stage(f"{ds}-tea-input", "distill", ds, {
             "objective": "tea", "cfg": tea_cfg, "tea": {**HEATMAP_OPTIONS, "feature_weight": 0.0},
-            "data_options": data_opts, "model": model, "cache": True, "student_init": "own"}, deps=(teacher.name,))
+            "data_options": data_opts, "model": model, "cache": True}, deps=(teacher.name,))
         core += [teacher, erm, tea, tea_input]
         for label, command, objective in BASELINES:
             if (ds, objective) in NOT_APPLICABLE:
@@ -161,13 +159,14 @@ def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = N
             params = {"objective": objective, "cfg": cfg, "data_options": data_opts, "model": model}
             if heatmap:
                 params["tea"] = HEATMAP_OPTIONS
-            # the student's own initial weights; feature distillation and attention transfer, whose losses
-            # cannot train a head, get the teacher's (`tea distill`'s default)
-            if command == "distill":
-                params["student_init"] = "own"
             deps = (teacher.name,) if command == "distill" else (erm.name,) if objective == "jtt" else ()
             stage = Stage(f"{ds}-{objective}", command, ds, params, deps=deps)
             (costly if objective in EXPENSIVE else cheap).append(stage)
+    for stage in core + cheap + costly:
+        # every distilled student draws its initial weights apart from the teacher's (teakit.runs.build_student);
+        # feature distillation and attention transfer, whose losses cannot train a head, get the teacher's
+        if stage.kind == "distill":
+            stage.params["student_init"] = "own"
     return [s if s.kind == "teacher" else _scaled(s, lr_scale) for s in core + cheap + costly]
 
 
@@ -381,12 +380,11 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
     if lr_scale is not None and not lr_scale > 0:
         raise ValueError(f"lr_scale={lr_scale!r}: expected a positive factor")
     stages = plan(quick, seed, width, depth, lr_scale)
-    folders: dict[str, Path] = {}
     results: dict[str, dict] = {}
     t0 = time.perf_counter()
     print(f"tea demo: {len(stages)} stages → {out}{' (quick)' if quick else ''}"
           f"{f', {jobs} at a time' if jobs > 1 else ''}", flush=True)
-    folders.update(stage_folders(stages, out))
+    folders = stage_folders(stages, out)
 
     ran = []
 
