@@ -13,8 +13,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-from teakit.checkpoint import (Checkpoint, has_checkpoint, load_checkpoint, load_model_state,
-                               restore, save_checkpoint, sha256_state)
+from teakit.checkpoint import (
+    Checkpoint,
+    has_checkpoint,
+    load_checkpoint,
+    load_model_state,
+    restore,
+    save_checkpoint,
+    sha256_state,
+)
 
 
 class Net(nn.Module):

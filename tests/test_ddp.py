@@ -17,7 +17,7 @@ def _run(fabric, out, batch_size):
     torch.manual_seed(1)
     student = SmallCNN(width=4, depth=2, batchnorm=False)  # BN statistics would differ per shard
     data = load_data("colored-digits", limit=16)
-    objective = TEA(teacher, 10, classes="top", eps_log_range=(-1.5, -1.5))
+    objective = TEA(teacher, 10, classes="top", eps_log_range=(-1.5, -1.5), feature_weight=0.0)
     # SGD: the update is linear in the gradient (Adam's first step is ~sign(g), which
     # would blow float rounding of near-zero gradients up to ±lr)
     cfg = TrainConfig(epochs=1, batch_size=batch_size, optimizer="sgd", momentum=0.0, lr=0.5,

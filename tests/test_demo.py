@@ -42,7 +42,7 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
         assert (tmp_path / name).stat().st_size > 200, name
     # every classifier of the demo, teachers' included, is the recipe's CNN at the demo's width, written into
     # its config
-    from teakit.recipe import CNN_DEPTH
+    from teakit.config import CNN_DEPTH, TEAConfig
     from teakit.runs import load_model
     for name in ("colored-digits-teacher", "digits-on-scenes-erm", "digits-on-scenes-tea"):
         folder = next((tmp_path / "stages").glob(f"{name}-*"))
@@ -53,10 +53,9 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     # TEA matches a hidden layer's relevance too, with the live teacher; the paper's objective (input maps
     # only) runs from the cache beside it
     from teakit.checkpoint import load_checkpoint
-    from teakit.recipe import FEATURE_LAYER, FEATURE_WEIGHT
     config = load_checkpoint(next((tmp_path / "stages").glob("digits-on-scenes-tea-??????????"))).config
-    assert config["objective"]["feature_weight"] == FEATURE_WEIGHT > 0
-    assert config["objective"]["feature_layer"] == FEATURE_LAYER and config["cache"] is None
+    assert config["objective"]["feature_weight"] == TEAConfig.feature_weight > 0
+    assert config["objective"]["feature_layer"] == TEAConfig.feature_layer and config["cache"] is None
     config = load_checkpoint(next((tmp_path / "stages").glob("digits-on-scenes-tea-input-*"))).config
     assert config["objective"]["feature_weight"] == 0.0 and config["cache"] is not None
     # every student's initial weights are its own; feature distillation reads its features with the teacher's head

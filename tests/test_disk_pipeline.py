@@ -4,7 +4,7 @@ figures; and a bad dataset stops `tea` before training with the file's name."""
 import json
 
 import pytest
-from test_readers import _make_xray, _png, _mask, _csv  # noqa: F401  (fixture writers)
+from disk_fixtures import make_xray, mask_png, png, write_csv
 
 from teakit.cli import main
 
@@ -26,11 +26,11 @@ def make_waterbirds(root, n=8):
                 for _ in range(n if split == 0 else 2):
                     name = f"imgs/{k:03d}.png"
                     colour = (200, 40, 40) if y else (40, 40, 200)
-                    _png(root / name, size=(16, 16), color=colour)
-                    _mask(root / "masks" / name, size=(16, 16))
+                    png(root / name, size=(16, 16), color=colour)
+                    mask_png(root / "masks" / name, size=(16, 16))
                     rows.append([k, name, y, split, place])
                     k += 1
-    _csv(root / "metadata.csv", ["img_id", "img_filename", "y", "split", "place"], rows)
+    write_csv(root / "metadata.csv", ["img_id", "img_filename", "y", "split", "place"], rows)
 
 
 @pytest.mark.parametrize("dataset", ["waterbirds", "xray", "coco-on-places"])
@@ -40,11 +40,11 @@ def test_disk_dataset_full_tea_pipeline(dataset, tmp_path, capsys):
         make_waterbirds(root)
         extra = []
     elif dataset == "coco-on-places":
-        from test_coco_places import make_coco_places
+        from disk_fixtures import make_coco_places
         make_coco_places(root)
         extra = ["--lazy", "--normalize", "dataset"]  # images decoded per batch, train-split statistics
     else:
-        _make_xray(root)
+        make_xray(root)
         extra = ["--external-sources", "C"]
     data = ["--dataset", dataset, "--data-root", str(root), "--size", "16", *extra]
     common = [*data, "--epochs", "1", "--width", "4", "--batch-size", "8", "--no-progress"]
@@ -83,7 +83,7 @@ def test_bad_dataset_stops_before_training_naming_the_file(tmp_path, capsys):
 
 
 def test_colored_mnist_through_the_cli(tmp_path, capsys, monkeypatch):
-    from test_colored_mnist import write_mnist
+    from disk_fixtures import write_mnist
 
     root = tmp_path / "mnist"
     write_mnist(root)
@@ -110,7 +110,7 @@ def test_groupdro_groups_follow_the_dataset(dataset, tmp_path, capsys):
     from teakit.checkpoint import load_checkpoint
 
     root = tmp_path / "data"
-    make_waterbirds(root) if dataset == "waterbirds" else _make_xray(root)
+    make_waterbirds(root) if dataset == "waterbirds" else make_xray(root)
     rc, text = _run(["train", "--dataset", dataset, "--data-root", str(root), "--size", "16", "--objective",
                      "groupdro", "--epochs", "1", "--width", "4", "--batch-size", "8", "--no-progress",
                      "--out", str(tmp_path / "g")], capsys)

@@ -83,3 +83,60 @@ def test_external_sources_reported_apart():
     assert res["external"]["source_accuracy"]["C"] == pytest.approx(2 / 3)
     assert res["external"]["source_auc"]["C"] == pytest.approx(0.5)
     assert res["external"]["auc"] == pytest.approx(0.5) and res["test"]["auc"] == pytest.approx(0.75)
+
+
+def _segmenter_teacher_and_split(make_tiny_student, n=10):
+    """A SegmenterTeacher (noise fill) of random tiny modules whose mask keeps about half of
+    every image, and one split of n images with half-background masks."""
+    from teakit.data import ImageSet
+    from teakit.teachers import SegmenterTeacher
+
+    torch.manual_seed(0)
+    segmenter = torch.nn.Conv2d(3, 1, 1)
+    with torch.no_grad():  # foreground where the red channel is above 0.5
+        segmenter.weight.zero_()
+        segmenter.weight[0, 0] = 20.0
+        segmenter.bias.fill_(-10.0)
+    teacher = SegmenterTeacher(segmenter, make_tiny_student(), fill="noise").freeze()
+    x = torch.rand(n, 3, 6, 6)
+    mask = torch.zeros(n, 1, 6, 6, dtype=torch.bool)
+    mask[..., :3] = True
+    split = ImageSet(x=x, y=torch.arange(n) % 10, mask=mask, bias=torch.arange(n) % 2)
+    return teacher, split
+
+
+def test_evaluating_a_segmenter_teacher_twice_gives_identical_numbers(make_tiny_student):
+    from teakit.evaluate import evaluate_splits
+
+    teacher, split = _segmenter_teacher_and_split(make_tiny_student)
+    student = make_tiny_student().eval()
+    runs = [evaluate_splits(teacher, {"test": split}, batch_size=4) for _ in range(2)]
+    assert runs[0] == runs[1]
+    assert "background_relevance" in runs[0]["splits"]["test"]
+    # agreement of a student uses the teacher's noise fill too
+    agree = [evaluate_splits(student, {"test": split}, teacher=teacher, batch_size=4) for _ in range(2)]
+    assert agree[0] == agree[1]
+    # an image's fill does not depend on the batch it falls in
+    other = evaluate_splits(teacher, {"test": split}, batch_size=3)["splits"]["test"]
+    for key in ("accuracy", "background_relevance"):
+        assert other[key] == pytest.approx(runs[0]["splits"]["test"][key], rel=1e-5, abs=1e-7)
+    # the teacher does draw noise: an unseeded teacher gives other logits than the seeded evaluation
+    from teakit.evaluate import image_generators, predict
+    seeded = predict(teacher, split.x, batch_size=4)
+    assert torch.equal(seeded, teacher(split.x, generator=image_generators(range(len(split)))))
+    assert not torch.allclose(seeded, teacher(split.x, generator=torch.Generator().manual_seed(1)))
+
+
+def test_per_image_generators_fill_like_one_batch():
+    from teakit.evaluate import image_generators
+    from teakit.teachers import fill_background
+
+    x = torch.rand(5, 3, 4, 4)
+    keep = torch.zeros(5, 1, 4, 4, dtype=torch.bool)
+    whole = fill_background(x, keep, "noise", image_generators(range(5)))
+    parts = torch.cat([fill_background(x[:2], keep[:2], "noise", image_generators(range(2))),
+                       fill_background(x[2:], keep[2:], "noise", image_generators(range(2, 5)))])
+    assert torch.equal(whole, parts)
+    assert not torch.equal(whole[0], whole[1])  # every image its own noise
+    with pytest.raises(ValueError, match="2 generators for a batch of 5 images"):
+        fill_background(x, keep, "noise", image_generators(range(2)))

@@ -4,7 +4,7 @@ untouched, and finishes with --resume once the file is back -- ending where an
 uninterrupted run ends."""
 import pytest
 import torch
-from test_readers import make_folder
+from disk_fixtures import make_folder
 
 import teakit.train as train_mod
 from teakit.checkpoint import load_checkpoint

@@ -1,72 +1,24 @@
-"""Shift augmentation (identical for teacher, student and cached maps) and `tea study convergence`."""
+"""`tea study convergence` and `tea study summary` (teakit.study)."""
 import pytest
 import torch
 
 from teakit import commands as C
-from teakit.data.augment import random_shifts, translate
-from teakit.recipe import CNN_DEPTH
+from teakit.config import CNN_DEPTH
 from teakit.study import VARIANTS, convergence, read_curves, variant_setup
-from teakit.train import TrainConfig, make_batch
+from teakit.train import TrainConfig
 
 
-def _slow_translate(x, shifts):
-    out = torch.zeros_like(x)
-    B, _, H, W = x.shape
-    for b in range(B):
-        dy, dx = shifts[b].tolist()
-        for i in range(H):
-            for j in range(W):
-                si, sj = i - dy, j - dx
-                if 0 <= si < H and 0 <= sj < W:
-                    out[b, :, i, j] = x[b, :, si, sj]
-    return out
-
-
-def test_translate_matches_a_pixel_loop_and_inverts_in_the_interior():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(5, 2, 7, 6, generator=g)
-    shifts = random_shifts(5, 3, g)
-    assert shifts.abs().max() <= 3 and shifts.shape == (5, 2)
-    assert torch.equal(translate(x, shifts), _slow_translate(x, shifts))
-    back = translate(translate(x, shifts), -shifts)
-    assert torch.equal(back[:, :, 3:-3, 3:-3], x[:, :, 3:-3, 3:-3])
-    assert translate(x, torch.zeros(5, 2, dtype=torch.long)) is x
-    with pytest.raises(ValueError, match="shifts of shape"):
-        translate(x, shifts[:3])
-    with pytest.raises(ValueError):
-        random_shifts(2, -1)
-
-
-def test_shift_moves_teacher_and_student_inputs_alike(teacher_dir, tmp_path, make_tiny_student):
-    from teakit.objectives.tea import TEA
-    from teakit.runs import load_teacher
-    from teakit.teachers.cache import eps_grid
-
-    teacher = load_teacher(teacher_dir)
-    data = C.load_data("colored-digits", limit=32)["train"]
-    idx = torch.arange(16)
-    batch = make_batch(data, idx, "cpu")
-    torch.manual_seed(0)
-    student = make_tiny_student()
-    # with shift: offsets are drawn first from the step's generator, then the usual draws
-    loss, _ = TEA(teacher, 10, shift=2)(batch, student, torch.Generator().manual_seed(3))
-    g = torch.Generator().manual_seed(3)
-    shifts = random_shifts(16, 2, g)
-    assert shifts.abs().sum() > 0
-    moved = {**batch, "x": translate(batch["x"], shifts)}
-    expected, _ = TEA(teacher, 10)(moved, student, g)
-    assert torch.allclose(loss, expected)
-    unmoved, _ = TEA(teacher, 10)(batch, student, torch.Generator().manual_seed(3))
-    assert not torch.allclose(loss, unmoved)
-    # evaluation never shifts
-    val, _ = TEA(teacher, 10, shift=2)(batch, student, torch.Generator().manual_seed(3), train=False)
-    val0, _ = TEA(teacher, 10)(batch, student, torch.Generator().manual_seed(3), train=False)
-    assert torch.equal(val, val0)
-    cache, logits = C.teacher_cache(teacher, data, tmp_path / "cache", eps_grid(), progress=False)
-    with pytest.raises(ValueError, match="live teacher"):
-        TEA(teacher, 10, cache=cache, cache_logits=logits, shift=2)
-    with pytest.raises(ValueError, match="shift"):
-        TEA(teacher, 10, shift=-1)
+def _write_curve(path, variant, per_epoch):
+    """A study curve: per_epoch = [(val heatmap loss, val agreement, ood, swapped), ...]."""
+    from teakit.study import _write_csv
+    rows = []
+    for e, (loss, agr, ood, swapped) in enumerate(per_epoch, start=1):
+        base = {"variant": variant, "epoch": e, "step": 10 * e, "seconds": float(e)}
+        rows.append({**base, "split": "val", "accuracy": agr, "agreement": agr, "heatmap_loss": loss})
+        for split, acc in (("id", ood), ("ood", ood), ("swapped", swapped)):
+            rows.append({**base, "split": split, "accuracy": acc, "agreement": acc - 0.01, "heatmap_loss": None})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_csv(path, rows)
 
 
 def test_variant_setup_changes_one_thing():
@@ -130,66 +82,6 @@ def test_convergence_study_writes_curves_and_reuses_finished_variants(teacher_di
                              "no-pyramid", "width-8", "no-batchnorm", "shift-2"}
 
 
-def test_head_lr_scale_gives_the_head_its_own_learning_rate(tmp_path):
-    from teakit.checkpoint import load_checkpoint
-    from teakit.models import build_model
-    from teakit.train import make_optimizer
-
-    model = build_model("cnn", 10, width=4)
-    groups = make_optimizer(model, TrainConfig(head_lr_scale=10.0)).param_groups
-    assert [g["lr_scale"] for g in groups] == [1.0, 10.0]
-    assert {id(p) for p in groups[1]["params"]} == {id(model.head.weight), id(model.head.bias)}
-    assert len(make_optimizer(model, TrainConfig()).param_groups) == 1
-    with pytest.raises(ValueError, match="head_lr_scale"):
-        TrainConfig(head_lr_scale=0)
-    # in the loop: the schedule's learning rate, times the group's scale
-    C.train("colored-digits", "erm", tmp_path / "r", cfg=TrainConfig(epochs=1, lr=1e-3, schedule="constant",
-                                                                     head_lr_scale=10.0),
-            data_options={"limit": 64}, progress=False)
-    saved = load_checkpoint(tmp_path / "r", "last").optimizer_state["param_groups"]
-    assert [g["lr"] for g in saved] == pytest.approx([1e-3, 1e-2])
-
-
-def test_pair_mode_explains_top_and_another_class_live_and_cached(teacher_dir, tmp_path, make_tiny_student):
-    from teakit.objectives.tea import TEA
-    from teakit.runs import load_teacher
-    from teakit.teachers.cache import eps_grid
-
-    teacher = load_teacher(teacher_dir)
-    data = C.load_data("colored-digits", limit=32)["train"]
-    idx = torch.arange(12)
-    batch = make_batch(data, idx, "cpu")
-    cache, logits = C.teacher_cache(teacher, data, tmp_path / "cache", eps_grid(), progress=False)
-    for obj in (TEA(teacher, 10, classes="pair", joint_norm=True),
-                TEA(teacher, 10, classes="pair", joint_norm=True, cache=cache, cache_logits=logits)):
-        T, t_logits, target, eps, _ = obj._teacher(batch, torch.Generator().manual_seed(0),
-                                                   use_cache=obj.cache is not None)
-        top, other = target[:12], target[12:]
-        assert torch.equal(top, t_logits.argmax(1)) and (other != top).all()
-        assert T.shape == (24, 3, 32, 32) and torch.equal(eps[:12], eps[12:])  # one ε per image
-        live = teacher.heatmap(batch["x"].repeat(2, 1, 1, 1), target, eps)
-        assert torch.allclose(T, live, rtol=2e-3, atol=2e-3 * live.abs().max().item())
-        student = make_tiny_student()
-        loss, logs = obj(batch, student, torch.Generator().manual_seed(0))
-        loss.backward()
-        assert torch.isfinite(loss) and logs["acc"].numel() == 1
-    with pytest.raises(ValueError, match="joint_norm needs several maps"):
-        TEA(teacher, 10, joint_norm=True)
-
-
-def _write_curve(path, variant, per_epoch):
-    """A study curve: per_epoch = [(val heatmap loss, val agreement, ood, swapped), ...]."""
-    from teakit.study import _write_csv
-    rows = []
-    for e, (loss, agr, ood, swapped) in enumerate(per_epoch, start=1):
-        base = {"variant": variant, "epoch": e, "step": 10 * e, "seconds": float(e)}
-        rows.append({**base, "split": "val", "accuracy": agr, "agreement": agr, "heatmap_loss": loss})
-        for split, acc in (("id", ood), ("ood", ood), ("swapped", swapped)):
-            rows.append({**base, "split": split, "accuracy": acc, "agreement": acc - 0.01, "heatmap_loss": None})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_csv(path, rows)
-
-
 def test_seed_summary_selects_by_validation_loss_and_averages_seeds(tmp_path, capsys):
     from teakit.study import seed_summary
     with pytest.raises(FileNotFoundError, match="no curve"):
@@ -234,36 +126,3 @@ def test_probe_rewrites_the_partial_curve_after_every_epoch(teacher_dir, tmp_pat
         written = read_curves(partial)
         assert len(written) == 4 * (epoch + 1) and written[-1]["epoch"] == epoch + 1
     assert written[-1]["seconds"] == 3.0 and {r["split"] for r in written} == {"val", "id", "ood", "swapped"}
-
-
-def test_student_bn_running_explains_with_the_running_statistics(teacher_dir):
-    """student_bn="running": one training-mode pass updates the statistics, then the map
-    (and so the loss) is the eval-mode map; the student is left in training mode."""
-    import copy
-
-    from teakit.models import SmallCNN
-    from teakit.objectives.tea import TEA, batchnorm_eval
-    from teakit.runs import load_teacher
-
-    teacher = load_teacher(teacher_dir)
-    batch = make_batch(C.load_data("colored-digits", limit=32)["train"], torch.arange(16), "cpu")
-    torch.manual_seed(0)
-    student = SmallCNN(width=4, depth=2).train()
-    ref = copy.deepcopy(student)
-    loss, _ = TEA(teacher, 10, student_bn="running")(batch, student, torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        ref(batch["x"])  # the one training-mode pass the running mode makes
-    stats = [k for k in student.state_dict() if "running" in k]
-    assert stats and all(torch.equal(student.state_dict()[k], ref.state_dict()[k]) for k in stats)
-    assert not torch.equal(student.state_dict()[stats[0]], SmallCNN(width=4, depth=2).state_dict()[stats[0]])
-    assert all(m.training for m in student.modules())
-    expected, _ = TEA(teacher, 10)(batch, copy.deepcopy(ref).eval(), torch.Generator().manual_seed(3))
-    assert torch.allclose(loss, expected, rtol=1e-6)
-    batch_mode, _ = TEA(teacher, 10)(batch, ref, torch.Generator().manual_seed(3))
-    assert not torch.allclose(loss, batch_mode, rtol=1e-3)
-    # validation is in eval mode anyway: the setting changes nothing there
-    with batchnorm_eval(ref):
-        assert not any(m.training for m in ref.modules() if isinstance(m, torch.nn.BatchNorm2d))
-    assert all(m.training for m in ref.modules())
-    with pytest.raises(ValueError, match="student_bn"):
-        TEA(teacher, 10, student_bn="frozen")

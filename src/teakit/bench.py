@@ -10,13 +10,13 @@ forward, loss, backward, SGD step):
 * ``tea_cached``: the same with the teacher heatmap given (as read from a cache);
 * ``tea_live_features``: ``tea_live`` plus the relevance of the second-to-last
   ReLU layer for teacher and student and its loss, as `tea distill` runs by
-  default (``teakit.recipe.FEATURE_LAYER``; one backward pass gives both maps);
+  default (``teakit.config.TEAConfig.feature_layer``; one backward pass gives both maps);
 * ``tea_all_cached``: cached maps for all K = 10 classes of every image at once
   (the batch replicated K times: one vectorised pass);
 * ``tea_all_sequential``: the same loss as K sequential passes, one class at a
   time (gradients accumulated), the naive way it is measured against.
 
-Per-sample ε and the class choice follow DESIGN.md §2.  After a warm-up the
+Per-sample ε and the class choice are TEA's (:mod:`teakit.objectives.sampling`).  After a warm-up the
 variants run interleaved (A B C, A B C, …) and ratios are medians of the
 per-round ratios, which is robust to a shared, noisy machine.
 """
@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from .config import TEAConfig
 from .explain import explain
 from .objectives.heatmap_loss import heatmap_loss
-from .objectives.tea import sample_classes, sample_eps
-from .recipe import FEATURE_LAYER
+from .objectives.sampling import sample_classes, sample_eps
 
 
 def _time(fn) -> float:
@@ -84,9 +84,9 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
         tea(cached_T, cached_target, cached_eps)
 
     def tea_live_features():
-        (T, T_f), target, eps = teacher_maps(FEATURE_LAYER)
+        (T, T_f), target, eps = teacher_maps(TEAConfig.feature_layer)
         opt.zero_grad(set_to_none=True)
-        S, S_f = explain(student, x, target, eps=eps, create_graph=True, feature_layer=FEATURE_LAYER)
+        S, S_f = explain(student, x, target, eps=eps, create_graph=True, feature_layer=TEAConfig.feature_layer)
         (heatmap_loss(S, T) + heatmap_loss(S_f, T_f, pyramid=False)).backward(inputs=params)
         opt.step()
 

@@ -4,8 +4,8 @@ An LRP-ε heatmap (any gradient-based map) never depends on the last linear
 layer's bias, and a BatchNorm student also carries per-class logit offsets
 that LRP attributes to no pixel.  A student trained only on heatmaps therefore
 learns the shapes of the teacher's explanations but not the offsets between
-its class logits: measured on colored-digits, students with the right maps
-were stuck at 66 % because a few classes' logits sat too low to ever win.
+its class logits, and a few classes' logits can sit too low to ever win
+(docs/recipe.md has the measurement).
 
 :func:`prior_bias` finds the per-class offsets ``b`` with which the student's
 mean predicted class distribution over a set of images equals a prior ``π``:
@@ -63,3 +63,19 @@ def calibrate_head_bias(model: torch.nn.Module, data, device, prior: torch.Tenso
     b = prior_bias(logits, prior).to(head.bias.device, head.bias.dtype)
     head.bias.add_(b)
     return b.abs().max().item()
+
+
+def calibrate_to_prior(model: torch.nn.Module, data, device, bias_prior) -> dict:
+    """TEA's after-epoch step: :func:`calibrate_head_bias` to ``bias_prior`` (``"uniform"``, ``"none"`` or
+    class frequencies).  Skipped, with no logs, for ``"none"``, a model without a linear head, a head
+    without a bias and a frozen (copied) head."""
+    if bias_prior == "none":
+        return {}
+    try:
+        head = get_head(model)
+    except TypeError:
+        return {}
+    if head.bias is None or not head.bias.requires_grad:
+        return {}
+    prior = None if bias_prior == "uniform" else torch.tensor(bias_prior, dtype=torch.float64)
+    return {"bias_shift": calibrate_head_bias(model, data, device, prior=prior)}

@@ -6,11 +6,26 @@ import argparse
 import sys
 from pathlib import Path
 
-from .data import BUILTIN
-from .recipe import CNN_DEPTH, FEATURE_LAYER, FEATURE_WEIGHT, HEATMAP_HEAD_LR_SCALE, HEATMAP_OBJECTIVES, STUDENT_INITS
+from .config import (
+    CLASS_MODES,
+    CNN_DEPTH,
+    CNN_WIDTH,
+    HEATMAP_OBJECTIVES,
+    LOSS_KINDS,
+    OPTIMIZERS,
+    SCHEDULES,
+    SEGMENTER_TRAINING,
+    STUDENT_BN_MODES,
+    STUDENT_INITS,
+    TEAConfig,
+    TrainConfig,
+    command_train_config,
+    option_help,
+)
+from .data.names import COLOR_MODES, DATASETS, DISK_DATASETS, NORMALIZE_MODES
+from .names import FILLS, HEATMAP_OF, MODEL_NAMES, VARIANTS
 
-DATASETS = BUILTIN + ("colored-mnist", "folder", "waterbirds", "xray", "coco-on-places")
-DISK = DATASETS[len(BUILTIN):]
+DISK = DISK_DATASETS
 
 # ----------------------------------------------------------------- shared option groups
 
@@ -45,27 +60,29 @@ def _prior(text: str):
     return values
 
 
-def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: int = 64, warmup: int = 0,
-               head_lr_help: str = "default 1"):
-    from .models import MODEL_NAMES
-    from .train import OPTIMIZERS, SCHEDULES
+def _add_train(p: argparse.ArgumentParser, command: str):
+    """The training options of `tea COMMAND`; every default is :func:`teakit.config.command_train_config`'s."""
+    d = command_train_config(command)
 
+    def h(name):
+        return option_help(TrainConfig, name, getattr(d, name))
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=epochs, help=f"default {epochs}")
-    g.add_argument("--batch-size", type=int, default=batch_size, help=f"per process (default {batch_size})")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    g.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default {lr:g})")
-    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    g.add_argument("--weight-decay", type=float, default=0.0)
-    g.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm, 0 = off (default 1.0)")
-    g.add_argument("--schedule", choices=SCHEDULES, default="cosine")
+    g.add_argument("--epochs", type=int, default=d.epochs, help=h("epochs"))
+    g.add_argument("--batch-size", type=int, default=d.batch_size, help=h("batch_size"))
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
+    g.add_argument("--lr", type=float, default=d.lr, help=h("lr"))
+    g.add_argument("--momentum", type=float, default=d.momentum, help=h("momentum"))
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    g.add_argument("--grad-clip", type=float, default=d.grad_clip, help=h("grad_clip"))
+    g.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
+    head = (f"(default {command_train_config(command, 'tea').head_lr_scale:g} for the heatmap objectives "
+            f"{', '.join(HEATMAP_OBJECTIVES)}: heatmaps teach the head slowly; {d.head_lr_scale:g} for the others)"
+            if command in ("distill", "study") else f"(default {d.head_lr_scale:g})")
     g.add_argument("--head-lr-scale", type=float, default=None,
-                   help=f"learning rate of the last linear layer = lr × this ({head_lr_help})")
-    g.add_argument("--warmup-steps", type=int, default=warmup, help=f"linear warm-up steps (default {warmup})")
-    g.add_argument("--ema", type=float, default=0.0,
-                   help="decay of an exponential moving average of the weights (0 = off); the average is "
-                        "what is validated and saved as best")
-    g.add_argument("--seed", type=int, default=0, help="training seed (init, order, draws)")
+                   help=f"learning rate of the last linear layer = lr x this {head}")
+    g.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help=h("warmup_steps"))
+    g.add_argument("--ema", type=float, default=d.ema, help=option_help(TrainConfig, "ema"))
+    g.add_argument("--seed", type=int, default=d.seed, help=option_help(TrainConfig, "seed"))
     g.add_argument("--data-seed", type=int, default=0, help="seed of the built-in dataset's splits")
     g.add_argument("--bias", type=float, default=1.0, help="share of train/val images carrying the shortcut")
     g.add_argument("--data-root", help=f"folder of a dataset on disk ({', '.join(DISK)})")
@@ -76,7 +93,7 @@ def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: i
     g.add_argument("--model", choices=[m for m in MODEL_NAMES if m != "unet"], default="cnn")
     g.add_argument("--pretrained", action="store_true",
                    help="resnets: ImageNet weights from the local torch cache (never downloaded)")
-    g.add_argument("--width", type=int, default=16, help="cnn width (default 16)")
+    g.add_argument("--width", type=int, default=CNN_WIDTH, help=f"cnn width (default {CNN_WIDTH})")
     g.add_argument("--depth", type=int, default=CNN_DEPTH, help=f"cnn depth (default {CNN_DEPTH})")
     g.add_argument("--no-batchnorm", action="store_true", help="cnn without normalisation layers")
     g.add_argument("--no-bias", action="store_true",
@@ -91,9 +108,6 @@ def _add_train(p: argparse.ArgumentParser, epochs: int, lr: float, batch_size: i
 
 def _add_reading(g):
     """How images on disk are read: size, colour, normalisation, lazy decoding."""
-    from .data.decode import COLOR_MODES
-    from .data.normalize import NORMALIZE_MODES
-
     g.add_argument("--size", type=int, default=32, help="image side for datasets on disk (default 32)")
     g.add_argument("--color", choices=COLOR_MODES, default="rgb",
                    help="rgb: grayscale images repeated over R, G, B, colour kept (default); gray: every "
@@ -110,17 +124,60 @@ def _add_reading(g):
 
 def _reading(a) -> dict:
     """The non-default reading options, as data options."""
-    from .commands import DISK_OPTIONS
+    from .data.load import DISK_OPTIONS
     return {k: getattr(a, k) for k, default in DISK_OPTIONS.items() if getattr(a, k) != default}
 
 
-def _train_cfg(a, head_lr_scale: float = 1.0):
-    """The training config from the options; ``head_lr_scale``: the command's default for it."""
-    from .train import TrainConfig
-    return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr,
-                       momentum=a.momentum, weight_decay=a.weight_decay, grad_clip=a.grad_clip,
-                       schedule=a.schedule, warmup_steps=a.warmup_steps, seed=a.seed, ema=a.ema,
-                       head_lr_scale=head_lr_scale if a.head_lr_scale is None else a.head_lr_scale)
+def _train_cfg(a, command: str, objective: str | None = None) -> TrainConfig:
+    """`tea COMMAND`'s training configuration for ``objective``, with the options given."""
+    given = dict(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr, momentum=a.momentum,
+                 weight_decay=a.weight_decay, grad_clip=a.grad_clip, schedule=a.schedule,
+                 warmup_steps=a.warmup_steps, seed=a.seed, ema=a.ema)
+    if a.head_lr_scale is not None:
+        given["head_lr_scale"] = a.head_lr_scale
+    return command_train_config(command, objective, **given)
+
+
+# TEA's options (teakit.config.TEAConfig) as command-line options: field -> (flag, extra argparse keywords)
+TEA_FLAGS = {
+    "classes": ("--classes", {"choices": CLASS_MODES}),
+    "p_top": ("--p-top", {"type": float}),
+    "bias_prior": ("--bias-prior", {"type": _prior, "metavar": "uniform|none|P1,...,PK"}),
+    "eps_log_range": ("--eps-range", {"type": float, "nargs": 2, "metavar": ("LO", "HI")}),
+    "loss": ("--loss", {"choices": LOSS_KINDS}),
+    "pyramid": ("--no-pyramid", {"action": "store_false", "help": "match the full-size maps only (no pyramid)"}),
+    "min_side": ("--min-side", {"type": int}),
+    "student_bn": ("--student-bn", {"choices": STUDENT_BN_MODES}),
+    "joint_norm": ("--joint-norm", {"action": "store_true"}),
+    "feature_weight": ("--feature-weight", {"type": float}),
+    "feature_layer": ("--feature-layer", {"type": int}),
+    "shift": ("--shift", {"type": int}),
+    "label_weight": ("--label-weight", {"type": float}),
+    "kd_weight": ("--kd-weight", {"type": float}),
+}
+# the options the other heatmap objectives (explanation distillation with other explainers) share with TEA
+EXPLANATION_OPTIONS = ("classes", "p_top", "loss", "pyramid", "min_side", "label_weight", "kd_weight", "shift",
+                       "bias_prior")
+
+
+def _add_tea(p: argparse.ArgumentParser, title: str):
+    """TEA's option group, generated from :class:`teakit.config.TEAConfig` (defaults and help)."""
+    g, d = p.add_argument_group(title), TEAConfig()
+    for name, (flag, kw) in TEA_FLAGS.items():
+        default, kw = getattr(d, name), dict(kw)
+        help = kw.pop("help", None) or option_help(TEAConfig, name)
+        if kw.get("action") == "store_true":
+            help = help.rsplit(" (default", 1)[0]
+        g.add_argument(flag, dest=name, default=list(default) if name == "eps_log_range" else default,
+                       help=help, **kw)
+
+
+def _tea_options(a, names=tuple(TEA_FLAGS)) -> dict:
+    """The TEA options given (every one, defaults included) as TEAConfig fields."""
+    out = {name: getattr(a, name) for name in names}
+    if "eps_log_range" in out:
+        out["eps_log_range"] = tuple(out["eps_log_range"])
+    return out
 
 
 def _spec(a):
@@ -157,10 +214,11 @@ def _common(a) -> dict:
 
 
 def _cmd_train_teacher(a):
+    from dataclasses import replace
+
     from .commands import train_teacher
-    from .train import TrainConfig
-    cfg = _train_cfg(a)
-    seg = TrainConfig(**{**cfg.__dict__, "epochs": a.seg_epochs, "lr": a.seg_lr, "head_lr_scale": 1.0})
+    cfg = _train_cfg(a, "train-teacher")
+    seg = replace(cfg, epochs=a.seg_epochs, lr=a.seg_lr, head_lr_scale=1.0)
     path = train_teacher(a.dataset, a.kind, a.out, spec=_spec(a), cfg=cfg, seg_cfg=seg, fill=a.fill,
                          heatmap_of=a.heatmap_of, **_common(a))
     print(f"teacher written to {path.parent}")
@@ -168,29 +226,26 @@ def _cmd_train_teacher(a):
 
 def _cmd_train(a):
     from .commands import train
-    train(a.dataset, a.objective, a.out, spec=_spec(a), cfg=_train_cfg(a), resume=a.resume, stage1=a.stage1,
+    train(a.dataset, a.objective, a.out, spec=_spec(a), cfg=_train_cfg(a, "train"), resume=a.resume, stage1=a.stage1,
           **_common(a))
 
 
 def _cmd_distill(a):
     from .commands import distill
-    tea, heatmap = {}, a.objective in HEATMAP_OBJECTIVES
-    if heatmap:
-        tea = {"classes": a.classes, "p_top": a.p_top, "loss": a.loss, "pyramid": not a.no_pyramid,
-               "min_side": a.min_side, "label_weight": a.label_weight, "kd_weight": a.kd_weight,
-               "shift": a.shift, "bias_prior": a.bias_prior}
-        if a.objective == "tea":
-            tea.update(joint_norm=a.joint_norm, eps_log_range=tuple(a.eps_range), student_bn=a.student_bn,
-                       feature_weight=a.feature_weight, feature_layer=a.feature_layer)
-    cfg = _train_cfg(a, HEATMAP_HEAD_LR_SCALE if heatmap else 1.0)
+    tea = (_tea_options(a) if a.objective == "tea" else
+           _tea_options(a, EXPLANATION_OPTIONS) if a.objective in HEATMAP_OBJECTIVES else {})
+    cfg = _train_cfg(a, "distill", a.objective)
     distill(a.dataset, a.teacher, a.out, spec=_spec(a), cfg=cfg, tea=tea, copy_head=a.copy_head,
             cache=a.cache, cache_dir=a.cache_dir, resume=a.resume, objective=a.objective,
             teacher_heatmap=a.teacher_heatmap, student_init=a.student_init, **_common(a))
 
 
 def _cmd_evaluate(a):
-    from .commands import evaluate_run
-    res = evaluate_run(a.dataset, a.model, a.json, which=a.checkpoint)
+    from .commands import EVAL_DATA_OPTIONS, evaluate_run
+    given = {k: getattr(a, k) for k in EVAL_DATA_OPTIONS if k != "external_sources"}  # None: not given
+    if a.external_sources is not None:
+        given["external_sources"] = [s.strip() for s in a.external_sources.split(",") if s.strip()]
+    res = evaluate_run(a.dataset, a.model, a.json, which=a.checkpoint, data_overrides=given, data_seed=a.data_seed)
     for split, r in res["splits"].items():
         print(f"{split:<8} " + " ".join(f"{k}={v:.4f}" for k, v in r.items() if isinstance(v, float)))
         for source, acc in r.get("source_accuracy", {}).items():
@@ -202,7 +257,7 @@ def _cmd_evaluate(a):
 
 def _cmd_explain(a):
     from .report.figures import explain_figure
-    path = explain_figure(a.dataset, a.model, a.out, teacher_dir=a.teacher, split=a.split, n=a.n)
+    path = explain_figure(a.dataset, a.model, a.out, teacher_dir=a.teacher, split=a.split, n=a.n, seed=a.seed)
     print(f"wrote {path}")
 
 
@@ -213,7 +268,7 @@ def _cmd_curves(a):
 
 
 def _cmd_check_data(a):
-    from .commands import read_disk_dataset
+    from .data.load import read_disk_dataset
     from .data.readers import check_data, export_subpopbench
     splits, info = read_disk_dataset(a.dataset, a.data_root, a.external_sources.split(",")
                                      if a.external_sources else (), a.size, seed=a.data_seed, **_reading(a))
@@ -244,9 +299,9 @@ def _cmd_study(a):
         if getattr(a, name) is None:
             raise ValueError(f"tea study convergence: --{name} is required")
     common = _common(a)
-    tea = {"classes": a.classes, "p_top": a.p_top, "eps_log_range": tuple(a.eps_range), "loss": a.loss,
-           "pyramid": not a.no_pyramid, "min_side": a.min_side, "bias_prior": a.bias_prior}
-    path = convergence(a.dataset, a.teacher, a.out, [v for v in a.variants.split(",") if v], cfg=_train_cfg(a),
+    tea = _tea_options(a)
+    path = convergence(a.dataset, a.teacher, a.out, [v for v in a.variants.split(",") if v],
+                       cfg=_train_cfg(a, "study"),
                        tea=tea, spec=_spec(a), data_seed=common["data_seed"], data_options=common["data_options"],
                        fresh=a.fresh, progress=common["progress"], fabric=_fabric(a))
     print(f"wrote {path} and {path.with_suffix('.png')}")
@@ -261,10 +316,6 @@ def _cmd_demo(a):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .objectives.heatmap_loss import KINDS
-    from .objectives.tea import CLASS_MODES
-    from .teachers import FILLS, HEATMAP_OF
-
     p = argparse.ArgumentParser(prog="tea", description="Training with Explanations Alone (TEA)")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -282,9 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--heatmap-of", choices=HEATMAP_OF, default="input",
                    help="segmenter teacher's heatmap: 'input' (default) gives filled pixels no relevance, "
                         "'masked' keeps the classifier's relevance on them")
-    c.add_argument("--seg-epochs", type=int, default=15, help="U-Net epochs (segmenter kind)")
-    c.add_argument("--seg-lr", type=float, default=3e-3)
-    _add_train(c, epochs=30, lr=3e-3)
+    c.add_argument("--seg-epochs", type=int, default=SEGMENTER_TRAINING["epochs"],
+                   help=f"U-Net epochs (segmenter kind; default {SEGMENTER_TRAINING['epochs']})")
+    c.add_argument("--seg-lr", type=float, default=SEGMENTER_TRAINING["lr"],
+                   help=f"U-Net learning rate (default {SEGMENTER_TRAINING['lr']:g})")
+    _add_train(c, "train-teacher")
 
     c = cmd("train", _cmd_train, "train a classifier with an objective that needs no teacher (ERM)")
     c.add_argument("--dataset", choices=DATASETS, required=True)
@@ -294,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--stage1", help="jtt: the ERM run folder whose training mistakes are up-weighted")
     c.add_argument("--out", required=True)
     c.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
-    _add_train(c, epochs=30, lr=3e-3)
+    _add_train(c, "train")
 
     c = cmd("distill", _cmd_distill, "train a student with TEA from a teacher")
     c.add_argument("--dataset", choices=DATASETS, required=True)
@@ -310,59 +363,44 @@ def build_parser() -> argparse.ArgumentParser:
                    help="segmenter teacher: 'masked' = the classifier's map of the masked image (fill pixels "
                         "included), 'input' = the teacher's map of its input (fill pixels get none); "
                         "default: the teacher folder's setting")
-    t = c.add_argument_group("TEA objective")
-    t.add_argument("--classes", choices=CLASS_MODES, default="sample")
-    t.add_argument("--p-top", type=float, default=0.5, help="chance of explaining the teacher's top class")
-    t.add_argument("--bias-prior", type=_prior, default="uniform", metavar="uniform|none|P1,...,PK",
-                   help="after every epoch, set the head bias so the mean prediction on the unlabelled training "
-                        "images matches a class prior (heatmaps cannot teach per-class logit offsets; no labels, "
-                        "no teacher output, no heatmap changed): uniform (default), none (leave the bias), or "
-                        "one frequency per class, e.g. 0.7,0.3 for imbalanced data")
-    t.add_argument("--eps-range", type=float, nargs=2, default=[-2.0, -1.0], metavar=("LO", "HI"),
-                   help="ε = 10^u, u ~ U(LO, HI) (default -2 -1)")
-    t.add_argument("--loss", choices=KINDS, default="l1")
-    t.add_argument("--no-pyramid", action="store_true")
-    t.add_argument("--min-side", type=int, default=8, help="smallest pyramid level side (default 8)")
-    t.add_argument("--student-bn", choices=("batch", "running"), default="batch",
-                   help="BatchNorm statistics while the student's training heatmap is computed: the batch's "
-                        "(default) or the running ones, as at test time")
-    t.add_argument("--joint-norm", action="store_true",
-                   help="classes pair/all: one loss normalisation per image over its maps, so their relative "
-                        "sizes must match too")
-    t.add_argument("--feature-weight", type=float, default=FEATURE_WEIGHT,
-                   help=f"+ w·the same loss between the student's and the teacher's LRP relevance of a hidden ReLU "
-                        f"layer, channel by channel (default {FEATURE_WEIGHT:g}; needs the live teacher and a student "
-                        f"whose layer has the teacher's shape; 0: the input maps alone, as in the paper)")
-    t.add_argument("--feature-layer", type=int, default=FEATURE_LAYER,
-                   help=f"which 4-D ReLU output --feature-weight matches, in forward order (default {FEATURE_LAYER}: "
-                        "the second to last)")
-    t.add_argument("--shift", type=int, default=0,
-                   help="random translation of up to N pixels, the same for teacher and student (default 0)")
+    _add_tea(c, "TEA objective (teakit.config.TEAConfig; the explanation distillations share the applicable ones)")
+    t = c.add_argument_group("student")
     t.add_argument("--copy-head", action=argparse.BooleanOptionalAction, default=None,
                    help="copy the teacher's head into the student, frozen (default: only for objectives whose loss "
                         "cannot train a head: feature, attention)")
     t.add_argument("--student-init", choices=STUDENT_INITS, default="own",
                    help="own (default): the student's initial weights are drawn apart from the teacher's; "
                         "shared: from the run's seed, as a teacher built with the same seed drew them (before)")
-    t.add_argument("--label-weight", type=float, default=0.0, help="ablation only: + w·cross-entropy")
-    t.add_argument("--kd-weight", type=float, default=0.0, help="ablation only: + w·logit KD (T=3)")
-    _add_train(c, epochs=80, lr=2e-3, warmup=100,
-               head_lr_help=f"default {HEATMAP_HEAD_LR_SCALE:g} for the heatmap objectives (tea, gradxinput, "
-                            "inputgrad, gradcam): heatmaps teach the head slowly; 1 for the others")
+    _add_train(c, "distill")
 
     c = cmd("evaluate", _cmd_evaluate, "accuracy (and agreement, background relevance) per test split")
     c.add_argument("--dataset", choices=DATASETS, help="default: the dataset the model was trained on")
-    c.add_argument("--model", required=True, help="a run folder")
+    c.add_argument("--model", required=True,
+                   help="a `tea train` / `tea distill` run folder, or a `tea train-teacher` folder (a segmenter "
+                        "teacher is evaluated whole: segmenter, fill, classifier; a debiased one as its classifier)")
     c.add_argument("--json", help="write eval.json here")
     c.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    g = c.add_argument_group("data", "every option defaults to what the run was trained with (its config's "
+                                     "data_options), whatever the help below says; give one to evaluate on "
+                                     "another copy or another test set of the same layout")
+    g.add_argument("--data-root", help="folder of a dataset on disk (same layout as the run's)")
+    g.add_argument("--external-sources", help="xray: comma-separated sources evaluated as the 'external' split "
+                                               "('' for none)")
+    _add_reading(g)
+    g.add_argument("--limit", type=int, help="only the first N images of every split (0: all of them)")
+    g.add_argument("--data-seed", type=int, help="seed of the built-in dataset's splits (colored-mnist: colours)")
+    c.set_defaults(size=None, color=None, normalize=None, class_names=None, lazy=None)
 
     c = cmd("explain", _cmd_explain, "PNG grid: image, teacher heatmap, student heatmap")
-    c.add_argument("--dataset", choices=DATASETS, required=True)
-    c.add_argument("--model", required=True)
+    c.add_argument("--dataset", choices=DATASETS, help="default: the dataset the model was trained on")
+    c.add_argument("--model", required=True, help="a run folder, or a `tea train-teacher` folder (its maps alone)")
     c.add_argument("--teacher", help="teacher folder (default: the one the model was distilled from)")
     c.add_argument("--out", required=True, help="output folder")
-    c.add_argument("--split", default="swapped", choices=["id", "ood", "swapped", "val"])
-    c.add_argument("--n", type=int, default=8, help="number of images")
+    c.add_argument("--split", help="any split of the dataset (default: swapped, else test, else the first "
+                                   "test split); an unknown one is an error listing them")
+    c.add_argument("--n", type=_positive_int, default=8,
+                   help="number of images, spread over the classes (round robin, default 8)")
+    c.add_argument("--seed", type=int, default=0, help="which images are drawn from each class (default 0)")
 
     c = cmd("check-data", _cmd_check_data, "validate a dataset on disk and print a summary")
     c.add_argument("--dataset", choices=DISK, required=True)
@@ -382,7 +420,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (default 7)")
     c.add_argument("--seed", type=int, default=0)
 
-    from .study import VARIANTS
     c = cmd("study", _cmd_study, "convergence study: TEA variants, one change each from the baseline recipe, "
                                  "probed on the test splits every epoch; writes study.csv and study.png")
     c.add_argument("what", choices=["convergence", "summary"],
@@ -396,15 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--variants", default=",".join(VARIANTS),
                    help="comma-separated, from: " + ", ".join(VARIANTS) + " (default: all)")
     c.add_argument("--fresh", action="store_true", help="rerun variants that finished earlier")
-    t = c.add_argument_group("baseline TEA objective")
-    t.add_argument("--classes", choices=CLASS_MODES, default="sample")
-    t.add_argument("--p-top", type=float, default=0.5)
-    t.add_argument("--bias-prior", type=_prior, default="uniform", metavar="uniform|none|P1,...,PK")
-    t.add_argument("--eps-range", type=float, nargs=2, default=[-2.0, -1.0], metavar=("LO", "HI"))
-    t.add_argument("--loss", choices=KINDS, default="l1")
-    t.add_argument("--no-pyramid", action="store_true")
-    t.add_argument("--min-side", type=int, default=8)
-    _add_train(c, epochs=40, lr=2e-3, warmup=100)
+    _add_tea(c, "baseline TEA objective (default: tea distill's)")
+    _add_train(c, "study")
 
     c = cmd("demo", _cmd_demo, "the main job: both built-in benchmarks end to end, with a report")
     c.add_argument("--out", default="runs/demo")
@@ -449,11 +479,17 @@ def _apply_config(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]
         parser.error("--config needs a command")
     cp = sub.choices[command]
     dests = {a.dest: a for a in cp._actions}
+    for action in cp._actions:  # long option names (--eps-range) as well as destinations (eps_log_range)
+        for flag in action.option_strings:
+            dests.setdefault(flag.lstrip("-").replace("-", "_"), action)
     defaults = {}
     for key, val in values.items():
-        dest = str(key).replace("-", "_")
-        if dest not in dests or dest in ("help", "config"):
+        name = str(key).replace("-", "_")
+        if name not in dests or name in ("help", "config"):
             cp.error(f"{path}: unknown option {key!r} for `tea {command}`")
+        dest = dests[name].dest
+        if name != dest and isinstance(dests[name], argparse._StoreFalseAction):
+            val = not val  # no-pyramid: true in the file means pyramid false
         defaults[dest] = val
     cp.set_defaults(**defaults)
     for action in cp._actions:  # a required option given in the file is no longer required
@@ -469,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, ImportError) as e:
         print(f"tea {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -13,55 +13,28 @@ from pathlib import Path
 
 import torch
 
-from .data import load_builtin
-from .recipe import STUDENT_INITS
-from .runs import (build_from_spec, build_student, default_spec, load_model, load_teacher, model_spec, teacher_hash,
-                   write_teacher)
-from .train import TrainConfig, fit
-
-DEFAULT_FABRIC = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true"}
-
-
-DISK_DATASETS = ("folder", "waterbirds", "xray", "colored-mnist", "coco-on-places")
-# datasets whose ImageSet.bias already is the group (else groups are (label, bias) pairs)
-BIAS_IS_GROUP = ("folder", "waterbirds", "coco-on-places")
-TRAINING_SPLITS = ("train", "val", "train_debiased")
-# reading options and their defaults (class_names: "a,b,c", the classes in label order)
-DISK_OPTIONS = {"lazy": False, "normalize": "none", "color": "rgb", "class_names": None}
-
-
-def load_data(dataset: str, data_seed: int = 0, limit: int | None = None, data_root=None,
-              external_sources=(), size: int = 32, *, with_info: bool = False, **options):
-    """A dataset's splits as :class:`~teakit.data.ImageSet` s: a built-in one, or one
-    read (and validated) from ``data_root`` (``DISK_DATASETS``; options ``lazy``,
-    ``normalize``, ``color``: see :func:`read_disk_dataset`).  ``limit`` keeps the
-    first ``limit`` images of each split.  ``with_info``: return ``(splits, info)``
-    (the reader's info, cut to ``limit``; ``{}`` for a built-in dataset)."""
-    disk = {k: options.pop(k) for k in DISK_OPTIONS if k in options}
-    if dataset in DISK_DATASETS:
-        splits, info = read_disk_dataset(dataset, data_root, external_sources, size, seed=data_seed,
-                                         bias=options.pop("bias", 1.0), **disk)
-        if options:
-            raise ValueError(f"options {sorted(options)} do not apply to dataset {dataset}")
-    else:
-        if data_root is not None:
-            raise ValueError(f"--data-root is for {', '.join(DISK_DATASETS)}; {dataset} is built in")
-        changed = sorted(k for k, v in disk.items() if v != DISK_OPTIONS[k])
-        if changed:
-            raise ValueError(f"{', '.join('--' + k for k in changed)}: for datasets on disk, not {dataset}")
-        splits, info = load_builtin(dataset, seed=data_seed, **options), {}
-    if limit is not None:
-        if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit}")
-        splits = {k: v.subset(slice(0, limit)) for k, v in splits.items()}
-        info = {k: ({s: v[:limit] for s, v in val.items()} if k in ("files", "sizes", "sources", "attributes")
-                    else val) for k, val in info.items()}
-    return (splits, info) if with_info else splits
-
-
-def num_classes_of(data: dict) -> int:
-    """Number of classes: one more than the largest label in any split."""
-    return max(int(d.y.max()) for d in data.values() if len(d)) + 1
+from .config import STUDENT_INITS, distill_config
+from .data.load import (  # noqa: F401 (re-exported)
+    BIAS_IS_GROUP,
+    DISK_OPTIONS,
+    TRAINING_SPLITS,
+    load_data,
+    num_classes_of,
+    read_disk_dataset,
+)
+from .data.names import DISK_DATASETS
+from .runs import (
+    build_from_spec,
+    build_student,
+    default_spec,
+    load_evaluand,  # noqa: F401 (re-exported)
+    load_model,
+    load_teacher,
+    model_spec,
+    teacher_hash,
+    write_teacher,
+)
+from .train import DEFAULT_FABRIC, TrainConfig, fit, make_fabric  # noqa: F401  (make_fabric re-exported)
 
 
 def _resolve_spec(spec: dict | None, data: dict) -> dict:
@@ -71,71 +44,6 @@ def _resolve_spec(spec: dict | None, data: dict) -> dict:
     if spec["num_classes"] is None:
         spec["num_classes"] = 1 if spec["name"] == "unet" else num_classes_of(data)
     return spec
-
-
-def read_disk_dataset(dataset: str, data_root, external_sources=(), size: int = 32, *,
-                      seed: int = 0, bias: float = 1.0, lazy: bool = False, normalize: str = "none",
-                      color: str = "rgb", class_names: str | None = None):
-    """``(splits, info)`` of a dataset on disk, validated before anything is trained.
-
-    ``colored-mnist`` reads the MNIST IDX files in ``data_root`` (or
-    ``data_root/MNIST/raw``) and colours them with ``seed`` / ``bias`` like
-    ``colored-digits``; the other datasets ignore ``seed`` and ``bias``.
-    ``lazy``: image files are decoded when their batch is drawn (after one
-    validation pass), not held in memory.  ``color``: ``rgb`` or ``gray``
-    (:mod:`teakit.data.decode`).  ``normalize``: ``none``, ``imagenet`` or
-    ``dataset`` (:mod:`teakit.data.normalize`; recorded in ``info["normalize"]``).
-    ``class_names`` ("a,b,c"; folder, xray, coco-on-places): the classes, in label
-    order — a label outside them is an error naming the file and row."""
-    from .data import readers
-    from .data.normalize import normalize_splits
-
-    if data_root is None:
-        raise ValueError(f"dataset {dataset} is read from disk: give --data-root")
-    kw = {"lazy": lazy, "color": color}
-    if class_names is not None:
-        if dataset in ("colored-mnist", "waterbirds"):
-            raise ValueError(f"--class-names: {dataset} has fixed classes")
-        kw["classes"] = [c.strip() for c in class_names.split(",") if c.strip()]
-    if dataset == "colored-mnist":
-        if lazy or color != "rgb":
-            raise ValueError("colored-mnist is built in memory from the IDX files and its colours are the "
-                             "shortcut: --lazy and --color gray do not apply")
-        from .data.colored_mnist import read_colored_mnist
-        splits, info = read_colored_mnist(data_root, size=size, seed=seed, bias=bias)
-    elif dataset == "folder":
-        splits, info = readers.read_folder(data_root, size=size, **kw)
-    elif dataset == "waterbirds":
-        masks = Path(data_root) / "masks"
-        splits, info = readers.read_waterbirds(data_root, size=size, masks_dir=masks if masks.is_dir() else None,
-                                               **kw)
-    elif dataset == "coco-on-places":
-        from .data.coco_places import read_coco_on_places
-        splits, info = read_coco_on_places(data_root, size=size, **kw)
-    else:
-        splits, info = readers.read_xray(data_root, size=size, external_sources=tuple(external_sources), **kw)
-    splits, record = normalize_splits(splits, normalize)
-    if record is not None:
-        info["normalize"] = record
-    return splits, info
-
-
-def make_fabric(fabric_kw: dict | None = None):
-    """A Lightning Fabric from ``accelerator``, ``devices``, ``strategy``, ``precision``."""
-    try:
-        from lightning_fabric import Fabric
-        from lightning_fabric.strategies import DDPStrategy
-    except ImportError:  # the unified `lightning` package ships the same Fabric
-        from lightning.fabric import Fabric
-        from lightning.fabric.strategies import DDPStrategy
-
-    kw = dict(DEFAULT_FABRIC, **(fabric_kw or {}))
-    # a heatmap never depends on the last layer's bias, so some parameters get no
-    # gradient under TEA: DDP must be told, or it waits for them forever
-    starts = {"ddp": "popen", "ddp_spawn": "spawn", "ddp_fork": "fork", "ddp_notebook": "fork"}
-    if kw["strategy"] in starts:
-        kw["strategy"] = DDPStrategy(start_method=starts[kw["strategy"]], find_unused_parameters=True)
-    return Fabric(**kw)
 
 
 def _launch(fabric_kw: dict | None, fn, *args):
@@ -196,15 +104,14 @@ def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: T
 
 def _groupdro_groups(dataset: str, data: dict, num_classes: int, kw: dict) -> dict:
     """GroupDRO's grouping for a dataset: the bias attribute itself where it already is
-    the group (Waterbirds, COCO-on-Places, folder), else (label, bias) pairs."""
+    the group (Waterbirds, COCO-on-Places, folder), else (label, bias) pairs
+    (:func:`teakit.objectives.group_dro.group_options` decides)."""
+    from .objectives.group_dro import group_options
+
     biases = torch.cat([d.bias for name, d in data.items() if name in ("train", "val")])
     if (biases < 0).any():
         raise ValueError(f"{dataset}: GroupDRO needs a group for every train/val image (found -1: none)")
-    n_bias = int(biases.max()) + 1
-    if dataset in BIAS_IS_GROUP:
-        return {"num_classes": kw.get("num_classes"), "num_groups": kw.get("num_groups", n_bias)}
-    return {"num_classes": kw.get("num_classes", num_classes),
-            "num_groups": kw.get("num_groups", n_bias * num_classes)}
+    return group_options(num_classes, int(biases.max()) + 1, dataset in BIAS_IS_GROUP, **kw)
 
 
 def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg: TrainConfig | None = None,
@@ -309,7 +216,7 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
     from .teachers.cache import eps_grid
 
     teacher = load_teacher(teacher_dir, heatmap_of=teacher_heatmap)
-    cfg = cfg or TrainConfig()
+    cfg = cfg or distill_config(objective)
     tea = dict(tea or {})
     data = load_data(dataset, data_seed, **(data_options or {}))
     spec = _resolve_spec(spec, data)
@@ -348,28 +255,77 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
     return _launch(fabric, main)
 
 
+# the data options `tea evaluate` may change (default: what the run was trained with)
+EVAL_DATA_OPTIONS = ("data_root", "size", "color", "normalize", "class_names", "lazy", "external_sources", "limit")
+
+
+def evaluation_data_options(dataset: str, recorded: dict | None, overrides: dict | None = None) -> dict:
+    """The data options of an evaluation: those the run was trained with (``recorded``),
+    each replaced where ``overrides`` gives it (keys of ``EVAL_DATA_OPTIONS``; None: not
+    given; ``limit`` 0: every image).  Options for datasets on disk are refused for a
+    built-in ``dataset``, ``external_sources`` for any but ``xray``."""
+    options = dict(recorded or {})
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = sorted(set(overrides) - set(EVAL_DATA_OPTIONS))
+    if unknown:
+        raise ValueError(f"data option(s) {', '.join(unknown)}: expected some of {', '.join(EVAL_DATA_OPTIONS)}")
+    for key, value in overrides.items():
+        flag = "--" + key.replace("_", "-")
+        if dataset not in DISK_DATASETS and key != "limit" and value is not False:
+            raise ValueError(f"{flag}: for datasets on disk ({', '.join(DISK_DATASETS)}), not {dataset}")
+        if key == "external_sources" and value and dataset != "xray":
+            raise ValueError(f"{flag}: for xray, not {dataset}")
+        if key == "limit" and value == 0:
+            options.pop("limit", None)
+        else:
+            options[key] = list(value) if key == "external_sources" else value
+    return options
+
+
 def evaluate_run(dataset: str | None, model_dir, json_path=None, *, data_options: dict | None = None,
+                 data_overrides: dict | None = None, data_seed: int | None = None,
                  which: str = "best", relevance: bool = True) -> dict:
     """`tea evaluate`: accuracy (and agreement with the teacher, for distilled
     students; background relevance where masks exist; per-source accuracy and AUC
     where the data have sources, e.g. ``xray`` with its ``external`` split) on every
-    test split."""
-    from .evaluate import evaluate_splits
+    test split.
 
-    model, config = load_model(model_dir, which)
+    ``model_dir``: a run folder or a teacher folder (:func:`load_evaluand`).  The data
+    are read as the run was trained (its config's ``data_seed`` and ``data_options``),
+    or with ``data_options`` instead when given; ``data_overrides`` replaces single
+    options (:func:`evaluation_data_options`: e.g. ``data_root`` for another copy or
+    another test set of the same layout) and ``data_seed`` the seed.  A segmenter
+    teacher's noise fill is seeded per image (:mod:`teakit.evaluate`): evaluating
+    twice gives the same numbers.  The result records the data options used."""
+    from .evaluate import evaluate_splits
+    from .models import get_head
+    from .teachers import Teacher
+
+    model, config, kind = load_evaluand(model_dir, which)
     dataset = dataset or config.get("dataset")
     if config.get("dataset") and dataset != config["dataset"]:
         raise ValueError(f"{model_dir} was trained on {config['dataset']!r}, not {dataset!r}")
-    data, info = load_data(dataset, config.get("data_seed", 0), with_info=True,
-                           **(data_options or config.get("data_options", {})))
+    options = evaluation_data_options(dataset, data_options or config.get("data_options"), data_overrides)
+    seed = config.get("data_seed", 0) if data_seed is None else data_seed
+    data, info = load_data(dataset, seed, with_info=True, **options)
     teacher = load_teacher(config["teacher"]) if config.get("teacher") else None
     if teacher is not None and config.get("teacher_hash") and teacher_hash(teacher) != config["teacher_hash"]:
         raise ValueError(f"the teacher in {config['teacher']} changed since {model_dir} was distilled from it")
     tests = {s: d for s, d in data.items() if s not in TRAINING_SPLITS}
+    try:
+        outputs = get_head(model.classifier if isinstance(model, Teacher) else model).out_features
+    except TypeError:  # a model without a recognisable head: no check
+        outputs = None
+    labels = max((int(d.y.max()) + 1 for d in tests.values() if len(d)), default=0)
+    if outputs is not None and labels > outputs:
+        where = options.get("data_root") or dataset
+        raise ValueError(f"{where}: test labels go up to {labels - 1}, but {model_dir} predicts {outputs} classes; "
+                         "evaluate on data with the classes the run was trained on")
     sources = {s: v for s, v in info.get("sources", {}).items() if s in tests}
     result = evaluate_splits(model, tests, teacher=teacher, relevance=relevance, train_groups=data["train"].bias,
                              sources=sources or None)
-    result.update({"dataset": dataset, "model": str(model_dir), "checkpoint": which})
+    result.update({"dataset": dataset, "model": str(model_dir), "checkpoint": which, "kind": kind,
+                   "data_seed": seed, "data_options": options})
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(result, indent=2) + "\n")

@@ -42,29 +42,23 @@ from pathlib import Path
 import torch
 
 from . import commands as C
-from .recipe import FEATURE_LAYER, FEATURE_WEIGHT, HEATMAP_HEAD_LR_SCALE, HEATMAP_OBJECTIVES
+from .config import (
+    HEATMAP_OBJECTIVES,
+    SEGMENTER_TRAINING,
+    TEAConfig,
+    TrainConfig,
+    command_train_config,
+)
+from .methods import BASELINES, SPLITS, TEA_INPUT, method_label  # noqa: F401 (re-exported)
 from .runs import default_spec, model_spec
-from .train import TrainConfig
 
-SPLITS = ("id", "ood", "swapped")
-
-# (method label, `tea train` or `tea distill`, objective); hyper-parameters: each objective's defaults
-BASELINES = [
-    ("KD", "distill", "kd"), ("feature distillation", "distill", "feature"),
-    ("attention transfer", "distill", "attention"),
-    ("RRR", "train", "rrr"), ("ISNet-style", "train", "isnet"),
-    ("GroupDRO", "train", "groupdro"), ("IRM", "train", "irm"), ("JTT", "train", "jtt"),
-    ("Grad×Input distillation", "distill", "gradxinput"), ("input-gradient distillation", "distill", "inputgrad"),
-    ("Grad-CAM distillation", "distill", "gradcam"),
-]
 EXPENSIVE = set(HEATMAP_OBJECTIVES) - {"tea"}
 # options of every heatmap objective (TEA and the explanation distillations); part of their stage keys, so
 # a change recomputes them: the head bias is calibrated to the uniform class prior (teakit.calibrate)
-HEATMAP_OPTIONS = {"bias_prior": "uniform"}
-# TEA as `tea distill` runs it: the input maps and one hidden layer's relevance (teakit.recipe); the live teacher,
+HEATMAP_OPTIONS = {"bias_prior": TEAConfig.bias_prior}
+# TEA as `tea distill` runs it: the input maps and one hidden layer's relevance (TEAConfig); the live teacher,
 # since the cache holds input maps only.  "TEA, input maps only" is the paper's objective, from the cache.
-FEATURE_RELEVANCE = {"feature_weight": FEATURE_WEIGHT, "feature_layer": FEATURE_LAYER}
-TEA_INPUT = "TEA, input maps only"
+FEATURE_RELEVANCE = {"feature_weight": TEAConfig.feature_weight, "feature_layer": TEAConfig.feature_layer}
 # The demo's budget (20 minutes on 2 CPU cores for all 28 stages): every classifier is the commands' CNN at
 # width 8 instead of 16 (about a third of the convolution work; `--width 16` gives the commands' network), and
 # every stage trains for 20 epochs (the U-Net segmenter 15).
@@ -133,15 +127,18 @@ def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = N
     core, cheap, costly = [], [], []
     for ds, kind in (("colored-digits", "debiased"), ("digits-on-scenes", "segmenter")):
         teacher = Stage(f"{ds}-teacher", "teacher", ds, {
-            "kind": kind, "cfg": asdict(TrainConfig(epochs=t_ep, lr=3e-3, seed=seed)),
-            "seg_cfg": asdict(TrainConfig(epochs=seg_ep, lr=3e-3, seed=seed)), "data_options": data_opts,
+            "kind": kind, "cfg": asdict(command_train_config("train-teacher", epochs=t_ep, seed=seed)),
+            "seg_cfg": asdict(TrainConfig(**{**SEGMENTER_TRAINING, "epochs": seg_ep, "seed": seed})),
+            "data_options": data_opts,
             "model": model, **({"heatmap_of": "input"} if kind == "segmenter" else {})})
-        erm_cfg = asdict(TrainConfig(epochs=t_ep, lr=3e-3, seed=seed))
+        erm_cfg = asdict(command_train_config("train", epochs=t_ep, seed=seed))
         erm = Stage(f"{ds}-erm", "train", ds, {"objective": "erm", "cfg": erm_cfg, "data_options": data_opts,
                                                "model": model})
-        distill_cfg = asdict(TrainConfig(epochs=s_ep, lr=2e-3, warmup_steps=0 if quick else 100, seed=seed))
-        # the heatmap objectives (TEA and the explanation distillations) get the recipe's head learning rate
-        tea_cfg = {**distill_cfg, "head_lr_scale": HEATMAP_HEAD_LR_SCALE}
+        # `tea distill`'s training: the heatmap objectives (TEA and the explanation distillations) with their
+        # head learning rate, the others without
+        quick_opts = {"warmup_steps": 0} if quick else {}
+        distill_cfg = asdict(command_train_config("distill", "kd", epochs=s_ep, seed=seed, **quick_opts))
+        tea_cfg = asdict(command_train_config("distill", "tea", epochs=s_ep, seed=seed, **quick_opts))
         tea = Stage(f"{ds}-tea", "distill", ds, {"objective": "tea", "cfg": tea_cfg,
                                                 "tea": {**HEATMAP_OPTIONS, **FEATURE_RELEVANCE},
                                                 "data_options": data_opts, "model": model}, deps=(teacher.name,))
@@ -217,16 +214,6 @@ def select_lr_scales(runs: dict[float, str | Path], seed: int = 0, width: int | 
         scores = entry["scores"]
         entry["selected"] = min(scores, key=lambda s: (scores[s], abs(math.log(s)), s))
     return table
-
-
-def method_label(stage: Stage) -> str:
-    """The method's name in results.json and the report."""
-    if stage.kind == "teacher":
-        return "teacher"
-    objective = stage.params["objective"]
-    if objective == "tea" and not stage.params.get("tea", {}).get("feature_weight"):
-        return TEA_INPUT
-    return {"erm": "ERM", "tea": "TEA"}.get(objective) or next(m for m, _, o in BASELINES if o == objective)
 
 
 def _run_stage(stage: Stage, folder: Path, folders: dict, progress: bool) -> dict:

@@ -11,18 +11,51 @@ when a teacher is given; ``background_relevance`` — the share of the total |LR
 relevance (ε = 0.01 by default, explaining the model's own top class, channels
 summed) that falls on background pixels (``mask`` False) — when the split has
 masks with some background.  No gradient reaches the model.
+
+Evaluation is deterministic: a teacher (:class:`~teakit.teachers.Teacher`; the
+model evaluated, or the one agreement is measured against) whose input is drawn
+at random -- a segmenter teacher's noise fill -- gets one generator per image,
+seeded from ``EVAL_SEED`` and the image's index in its split
+(:func:`image_generators`), so two evaluations give the same numbers and an
+image's fill does not depend on the batch it falls in.
 """
 from __future__ import annotations
 
 import torch
 
 from .explain import explain
+from .teachers import Teacher
+
+EVAL_SEED = 0
+
+
+def image_generators(indices, device="cpu", seed: int = EVAL_SEED) -> list[torch.Generator]:
+    """One generator per image index of ``indices`` (positions in a split), seeded from
+    ``seed`` and the index alone: pass the list as a teacher's ``generator`` to draw
+    the same random preprocessing for an image in every run and every batch."""
+    gens = []
+    for i in indices:
+        g = torch.Generator(device=device)
+        g.manual_seed((int(seed) * 1_000_003 + 7919 * int(i) + 104_729) % (2 ** 32))
+        gens.append(g)
+    return gens
+
+
+def _forward(model, x: torch.Tensor, start: int) -> torch.Tensor:
+    """``model(x)`` for the images ``start``, ``start + 1``, … of a split; a teacher
+    draws its random preprocessing from :func:`image_generators`."""
+    if isinstance(model, Teacher):
+        return model(x, generator=image_generators(range(start, start + len(x)), x.device))
+    return model(x)
 
 
 @torch.no_grad()
 def predict(model, x: torch.Tensor, batch_size: int = 256, device="cpu") -> torch.Tensor:
+    """Logits of ``model`` on ``x`` (a tensor or lazy images), ``batch_size`` images at a
+    time; a teacher's random preprocessing is seeded per image (:func:`image_generators`)."""
     model.eval()
-    return torch.cat([model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+    return torch.cat([_forward(model, x[i:i + batch_size].to(device), i).float().cpu()
+                      for i in range(0, len(x), batch_size)])
 
 
 def background_relevance(model, data, batch_size: int = 256, eps: float = 0.01, device="cpu",
@@ -30,15 +63,27 @@ def background_relevance(model, data, batch_size: int = 256, eps: float = 0.01, 
     """Share of |relevance| on background pixels, over the whole split.
 
     ``heatmap_fn(x)`` gives the maps to measure; by default the model's LRP-ε map of
-    its own top class (a teacher passes its own, e.g. of its masked input)."""
-    if heatmap_fn is None:
+    its own top class -- for a :class:`~teakit.teachers.Teacher`, its own heatmap
+    (e.g. of its masked input) with the fill seeded per image as in :func:`predict`."""
+    def top(logits):
+        return logits.argmax(1)
+
+    if heatmap_fn is not None:
+        def maps(x, start):
+            return heatmap_fn(x)
+    elif isinstance(model, Teacher):
         model.eval()
 
-        def heatmap_fn(x):
-            return explain(model, x, lambda logits: logits.argmax(1), eps=eps)
+        def maps(x, start):
+            return model.heatmap(x, top, eps, generator=image_generators(range(start, start + len(x)), x.device))
+    else:
+        model.eval()
+
+        def maps(x, start):
+            return explain(model, x, top, eps=eps)
     bg, total = 0.0, 0.0
     for i in range(0, len(data), batch_size):
-        R = heatmap_fn(data.x[i:i + batch_size].to(device)).abs().sum(1, keepdim=True)
+        R = maps(data.x[i:i + batch_size].to(device), i).abs().sum(1, keepdim=True)
         m = data.mask[i:i + batch_size].to(device)
         bg += R[~m].sum().item()
         total += R.sum().item()

@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 
 from .checkpoint import has_checkpoint, load_checkpoint, load_model_state, sha256_state
+from .config import CNN_DEPTH, STUDENT_INITS
 from .models import build_model
-from .recipe import CNN_DEPTH, STUDENT_INITS
 
 
 def model_spec(name: str, num_classes: int, **kwargs) -> dict:
@@ -108,3 +108,33 @@ def load_teacher(teacher_dir, heatmap_of: str | None = None):
 
 def teacher_hash(teacher: nn.Module) -> str:
     return sha256_state({k: v for k, v in teacher.state_dict().items()})
+
+
+def load_evaluand(model_dir, which: str = "best"):
+    """``(model, config, kind)`` of anything `tea evaluate` takes: a `tea train` /
+    `tea distill` run folder (its ``which`` checkpoint; ``kind`` ``"run"``) or a
+    `tea train-teacher` folder (``kind`` = the teacher's: ``"segmenter"``: the whole
+    :class:`~teakit.teachers.SegmenterTeacher` -- segmenter, fill and classifier;
+    ``"debiased"``: its classifier).  ``config`` is the run's, for a teacher its
+    classifier's (dataset, data seed and options), with the teacher's dataset."""
+    model_dir = Path(model_dir)
+    meta_path = model_dir / "teacher.json"
+    if meta_path.is_file():
+        if which != "best":
+            raise ValueError(f"{model_dir} is a teacher folder, used by its 'best' checkpoints; --checkpoint "
+                             f"{which} applies to run folders (e.g. {model_dir / 'classifier'})")
+        meta = json.loads(meta_path.read_text())
+        teacher = load_teacher(model_dir)
+        config = dict(load_checkpoint(model_dir / meta["classifier"], "best").config)
+        config["dataset"] = meta.get("dataset") or config.get("dataset")
+        model = teacher.classifier.eval() if meta["kind"] == "debiased" else teacher
+        return model, config, meta["kind"]
+    if not has_checkpoint(model_dir, which):
+        raise FileNotFoundError(f"{model_dir}: neither a run folder (no '{which}' checkpoint "
+                                f"{model_dir / (which + '.json')}) nor a teacher folder (no {meta_path.name}); "
+                                "give a `tea train` / `tea distill` / `tea train-teacher` output folder")
+    model, config = load_model(model_dir, which)
+    if config.get("model", {}).get("name") == "unet":
+        raise ValueError(f"{model_dir} holds a segmenter (U-Net), not a classifier: evaluate the teacher "
+                         f"folder it belongs to (e.g. {model_dir.parent})")
+    return model, config, "run"

@@ -1,10 +1,9 @@
 """`tea study convergence`: how fast does a TEA student learn, one change at a time.
 
-Each variant is the baseline recipe (the `tea distill` defaults, or the options
-given on the command line) with one change from :data:`VARIANTS`.  The
-baseline matches input maps only (the paper's objective); the
-``feature-relevance`` variant adds the hidden-layer term that `tea distill`
-now uses by default (:data:`teakit.recipe.FEATURE_WEIGHT`).  Every
+Each variant is the baseline recipe (the `tea distill` defaults,
+:class:`teakit.config.TEAConfig`, or the options given on the command line)
+with one change from :data:`VARIANTS`; ``input-maps-only`` drops the
+hidden-layer term (the paper's objective).  Every
 variant trains through :func:`teakit.commands.distill` — the same loop and
 selection as any run — and after each epoch its student is probed on the
 test splits.  The probe only reports: selection inside each run still uses
@@ -35,41 +34,10 @@ from pathlib import Path
 
 import torch
 
-from .recipe import FEATURE_LAYER, FEATURE_WEIGHT
+from .config import TrainConfig, command_train_config
+from .names import VARIANTS
 from .runs import default_spec
-from .train import TrainConfig
 
-# One change each from the baseline; "epochs_scale" keeps costlier variants to a similar wall time.
-VARIANTS: dict[str, dict] = {
-    "default": {},
-    "sgd-authors": {"train": {"optimizer": "sgd", "lr": 1e-2, "momentum": 0.99, "warmup_steps": 0}},
-    "adam-1e-3": {"train": {"lr": 1e-3, "warmup_steps": 0}},
-    "adam-3e-3": {"train": {"lr": 3e-3}},
-    "adamw": {"train": {"optimizer": "adamw", "weight_decay": 0.05}},
-    "constant-lr": {"train": {"schedule": "constant"}},
-    "batch-32": {"train": {"batch_size": 32}},
-    "head-lr-10x": {"train": {"head_lr_scale": 10.0}},
-    "top-class": {"tea": {"classes": "top"}},
-    "all-classes": {"tea": {"classes": "all"}, "epochs_scale": 0.125},
-    "all-joint": {"tea": {"classes": "all", "joint_norm": True}, "epochs_scale": 0.125},
-    "pair": {"tea": {"classes": "pair"}},
-    "pair-joint": {"tea": {"classes": "pair", "joint_norm": True}},
-    "head-copied": {"copy_head": True},
-    "no-bias-prior": {"tea": {"bias_prior": "none"}},
-    "fixed-eps": {"tea": {"eps_log_range": (-1.5, -1.5)}},
-    "wide-eps": {"tea": {"eps_log_range": (-3.0, 0.0)}},
-    "no-pyramid": {"tea": {"pyramid": False}},
-    "mse": {"tea": {"loss": "mse"}},
-    "cosine": {"tea": {"loss": "cosine"}},
-    "width-8": {"spec": {"width": 8}},
-    "width-32": {"spec": {"width": 32}, "epochs_scale": 0.5},
-    "depth-4": {"spec": {"depth": 4}},
-    "no-batchnorm": {"spec": {"batchnorm": False}},
-    "bn-running": {"tea": {"student_bn": "running"}},
-    "shift-2": {"tea": {"shift": 2}},
-    "feature-relevance": {"tea": {"feature_weight": FEATURE_WEIGHT, "feature_layer": FEATURE_LAYER}},
-    "twice-longer": {"epochs_scale": 2.0},
-}
 FIELDS = ["variant", "epoch", "step", "seconds", "split", "accuracy", "agreement", "heatmap_loss"]
 
 
@@ -142,13 +110,14 @@ def convergence(dataset: str, teacher_dir, out, variants, *, cfg: TrainConfig | 
     """Run the variants (names from :data:`VARIANTS`) and write ``study.csv`` and ``study.png``.
 
     ``fabric``: Lightning Fabric options for every variant's training (e.g. a GPU)."""
-    from .commands import TRAINING_SPLITS, distill, load_data
+    from .commands import distill
+    from .data.load import TRAINING_SPLITS, load_data
     from .runs import load_teacher
 
     variants = list(variants)
     for name in variants:
         variant_setup(name, cfg or TrainConfig(), {}, None)  # unknown names fail before any training
-    base_cfg = cfg or TrainConfig(epochs=100, lr=2e-3, warmup_steps=100)
+    base_cfg = cfg or command_train_config("study", "tea")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_data(dataset, data_seed, **(data_options or {}))

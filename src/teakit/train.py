@@ -19,48 +19,40 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from .checkpoint import has_checkpoint, load_checkpoint, load_model_state, restore, save_checkpoint
+from .checkpoint import (
+    has_checkpoint,
+    load_checkpoint,
+    load_model_state,
+    restore,
+    save_checkpoint,
+)
+from .config import OPTIMIZERS, SCHEDULES, TrainConfig  # noqa: F401  (re-exported)
 from .data.decode import DataError
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "cosine")
+DEFAULT_FABRIC = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true"}
 
 
-@dataclass
-class TrainConfig:
-    epochs: int = 30
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0          # max gradient norm; 0 disables
-    schedule: str = "cosine"
-    warmup_steps: int = 0
-    seed: int = 0
-    val_batch_size: int = 256
-    head_lr_scale: float = 1.0      # the last linear layer's learning rate = lr × this
-    ema: float = 0.0                # >0: keep an exponential moving average of the weights with this
-    #                                 decay; it is what is validated, selected and saved as "best"
-    log_every_epoch: bool = True
-    extra: dict = field(default_factory=dict)
+def make_fabric(fabric_kw: dict | None = None):
+    """A Lightning Fabric from ``accelerator``, ``devices``, ``strategy``, ``precision``."""
+    try:
+        from lightning_fabric import Fabric
+        from lightning_fabric.strategies import DDPStrategy
+    except ImportError:  # the unified `lightning` package ships the same Fabric
+        from lightning.fabric import Fabric
+        from lightning.fabric.strategies import DDPStrategy
 
-    def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer={self.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule={self.schedule!r}; expected one of {', '.join(SCHEDULES)}")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs, batch_size and lr must be positive")
-        if self.head_lr_scale <= 0:
-            raise ValueError(f"head_lr_scale={self.head_lr_scale} must be positive")
-        if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"ema={self.ema}: the decay must be in [0, 1)")
+    kw = dict(DEFAULT_FABRIC, **(fabric_kw or {}))
+    # a heatmap never depends on the last layer's bias, so some parameters get no
+    # gradient under TEA: DDP must be told, or it waits for them forever
+    starts = {"ddp": "popen", "ddp_spawn": "spawn", "ddp_fork": "fork", "ddp_notebook": "fork"}
+    if kw["strategy"] in starts:
+        kw["strategy"] = DDPStrategy(start_method=starts[kw["strategy"]], find_unused_parameters=True)
+    return Fabric(**kw)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -310,3 +302,23 @@ def fit(fabric, student, objective, train_data, val_data, cfg: TrainConfig, out_
                 raw_student.train()
         fabric.barrier()
     return {"history": history, "best_epoch": best_epoch, "best": best}
+
+
+def fit_model(model, objective, train_data, val_data, out_dir, cfg: TrainConfig | None = None, *,
+              fabric: dict | None = None, resume: bool = False, progress: bool = True, on_epoch=None) -> dict:
+    """:func:`fit` in one call: a Lightning Fabric from ``fabric`` (``accelerator``, ``devices``,
+    ``strategy``, ``precision``; default one CPU process), seeded with ``cfg.seed``, runs the loop.
+
+    ``model``, ``objective`` (any :class:`~teakit.objectives.base.Objective`, e.g.
+    :class:`~teakit.objectives.tea.TEA`), ``train_data`` and ``val_data``
+    (:class:`~teakit.data.ImageSet`) are the caller's; ``cfg`` defaults to `tea train`'s
+    (:class:`~teakit.config.TrainConfig`; :func:`teakit.config.distill_config` gives `tea distill`'s).
+    Checkpoints go to ``out_dir`` (``best`` by ``objective.selection_key`` on ``val_data``, and ``last``);
+    ``model`` ends with its last weights.  Returns ``{"history", "best_epoch", "best"}``."""
+    cfg = cfg or TrainConfig()
+
+    def main(fab):
+        fab.seed_everything(cfg.seed, verbose=False)
+        return fit(fab, model, objective, train_data, val_data, cfg, out_dir, resume=resume, progress=progress,
+                   on_epoch=on_epoch)
+    return make_fabric(fabric).launch(main)

@@ -6,26 +6,50 @@ biased), ``train_debiased`` (the train digits with the shortcut broken, for
 training teachers) and the test splits ``id``, ``ood`` and ``swapped``.
 Options (keyword-only): ``size`` (image side, default 32) and ``bias`` (the
 probability a train / val image carries its class's shortcut, default 1.0).
+Any dataset, built in or on disk, by name: :func:`teakit.data.load.load_data`.
+
+Importing this package imports no torch (the dataset names in
+:mod:`teakit.data.names` are all the command line needs); the rest is imported
+on first use.
 """
 from __future__ import annotations
 
-from .colored_digits import NUM_CLASSES, PALETTE, build_colored_digits
-from .digits_on_scenes import OOD_SCENES, SCENES, TRAIN_SCENES, build_digits_on_scenes
-from .imageset import ImageSet
+import importlib
 
-BUILTIN = ("colored-digits", "digits-on-scenes")
+from .names import BUILTIN, DATASETS, DISK_DATASETS
+
 SPLITS = ("train", "val", "train_debiased", "id", "ood", "swapped")
 
+_LAZY = {  # name: the submodule that defines it, imported on first access
+    "NUM_CLASSES": "colored_digits", "PALETTE": "colored_digits", "build_colored_digits": "colored_digits",
+    "OOD_SCENES": "digits_on_scenes", "SCENES": "digits_on_scenes", "TRAIN_SCENES": "digits_on_scenes",
+    "build_digits_on_scenes": "digits_on_scenes", "ImageSet": "imageset",
+}
 
-def load_builtin(name: str, seed: int = 0, **options) -> dict[str, ImageSet]:
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+def load_builtin(name: str, seed: int = 0, **options):
     """Build the built-in benchmark ``name`` (one of ``BUILTIN``) with ``seed``;
-    ``options`` (``size``, ``bias``) go to its builder."""
+    ``options`` (``size``, ``bias``) go to its builder; returns ``{split: ImageSet}``."""
     if name == "colored-digits":
+        from .colored_digits import build_colored_digits
         return build_colored_digits(seed, **options)
     if name == "digits-on-scenes":
+        from .digits_on_scenes import build_digits_on_scenes
         return build_digits_on_scenes(seed, **options)
     raise ValueError(f"unknown built-in dataset name {name!r}; known names: {', '.join(BUILTIN)}")
 
 
-__all__ = ["BUILTIN", "NUM_CLASSES", "SPLITS", "ImageSet", "load_builtin", "build_colored_digits",
-           "build_digits_on_scenes", "PALETTE", "TRAIN_SCENES", "OOD_SCENES", "SCENES"]
+__all__ = ["BUILTIN", "DATASETS", "DISK_DATASETS", "NUM_CLASSES", "SPLITS", "ImageSet", "load_builtin",
+           "build_colored_digits", "build_digits_on_scenes", "PALETTE", "TRAIN_SCENES", "OOD_SCENES", "SCENES"]

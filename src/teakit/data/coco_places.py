@@ -110,7 +110,12 @@ class _ArrayFile:
         self.path = path
         try:
             if path.suffix == ".h5py":
-                import h5py
+                try:
+                    import h5py
+                except ImportError as exc:  # an optional dependency: the extra teakit[h5]
+                    raise ImportError(f"{path}: reading the generator's .h5py files needs h5py, an optional "
+                                      "dependency: pip install 'teakit[h5]' (or convert the files to .npz)",
+                                      name="h5py") from exc
                 self._f = h5py.File(path, "r")
                 self.files = list(self._f.keys())
             else:

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .colored_digits import NUM_CLASSES, _SPLIT, check_options, colour_splits, rng_for
+from .colored_digits import _SPLIT, NUM_CLASSES, check_options, colour_splits, rng_for
 from .imageset import ImageSet
 from .readers import DataError
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-COLOR_MODES = ("rgb", "gray")
+from .names import COLOR_MODES
+
 _NUMERIC_MODES = ("F", "I", "I;16", "I;16B", "I;16L", "I;16N")
 
 

@@ -10,9 +10,8 @@ intensity ``a``; mask ``a > 0.5``), drawn as white strokes:
 so the background is darkened to at most ``BACKGROUND_GAIN`` (0.6) and stays
 legible behind the white digit; every mask pixel is grey (all channels = a >
 0.5) and carries nothing of the scene, so a perfect mask removes the shortcut
-entirely.  (Blending the scene into the strokes as well leaked it: a
-classifier trained on ground-truth-masked biased images then scored 71 % on
-``swapped``.)
+entirely (blending the scene into the strokes as well would leak it to a
+masked classifier).
 
 Backgrounds: real photographs bundled with scikit-image (``skimage.data``,
 only images that load without a download).  Each photo is converted to RGB
@@ -48,8 +47,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .colored_digits import (NUM_CLASSES, biased_choice, check_options, digit_intensities, rng_for,
-                             split_indices, swapped_choice)
+from .colored_digits import (
+    NUM_CLASSES,
+    biased_choice,
+    check_options,
+    digit_intensities,
+    rng_for,
+    split_indices,
+    swapped_choice,
+)
 from .imageset import ImageSet
 
 TRAIN_SCENES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",

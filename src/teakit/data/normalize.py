@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 from .imageset import ImageSet
+from .names import NORMALIZE_MODES
 
-NORMALIZE_MODES = ("none", "imagenet", "dataset")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

@@ -244,7 +244,13 @@ def read_folder(root, size: int = 32, classes=None, validate: bool = True, *, la
     """Read ``root/metadata.csv`` (``filename,label,split[,group][,source]
     [,mask_filename]``, paths relative to ``root``).  Splits ``train``,
     ``val``, ``test`` are required; any other split name is kept as an extra
-    test split.  ``group`` (int, -1 = none) becomes ``ImageSet.bias``.
+    test split.  ``group`` becomes ``ImageSet.bias``: integer ids (-1 = none) as
+    written, or names (e.g. ``bear@coffee``) mapped to ids by :func:`group_ids` --
+    the sorted names seen in ``train`` first, then the sorted names seen only in
+    other splits -- with the names in id order in ``info["group_names"]``.  An
+    empty cell (or -1) means no group in either form; integers and names mixed in
+    one file are an error naming the row.  ``source`` is free text (a name or a
+    number, kept as written in ``info["sources"]``).
     ``lazy`` and ``color``: see :func:`_assemble` and :mod:`teakit.data.decode`."""
     root = Path(root)
     csv_path = root / "metadata.csv"
@@ -252,16 +258,54 @@ def read_folder(root, size: int = 32, classes=None, validate: bool = True, *, la
     rows = []
     for n, rec in records:
         _require_fields(rec, ("filename", "split"), csv_path, n)
-        group = -1
-        if "group" in columns and rec.get("group", "") != "":
-            group = _parse_int(rec["group"], "group", csv_path, n)
+        rows.append(_Row(row=n, filename=rec["filename"], label=rec["label"], split=rec["split"],
+                         source=rec.get("source") if "source" in columns else None,
+                         mask=_mask_path(root, rec.get("mask_filename"))))
+    group_names = None
+    if "group" in columns:
+        ids, group_names = group_ids(csv_path, [(n, rec.get("group", ""), r.split)
+                                                for (n, rec), r in zip(records, rows)])
+        for r, g in zip(rows, ids):
+            r.group = g
+    return _finish(csv_path, root, rows, classes, size, validate, has_source="source" in columns,
+                   lazy=lazy, color=color, extra_info={"group_names": group_names} if group_names else None)
+
+
+def group_ids(csv_path: Path, cells: list[tuple[int, str, str]]) -> tuple[list[int], list[str] | None]:
+    """The group id of every ``(row, group cell, split)`` of a table, and the group names
+    (None when the groups are integers).
+
+    Integer cells are the ids themselves (>= -1).  Name cells are numbered
+    deterministically, whatever the row order: the distinct names of ``train`` rows in
+    sorted order get ids 0, 1, ..., then the names found only in other splits, sorted;
+    the names, in id order, are returned.  An empty cell, or -1, means no group (-1)
+    in both forms.  Integers (other than -1) and names in one table raise
+    ``DataError`` naming the first row whose form differs from the first group's."""
+    first = None  # (row, text, is_int) of the first group given
+    for n, text, _ in cells:
+        if text == "" or text == "-1":
+            continue
+        is_int = _is_int(text)
+        if first is None:
+            first = (n, text, is_int)
+        elif is_int != first[2]:
+            kind = {True: "an integer", False: "a name"}
+            raise DataError(f"{_where(csv_path, n)}: group {text!r} is {kind[is_int]}, but the group of row "
+                            f"{first[0]} ({first[1]!r}) is {kind[first[2]]}; give every group as an integer id "
+                            "or every group as a name, not both (empty or -1: no group)")
+    if first is None or first[2]:
+        ids = []
+        for n, text, _ in cells:
+            group = -1 if text == "" else _parse_int(text, "group", csv_path, n)
             if group < -1:
                 raise DataError(f"{_where(csv_path, n)}: group must be >= -1, got {group}")
-        rows.append(_Row(row=n, filename=rec["filename"], label=rec["label"], split=rec["split"],
-                         group=group, source=rec.get("source") if "source" in columns else None,
-                         mask=_mask_path(root, rec.get("mask_filename"))))
-    return _finish(csv_path, root, rows, classes, size, validate, has_source="source" in columns,
-                   lazy=lazy, color=color)
+            ids.append(group)
+        return ids, None
+    named = [(text, split) for _, text, split in cells if text not in ("", "-1")]
+    in_train = sorted({t for t, split in named if split == "train"})
+    names = in_train + sorted({t for t, _ in named} - set(in_train))
+    index = {name: i for i, name in enumerate(names)}
+    return [index.get(text, -1) for _, text, _ in cells], names
 
 
 def _finish(csv_path, image_root, rows, classes, size, validate, bias_of=None, has_source=False,
@@ -334,7 +378,8 @@ def _fmt(counter: Counter) -> str:
 
 def check_data(splits: dict[str, ImageSet], info: dict) -> str:
     """A human-readable summary: per split the image count and the counts per
-    class, group (bias), source and original image size."""
+    class, group (bias; ``id (name)`` where ``info["group_names"]`` names it), source
+    and original image size."""
     classes = info.get("classes")
     lines = [f"classes: {', '.join(map(str, classes))}" if classes else "classes: ?"]
     total = 0
@@ -344,7 +389,9 @@ def check_data(splits: dict[str, ImageSet], info: dict) -> str:
         lines.append(f"split {name}: {len(ds)} images")
         lines.append("  per class: " + _fmt(Counter(classes[y] if classes and y < len(classes) else y
                                                     for y in ys)))
-        lines.append("  per group: " + _fmt(Counter(ds.bias.tolist())))
+        names = info.get("group_names") or []
+        lines.append("  per group: " + _fmt(Counter(f"{g} ({names[g]})" if 0 <= g < len(names) else g
+                                                    for g in ds.bias.tolist())))
         sources = info.get("sources", {}).get(name)
         if sources is not None:
             lines.append("  per source: " + _fmt(Counter(sources)))

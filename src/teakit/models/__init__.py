@@ -15,10 +15,10 @@ import torch
 import torch.nn as nn
 from torchvision.models import ResNet, resnet18, resnet34, resnet50
 
+from ..names import MODEL_NAMES
 from .cnn import SmallCNN
 from .unet import UNet
 
-MODEL_NAMES = ("cnn", "resnet18", "resnet34", "resnet50", "unet")
 _RESNETS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
 
 __all__ = ["MODEL_NAMES", "SmallCNN", "UNet", "build_model", "get_head", "get_feature_dim",

@@ -10,15 +10,13 @@ the student's maps come from ``teakit.explain(..., method=method)`` with
 teacher is explained on its ``classifier_input`` without a graph, the student
 with ``create_graph=True``.  There is no ε (these explainers have none) and no
 heatmap cache (a cache holds LRP maps).  Hyper-parameters and their defaults
-are TEA's (``classes="sample"``, ``p_top=0.5``, ``loss="l1"``,
-``pyramid=True``, ``min_side=8``).
+are TEA's (:class:`teakit.config.TEAConfig`), without ε and the hidden-layer term.
 
 Implementation: a subclass of :class:`TEA` that only sets ``method`` (TEA
 explains teacher and student with ``self.method``).  ``num_classes`` defaults
 to the teacher head's output size.
 """
 from __future__ import annotations
-
 
 from ..models import get_head
 from .tea import TEA
@@ -30,9 +28,12 @@ class ExplanationDistillation(TEA):
     name = "explanation_distill"
     selection_key = "heatmap_loss"
 
-    def __init__(self, teacher, method: str, num_classes: int | None = None, classes: str = "sample",
-                 p_top: float = 0.5, loss: str = "l1", pyramid: bool = True, min_side: int = 8,
-                 label_weight: float = 0.0, kd_weight: float = 0.0, shift: int = 0, bias_prior: str = "uniform"):
+    def __init__(self, teacher, method: str, num_classes: int | None = None, **options):
+        """``options``: TEA's (:class:`~teakit.config.TEAConfig`) but ε, which these explainers lack, and the
+        hidden-layer term, which is LRP's."""
+        if "eps_log_range" in options or options.get("feature_weight"):
+            raise ValueError(f"explanation distillation with {method} has no ε and no hidden-layer term")
+        options.pop("feature_weight", None), options.pop("feature_layer", None)
         if method not in EXPLANATION_METHODS:
             hint = " (LRP-ε is the TEA objective itself)" if method == "lrp" else ""
             raise ValueError(f"method={method!r}; expected one of {', '.join(EXPLANATION_METHODS)}{hint}")
@@ -42,14 +43,12 @@ class ExplanationDistillation(TEA):
             except TypeError as err:
                 raise ValueError("cannot read the number of classes from the teacher's classifier; "
                                  "give num_classes") from err
-        super().__init__(teacher, num_classes, classes=classes, p_top=p_top, loss=loss, pyramid=pyramid,
-                         min_side=min_side, label_weight=label_weight, kd_weight=kd_weight, shift=shift,
-                         bias_prior=bias_prior)
+        super().__init__(teacher, num_classes, feature_weight=0.0, **options)
         self.method = method
         self.name = method
 
     def config(self) -> dict:
         cfg = super().config()
-        for key in ("eps_log_range", "cache"):
+        for key in ("eps_log_range", "cache", "feature_weight", "feature_layer"):
             cfg.pop(key)
         return {**cfg, "method": self.method}

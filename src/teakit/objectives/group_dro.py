@@ -29,6 +29,23 @@ import torch.nn.functional as F
 from .base import Objective, output_logs
 
 
+def group_options(num_classes: int | None, num_bias: int | None = None, bias_is_group: bool = False,
+                  **kw) -> dict:
+    """GroupDRO's options ``kw`` with its groups decided: the one place that decides them.
+
+    Groups are (label, bias) pairs, ``num_classes`` labels times ``num_bias`` bias
+    values (default: one bias value per class, as in the built-in benchmarks), or,
+    with ``bias_is_group`` (a dataset whose bias attribute already is the group,
+    e.g. Waterbirds), the bias value alone (``num_classes`` None).  A
+    ``num_classes`` or ``num_groups`` given in ``kw`` wins."""
+    classes = kw.get("num_classes", None if bias_is_group else num_classes)
+    n_bias = num_classes if num_bias is None else num_bias
+    if n_bias is None:
+        raise ValueError("GroupDRO: give num_bias (the number of bias values) or num_classes")
+    groups = kw.get("num_groups", n_bias if classes is None else n_bias * classes)
+    return {**kw, "num_classes": classes, "num_groups": groups}
+
+
 class GroupDRO(Objective):
     name = "groupdro"
     selection_key = "worst_group_loss"

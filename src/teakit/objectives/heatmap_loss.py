@@ -1,4 +1,4 @@
-"""The TEA heatmap-matching loss (DESIGN.md §2).
+"""The TEA heatmap-matching loss.
 
 Per sample b and pyramid level s (the map and its average-pooled versions with
 kernel = stride = 2, 4, 8, ... while the pooled side stays >= ``min_side``):

@@ -22,9 +22,8 @@ On a fully biased training set (the built-in benchmarks: bias attribute =
 class) every environment holds one class, and its penalty, the square of the mean over the environment's
 images of ``E_softmax(z)[z] - z_y``, is zero only when the true class's logit
 equals, on average, the softmax-weighted mean of the logits, which confident
-correct predictions cannot meet.  So IRM flattens its logits and ranks the true class below the
-top: in the demo at its base learning rate it got 0 % validation accuracy on
-colored-digits, with a logit spread (standard deviation over classes) of 0.3.
+correct predictions cannot meet.  So IRM flattens its logits and can rank the true class below the
+top (docs/results.md shows it in the demo).
 """
 from __future__ import annotations
 

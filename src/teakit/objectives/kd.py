@@ -13,9 +13,16 @@ logits have the student's number of classes.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .base import Objective, output_logs
-from .tea import kd_loss
+
+
+def kd_loss(student_logits, teacher_logits, temperature: float = 3.0):
+    """KL(softmax(t/T) ‖ softmax(s/T)) · T², the batch mean."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits / t, 1), F.log_softmax(teacher_logits / t, 1),
+                    log_target=True, reduction="batchmean") * t * t
 
 
 class KD(Objective):

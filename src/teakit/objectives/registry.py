@@ -17,7 +17,7 @@ from .attention_transfer import AttentionTransfer
 from .erm import ERM
 from .explanation_distill import EXPLANATION_METHODS, ExplanationDistillation
 from .feature_distill import FeatureDistillation
-from .group_dro import GroupDRO
+from .group_dro import GroupDRO, group_options
 from .irm import IRM
 from .isnet import ISNetStyle
 from .jtt import JTT
@@ -70,11 +70,8 @@ def build_objective(name: str, teacher=None, num_classes: int = 10, **kw):
         return TEA(teacher, num_classes, **kw)
     if name in EXPLANATION_METHODS:
         return ExplanationDistillation(teacher, name, num_classes=num_classes, **kw)
-    if name == "groupdro":
-        kw.setdefault("num_classes", num_classes)  # None: groups = bias attribute alone
-        n_bias = num_classes  # the built-in benchmarks have one bias value per class
-        kw.setdefault("num_groups", n_bias * kw["num_classes"] if kw["num_classes"] is not None else n_bias)
-        return GroupDRO(**kw)
+    if name == "groupdro":  # num_classes=None in kw: groups = bias attribute alone
+        return GroupDRO(**group_options(num_classes, **kw))
     if name == "jtt" and "error_set" not in kw:
         raise ValueError("objective 'jtt' needs error_set=... (a (N,) bool tensor of stage-1 mistakes; "
                          "see teakit.objectives.jtt.error_set)")

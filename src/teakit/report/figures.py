@@ -50,23 +50,89 @@ def model_maps(model, x, target, eps: float = 0.01) -> torch.Tensor:
     return explain(model.eval(), x, target, eps=eps)
 
 
-def explain_figure(dataset: str, model_dir, out_dir, teacher_dir=None, split: str = "swapped", n: int = 8,
-                   eps: float = 0.01):
-    """`tea explain`: the first ``n`` images of ``split`` with the teacher's and the
-    model's LRP-ε maps of the image's true class."""
-    from ..commands import load_data
-    from ..runs import load_model, load_teacher
+def pick_across_classes(y: torch.Tensor, n: int, seed: int = 0) -> list[int]:
+    """Up to ``n`` indices of ``y`` spread over its classes, deterministic for ``seed``:
+    the classes in a seeded random order, each class's images in a seeded random order,
+    then one image of each class in turn (round robin) until ``n`` are picked, so
+    min(``n``, number of classes) classes are shown.  Returned sorted by class, then by
+    turn."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    g = torch.Generator().manual_seed(int(seed))
+    classes = sorted(int(c) for c in torch.as_tensor(y).unique())
+    pools = {}
+    for c in classes:  # drawn in class order: the same draws whatever n is
+        members = (torch.as_tensor(y) == c).nonzero().flatten()
+        pools[c] = members[torch.randperm(len(members), generator=g)].tolist()
+    order = [classes[i] for i in torch.randperm(len(classes), generator=g).tolist()]
+    picked, turn = [], 0
+    while len(picked) < n and any(turn < len(pools[c]) for c in classes):
+        for c in order:
+            if turn < len(pools[c]) and len(picked) < n:
+                picked.append((c, turn, pools[c][turn]))
+        turn += 1
+    return [i for _, _, i in sorted(picked)]
 
-    model, config = load_model(model_dir)
-    data = load_data(dataset, config.get("data_seed", 0), **config.get("data_options", {}))[split]
-    x, y = data.x[:n], data.y[:n]
+
+def class_label(names, c: int) -> str:
+    """The name of class ``c`` from ``names`` (a reader's ``info["classes"]``), else its index."""
+    return str(names[c]) if names and 0 <= c < len(names) else str(c)
+
+
+def _default_split(splits) -> str:
+    from ..data.load import TRAINING_SPLITS
+    for name in ("swapped", "test"):
+        if name in splits:
+            return name
+    return next((s for s in splits if s not in TRAINING_SPLITS), next(iter(splits)))
+
+
+def explain_figure(dataset: str | None, model_dir, out_dir, teacher_dir=None, split: str | None = None, n: int = 8,
+                   eps: float = 0.01, seed: int = 0):
+    """`tea explain`: ``n`` images of ``split`` (any split of the dataset; default
+    ``swapped``, else ``test``, else its first test split) picked across the classes
+    by :func:`pick_across_classes`, each row labelled with its class name, with the
+    teacher's and the model's LRP-ε maps of the image's true class.  ``model_dir``: a
+    run folder, or a teacher folder (its maps alone); the data are read as the run was
+    trained; ``dataset`` defaults to the run's.  A segmenter teacher's noise fill is
+    seeded per image as in evaluation (:func:`teakit.evaluate.image_generators`)."""
+    from ..data.load import load_data
+    from ..evaluate import image_generators
+    from ..runs import load_evaluand, load_teacher
+
+    model, config, kind = load_evaluand(model_dir)
+    dataset = dataset or config.get("dataset")
+    if dataset is None:
+        raise ValueError(f"{model_dir}: its config names no dataset; give --dataset")
+    data, info = load_data(dataset, config.get("data_seed", 0), with_info=True, **(config.get("data_options") or {}))
+    split = split or _default_split(data)
+    if split not in data:
+        raise ValueError(f"--split {split!r}: {dataset} has no such split; its splits: {', '.join(data)}")
+    part = data[split]
+    if not len(part):
+        raise ValueError(f"--split {split!r} of {dataset} holds no images")
+    idx = pick_across_classes(part.y, n, seed)
+    chosen = part.subset(torch.tensor(idx, dtype=torch.long))
+    x, y = (chosen.x if torch.is_tensor(chosen.x) else chosen.x[:]), chosen.y
+    if kind != "run":
+        if teacher_dir:
+            raise ValueError(f"--teacher: {model_dir} is a teacher folder itself; its maps are shown")
+        teacher_dir = model_dir
+    else:
+        teacher_dir = teacher_dir or config.get("teacher")
     maps = {}
-    teacher_dir = teacher_dir or config.get("teacher")
     if teacher_dir:
         teacher = load_teacher(teacher_dir)
-        maps["teacher"] = teacher.heatmap(x, y, eps, generator=torch.Generator().manual_seed(0))
-    maps[Path(model_dir).name] = model_maps(model, x, y, eps)
-    return heatmap_grid(x, maps, Path(out_dir) / f"explain-{split}.png", [f"class {int(c)}" for c in y])
+        maps["teacher"] = teacher.heatmap(x, y, eps, generator=image_generators(idx))
+    if kind == "run":
+        maps[Path(model_dir).name] = model_maps(model, x, y, eps)
+    shown = x
+    if part.norm is not None:  # show the images as read, not normalised
+        mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in part.norm)
+        shown = x * std + mean
+    names = info.get("classes")
+    return heatmap_grid(shown, maps, Path(out_dir) / f"explain-{split}.png",
+                        [class_label(names, c) for c in y.tolist()])
 
 
 def accuracy_bars(rows: list[dict], path, splits=("id", "ood", "swapped"), title: str = ""):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..demo import method_label
+from ..methods import method_label
 from .figures import accuracy_bars, heatmap_grid
 from .targets import check
 
@@ -58,7 +58,7 @@ def _html_table(header, body) -> str:
 
 
 def _heatmaps(dataset, folders, stages, out_png, n=6):
-    from ..commands import load_data
+    from ..data.load import load_data
     from ..runs import load_model, load_teacher
     from .figures import model_maps
 

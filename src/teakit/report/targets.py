@@ -13,7 +13,7 @@ of ERM's.  Values are fractions, as in the rows; a method without a value
 """
 from __future__ import annotations
 
-from ..demo import BASELINES, TEA_INPUT
+from ..methods import BASELINES, TEA_INPUT
 from ..objectives.registry import OBJECTIVES
 
 SPLITS = ("ood", "swapped")

@@ -10,7 +10,13 @@ Both derive from :class:`Teacher` and share ``forward(x, generator=None)``,
 """
 from .base import Teacher
 from .debiased import DebiasedTeacher
-from .segmenter import FILLS, HEATMAP_OF, SegmenterTeacher, dice_bce_loss, fill_background
+from .segmenter import (
+           FILLS,
+           HEATMAP_OF,
+           SegmenterTeacher,
+           dice_bce_loss,
+           fill_background,
+)
 
 __all__ = ["Teacher", "DebiasedTeacher", "SegmenterTeacher", "dice_bce_loss",
            "fill_background", "FILLS", "HEATMAP_OF"]

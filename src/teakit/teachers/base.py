@@ -5,6 +5,9 @@ the image the classifier actually sees (:meth:`Teacher.classifier_input`;
 identity by default).  The distillation code only uses ``forward``,
 ``heatmap`` and ``heatmap_and_logits``, which all take
 ``(x, [target, eps,] generator=None)``, so every teacher is used alike.
+``generator`` (random preprocessing, e.g. a noise fill) is one
+``torch.Generator`` for the batch or a sequence of one per image
+(:func:`teakit.evaluate.image_generators`: the same draws for an image in any batch).
 
 ``freeze()`` puts the teacher in eval mode, turns off ``requires_grad`` on all
 its parameters and returns it (``teacher = SomeTeacher(...).freeze()``); a

@@ -19,10 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..names import FILLS, HEATMAP_OF
 from .base import Teacher
-
-FILLS = ("noise", "zero", "mean", "blur")
-HEATMAP_OF = ("masked", "input")
 
 
 def dice_bce_loss(logits: torch.Tensor, mask: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
@@ -70,7 +68,9 @@ def fill_background(x: torch.Tensor, keep: torch.Tensor, fill: str = "noise",
     are replaced; pixels where it is True are kept bit-identical.
 
     ``fill``: ``"noise"`` uniform [0, 1) noise per pixel and channel (drawn with
-    ``generator``, which must live on ``x``'s device), ``"zero"``, ``"mean"``
+    ``generator``, which must live on ``x``'s device; or a sequence of one generator
+    per image, each image's noise drawn from its own, so that an image gets the same
+    fill whatever batch it is in -- see :func:`teakit.evaluate.image_generators`), ``"zero"``, ``"mean"``
     (each image's per-channel mean over all its pixels), ``"blur"`` (Gaussian
     blur of the whole image with σ = max(H, W) / 8).
     """
@@ -83,7 +83,12 @@ def fill_background(x: torch.Tensor, keep: torch.Tensor, fill: str = "noise",
     if keep.shape != (x.shape[0], 1, *x.shape[2:]):
         raise ValueError(f"keep must have shape {(x.shape[0], 1, *x.shape[2:])}, "
                          f"got {tuple(keep.shape)}")
-    if fill == "noise":
+    if fill == "noise" and isinstance(generator, (list, tuple)):
+        if len(generator) != len(x):
+            raise ValueError(f"{len(generator)} generators for a batch of {len(x)} images; give one per image")
+        filler = torch.stack([torch.rand(x.shape[1:], generator=g, device=x.device, dtype=x.dtype)
+                              for g in generator]) if len(x) else torch.empty_like(x)
+    elif fill == "noise":
         filler = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     elif fill == "zero":
         filler = torch.zeros_like(x)

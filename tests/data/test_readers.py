@@ -5,63 +5,17 @@ import csv
 import numpy as np
 import pytest
 import torch
+from disk_fixtures import FOLDER_ROWS, make_folder, make_xray, mask_png, png, write_csv
 from PIL import Image
 
-from teakit.data.readers import (DataError, check_data, export_subpopbench, read_folder,
-                                 read_waterbirds, read_xray)
-
-
-def _png(path, size=(8, 8), color=(200, 30, 30), mode="RGB"):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new(mode, size, color).save(path)
-
-
-def _mask(path, size=(8, 8)):
-    """Left half foreground (255), right half background."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arr = np.zeros((size[1], size[0]), dtype=np.uint8)
-    arr[:, : size[0] // 2] = 255
-    Image.fromarray(arr).save(path)
-
-
-def _csv(path, header, rows):
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-
-
-# filename, label, split, group, source
-FOLDER_ROWS = [
-    ("img/a0.png", "cat", "train", 0, "s1"),
-    ("img/a1.png", "cat", "train", 1, "s2"),
-    ("img/b0.png", "dog", "train", 1, "s1"),
-    ("img/b1.png", "dog", "train", 0, "s2"),
-    ("img/a2.png", "cat", "val", 0, "s1"),
-    ("img/b2.png", "dog", "val", 1, "s2"),
-    ("img/a3.png", "cat", "test", 1, "s1"),
-    ("img/b3.png", "dog", "test", 0, "s2"),
-]
-
-
-def make_folder(root, rows=FOLDER_ROWS, masks=True):
-    """Write images (+ masks) and ``metadata.csv``; returns the CSV path."""
-    out = []
-    for i, (fname, label, split, group, source) in enumerate(rows):
-        if i == 1:
-            _png(root / fname, mode="L", color=128)  # grayscale -> RGB
-        elif i == 2:
-            _png(root / fname, mode="RGBA", color=(0, 0, 255, 100))  # RGBA -> RGB
-        elif i == 3:
-            _png(root / fname, size=(12, 12))
-        else:
-            _png(root / fname)
-        mask_name = fname.replace("img/", "mask/")
-        if masks:
-            _mask(root / mask_name, size=(12, 12) if i == 3 else (8, 8))
-        out.append((fname, label, split, group, source, mask_name if masks else ""))
-    _csv(root / "metadata.csv", ["filename", "label", "split", "group", "source", "mask_filename"], out)
-    return root / "metadata.csv"
+from teakit.data.readers import (
+    DataError,
+    check_data,
+    export_subpopbench,
+    read_folder,
+    read_waterbirds,
+    read_xray,
+)
 
 
 def _rewrite(csv_path, edit):
@@ -70,7 +24,7 @@ def _rewrite(csv_path, edit):
         data = list(csv.reader(f))
     header, rows = data[0], data[1:]
     edit(header, rows)
-    _csv(csv_path, header, rows)
+    write_csv(csv_path, header, rows)
 
 
 def test_read_folder_good(tmp_path):
@@ -109,9 +63,9 @@ def test_read_waterbirds(tmp_path):
         fname = f"{i:03d}.Bird/bird_{i}.jpg"
         (tmp_path / fname).parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (12, 12), (10 * i, 50, 90)).save(tmp_path / fname, format="JPEG")
-        _mask(masks / fname.replace(".jpg", ".png"), size=(12, 12))
+        mask_png(masks / fname.replace(".jpg", ".png"), size=(12, 12))
         rows.append((i + 1, fname, y, split, place))
-    _csv(tmp_path / "metadata.csv", ["img_id", "img_filename", "y", "split", "place"], rows)
+    write_csv(tmp_path / "metadata.csv", ["img_id", "img_filename", "y", "split", "place"], rows)
     splits, info = read_waterbirds(tmp_path, size=8, masks_dir=masks)
     assert list(splits) == ["train", "val", "test"]
     assert info["classes"] == ["landbird", "waterbird"]
@@ -123,20 +77,8 @@ def test_read_waterbirds(tmp_path):
     assert splits["train"].mask[:, :, :, :4].all() and not splits["train"].mask[:, :, :, 4:].any()
 
 
-def _make_xray(root):
-    rows = []
-    for i, (label, split, source) in enumerate(
-            [("normal", "train", "A"), ("covid", "train", "B"), ("normal", "train", "B"),
-             ("covid", "train", "A"), ("normal", "val", "A"), ("covid", "val", "B"),
-             ("normal", "test", "A"), ("covid", "test", "B"),
-             ("covid", "train", "C"), ("normal", "test", "C"), ("covid", "val", "C")]):
-        _png(root / f"x{i}.png", mode="L", color=20 * i)
-        rows.append((f"x{i}.png", label, split, source))
-    _csv(root / "metadata.csv", ["filename", "label", "split", "source"], rows)
-
-
 def test_read_xray_external(tmp_path):
-    _make_xray(tmp_path)
+    make_xray(tmp_path)
     splits, info = read_xray(tmp_path, size=8, external_sources=("C",))
     assert list(splits) == ["train", "val", "test", "external"]
     assert info["files"]["external"] == ["x8.png", "x9.png", "x10.png"]
@@ -151,8 +93,8 @@ def test_read_xray_external(tmp_path):
 
 
 def test_check_data_summary(tmp_path):
-    _make_xray(tmp_path)
-    _png(tmp_path / "x0.png", size=(12, 12))
+    make_xray(tmp_path)
+    png(tmp_path / "x0.png", size=(12, 12))
     splits, info = read_xray(tmp_path, size=8, external_sources=["C"])
     text = check_data(splits, info)
     assert "split train: 4 images" in text and "split external: 3 images" in text
@@ -165,7 +107,7 @@ def test_export_subpopbench_round_trip(tmp_path):
     make_folder(tmp_path / "data")
     _rewrite(tmp_path / "data" / "metadata.csv", lambda h, rs: rs.append(
         ["img/a0.png".replace("a0", "a9"), "cat", "extra", "1", "s1", ""]))
-    _png(tmp_path / "data" / "img" / "a9.png")
+    png(tmp_path / "data" / "img" / "a9.png")
     splits, info = read_folder(tmp_path / "data", size=8)
     out = export_subpopbench(splits, info, tmp_path / "subpop.csv")
     with open(out, newline="") as f:
@@ -223,7 +165,7 @@ def test_corrupt_image(tmp_path):
 
 def test_mask_size_mismatch(tmp_path):
     make_folder(tmp_path)
-    _mask(tmp_path / "mask" / "b0.png", size=(12, 12))
+    mask_png(tmp_path / "mask" / "b0.png", size=(12, 12))
     with pytest.raises(DataError, match=r"metadata\.csv, row 4: mask file .*b0\.png is 12x12 "
                                         r"but image .*b0\.png is 8x8"):
         read_folder(tmp_path)
@@ -246,7 +188,7 @@ def test_val_label_never_in_train(tmp_path):
 
 
 def test_nonfinite_float_image(tmp_path):
-    _make_xray(tmp_path)
+    make_xray(tmp_path)
     arr = np.full((8, 8), 0.5, dtype=np.float32)
     arr[2, 3] = np.nan
     Image.fromarray(arr).save(tmp_path / "x6.tif")
@@ -256,8 +198,8 @@ def test_nonfinite_float_image(tmp_path):
 
 
 def test_waterbirds_bad_split_code(tmp_path):
-    _png(tmp_path / "a.jpg")
-    _csv(tmp_path / "metadata.csv", ["img_id", "img_filename", "y", "split", "place"],
+    png(tmp_path / "a.jpg")
+    write_csv(tmp_path / "metadata.csv", ["img_id", "img_filename", "y", "split", "place"],
          [(1, "a.jpg", 0, 5, 0)])
     with pytest.raises(DataError, match=r"metadata\.csv, row 2: split of a\.jpg must be one of"):
         read_waterbirds(tmp_path)
@@ -276,3 +218,59 @@ def test_class_names_option_through_the_cli(tmp_path, capsys):
         rc = e.code
     captured = capsys.readouterr()
     assert rc != 0 and "row 4: label 'dog' of img/b0.png is not one of the classes" in captured.out + captured.err
+
+
+def _group_column(csv_path, groups):
+    """Set the group cell of every row of a folder table to ``groups[i]``."""
+    def edit(header, rows):
+        for r, g in zip(rows, groups):
+            r[header.index("group")] = g
+    _rewrite(csv_path, edit)
+
+
+def test_read_folder_group_names_map_to_ids_train_names_first(tmp_path):
+    # rows: train a0 a1 b0 b1, val a2 b2, test a3 b3; "zebra@val" occurs only outside train
+    csv_path = make_folder(tmp_path)
+    _group_column(csv_path, ["owl@snow", "bear@coffee", "", "owl@snow", "zebra@val", "bear@coffee", "-1", "aa@test"])
+    splits, info = read_folder(tmp_path, size=8)
+    # train names sorted (bear@coffee, owl@snow), then the others sorted (aa@test, zebra@val)
+    assert info["group_names"] == ["bear@coffee", "owl@snow", "aa@test", "zebra@val"]
+    assert splits["train"].bias.tolist() == [1, 0, -1, 1]
+    assert splits["val"].bias.tolist() == [3, 0] and splits["test"].bias.tolist() == [-1, 2]
+    assert "per group: -1: 1, 0 (bear@coffee): 1, 1 (owl@snow): 2" in check_data(splits, info)
+    # the mapping does not depend on the row order
+    _rewrite(csv_path, lambda h, rs: rs.reverse())
+    splits2, info2 = read_folder(tmp_path, size=8)
+    assert info2["group_names"] == info["group_names"]
+    assert splits2["train"].bias.tolist() == [1, -1, 0, 1]
+
+
+def test_read_folder_integer_groups_unchanged_and_sources_are_names(tmp_path):
+    make_folder(tmp_path)
+    splits, info = read_folder(tmp_path, size=8)
+    assert "group_names" not in info and splits["train"].bias.tolist() == [0, 1, 1, 0]
+    assert info["sources"]["test"] == ["s1", "s2"]  # sources are free text already
+
+
+def test_read_folder_mixed_int_and_name_groups(tmp_path):
+    csv_path = make_folder(tmp_path)
+    _group_column(csv_path, ["-1", "bear@coffee", "owl@snow", "3", "", "owl@snow", "0", "1"])
+    with pytest.raises(DataError, match=r"metadata\.csv, row 5: group '3' is an integer, but the group of "
+                                        r"row 3 \('bear@coffee'\) is a name"):
+        read_folder(tmp_path, size=8)
+    _group_column(csv_path, ["2", "-1", "0", "cat@home", "0", "1", "0", "1"])
+    with pytest.raises(DataError, match=r"row 5: group 'cat@home' is a name, but the group of row 2 \('2'\) "
+                                        r"is an integer"):
+        read_folder(tmp_path, size=8)
+    _group_column(csv_path, ["0", "-2", "0", "1", "0", "1", "0", "1"])
+    with pytest.raises(DataError, match=r"row 3: group must be >= -1, got -2"):
+        read_folder(tmp_path, size=8)
+
+
+def test_group_names_through_the_cli_check_data(tmp_path, capsys):
+    from teakit.cli import main
+
+    csv_path = make_folder(tmp_path)
+    _group_column(csv_path, ["b", "a", "a", "b", "a", "b", "a", "b"])
+    assert main(["check-data", "--dataset", "folder", "--data-root", str(tmp_path)]) in (0, None)
+    assert "per group: 0 (a): 2, 1 (b): 2" in capsys.readouterr().out

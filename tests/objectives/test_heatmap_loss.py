@@ -1,4 +1,4 @@
-"""The TEA loss against a slow, literal implementation of DESIGN.md §2."""
+"""The TEA loss against a slow, literal implementation of its definition."""
 import math
 
 import pytest
@@ -72,6 +72,7 @@ def test_teacher_is_detached_and_zero_student_map_has_finite_gradient():
 def test_joint_normalisation_matches_a_per_image_loop():
     """joint=R: maps r*B + b of image b share g = sqrt(mean_r mean|S|) * sqrt(mean_r mean|T|)."""
     import torch
+
     from teakit.objectives.heatmap_loss import heatmap_loss
 
     g = torch.Generator().manual_seed(0)

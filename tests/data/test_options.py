@@ -3,13 +3,18 @@
 indexed), through the readers, load_data and the CLI."""
 import pytest
 import torch
-from test_readers import _make_xray, _png, make_folder
+from disk_fixtures import make_folder, make_xray, png
 
 from teakit.cli import main
 from teakit.commands import load_data
 from teakit.data import ImageSet
 from teakit.data.lazy import LazyImages
-from teakit.data.normalize import IMAGENET_MEAN, IMAGENET_STD, channel_stats, normalize_splits
+from teakit.data.normalize import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    channel_stats,
+    normalize_splits,
+)
 from teakit.data.readers import read_folder, read_xray
 
 
@@ -29,7 +34,7 @@ def test_color_gray_makes_every_image_luminance(tmp_path):
 
 def test_normalize_dataset_uses_train_only(tmp_path):
     make_folder(tmp_path)
-    _png(tmp_path / "img" / "a2.png", color=(255, 255, 255))        # a val image far from train
+    png(tmp_path / "img" / "a2.png", color=(255, 255, 255))        # a val image far from train
     raw, _ = read_folder(tmp_path, size=8)
     norm, record = normalize_splits(raw, "dataset")
     tr = raw["train"].x
@@ -77,7 +82,7 @@ def test_imageset_norm_checks_the_raw_range():
 
 
 def test_lazy_reads_when_indexed(tmp_path):
-    _make_xray(tmp_path)
+    make_xray(tmp_path)
     eager, _ = read_xray(tmp_path, size=8, external_sources=["C"])
     lazy, info = read_xray(tmp_path, size=8, external_sources=["C"], lazy=True)
     tr = lazy["train"]
@@ -93,7 +98,7 @@ def test_lazy_reads_when_indexed(tmp_path):
     # the fingerprint follows the files: rewriting one changes it
     before = tr.fingerprint()
     assert before == read_xray(tmp_path, size=8, external_sources=["C"], lazy=True)[0]["train"].fingerprint()
-    _png(tmp_path / "x0.png", size=(9, 9))
+    png(tmp_path / "x0.png", size=(9, 9))
     assert tr.fingerprint() != before
     # normalisation statistics of lazy images equal those of the tensors
     (m1, s1), (m2, s2) = channel_stats(lazy["val"].x, batch_size=2), channel_stats(eager["val"].x)
@@ -101,7 +106,7 @@ def test_lazy_reads_when_indexed(tmp_path):
 
 
 def test_lazy_bad_file_after_validation_names_it(tmp_path):
-    _make_xray(tmp_path)
+    make_xray(tmp_path)
     lazy, _ = read_xray(tmp_path, size=8, lazy=True)
     (tmp_path / "x1.png").write_bytes(b"broken")
     lazy["train"].x[[0]]                                            # other rows still decode

@@ -2,51 +2,19 @@
 optional) and the generator's arrays converted to .npz, on fixtures written here;
 one test per bad-input case (the DataError names the file)."""
 import csv
+import sys
 
 import numpy as np
 import pytest
 import torch
+from disk_fixtures import make_coco_places, scene
 from PIL import Image
 
 from teakit.data.coco_places import read_coco_on_places
 from teakit.data.readers import DataError, export_subpopbench
 
+
 # generator folder -> (class ids, place ids, images per (class, place))
-LAYOUT = {"train": ((0, 1, 2), (0, 1), 2), "validtest": ((0, 1, 2), (0, 1), 1),
-          "idtest": ((0, 1, 2), (0, 1), 1), "oodtest": ((0, 1, 2), (5,), 1), "sgtest": ((0, 1, 2), (1,), 1)}
-CLASS_RGB = [(220, 20, 20), (20, 220, 20), (20, 20, 220)]
-
-
-def _scene(cls, place, side=12):
-    """Background grey level by place, a class-coloured square in the middle; its mask."""
-    img = np.full((side, side, 3), 30 * place + 10, dtype=np.uint8)
-    mask = np.zeros((side, side), dtype=np.uint8)
-    img[3:9, 3:9], mask[3:9, 3:9] = CLASS_RGB[cls], 255
-    return img, mask
-
-
-def make_coco_places(root, masks=True, layout=LAYOUT):
-    """Write the image-folder layout; returns the number of images written."""
-    n = 0
-    for split, (classes, places, k) in layout.items():
-        for c in classes:
-            for p in places:
-                for i in range(k):
-                    img, mask = _scene(c, p)
-                    path = root / split / str(c) / str(p) / f"{n}.png"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    Image.fromarray(img).save(path)
-                    if masks:
-                        mpath = root / "masks" / split / str(c) / str(p) / f"{n}.png"
-                        mpath.parent.mkdir(parents=True, exist_ok=True)
-                        Image.fromarray(mask).save(mpath)
-                    n += 1
-    # the anomaly split (a class outside the training classes) is not read
-    (root / "anotest" / "9" / "0").mkdir(parents=True)
-    Image.fromarray(_scene(0, 0)[0]).save(root / "anotest" / "9" / "0" / "a.png")
-    return n
-
-
 def test_folder_layout(tmp_path):
     assert make_coco_places(tmp_path) == 12 + 6 + 6 + 3 + 3
     splits, info = read_coco_on_places(tmp_path, size=8)
@@ -153,7 +121,7 @@ def test_two_folders_for_val(tmp_path):
 
 def test_image_outside_class_place_folder(tmp_path):
     make_coco_places(tmp_path)
-    Image.fromarray(_scene(0, 0)[0]).save(tmp_path / "train" / "0" / "stray.png")
+    Image.fromarray(scene(0, 0)[0]).save(tmp_path / "train" / "0" / "stray.png")
     with pytest.raises(DataError, match=r"image .*train/0/stray\.png is not in a <split>/<class>/<place>/"):
         read_coco_on_places(tmp_path)
 
@@ -189,7 +157,7 @@ def test_test_class_never_in_train(tmp_path):
 def test_the_generators_hdf5_files_read_like_their_npz_copies(tmp_path):
     """The generator writes <split>.h5py (images float32 (N, 3, 64, 64), y and g int32);
     read as written, they give exactly what the same arrays as .npz give."""
-    import h5py
+    h5py = pytest.importorskip("h5py")  # the optional extra teakit[h5]
 
     rng = np.random.default_rng(0)
     for ext in ("h5py", "npz"):
@@ -215,6 +183,24 @@ def test_the_generators_hdf5_files_read_like_their_npz_copies(tmp_path):
     (tmp_path / "h5py" / "validtest.h5py").write_bytes(b"\x89HDF\r\n not really")
     with pytest.raises(DataError, match=r"validtest\.h5py: cannot read \.h5py"):
         read_coco_on_places(tmp_path / "h5py")
+
+
+def test_hdf5_files_without_h5py_name_the_extra(tmp_path, monkeypatch):
+    """h5py is optional (teakit[h5]): without it, a .h5py file is an error that says what to install."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_h5py(name, *args, **kwargs):
+        if name == "h5py" or name.startswith("h5py."):
+            raise ModuleNotFoundError("No module named 'h5py'", name="h5py")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_h5py)
+    monkeypatch.delitem(sys.modules, "h5py", raising=False)
+    (tmp_path / "train.h5py").write_bytes(b"\x89HDF\r\n not read")
+    with pytest.raises(ImportError, match=r"train\.h5py: .*needs h5py.*pip install 'teakit\[h5\]'"):
+        read_coco_on_places(tmp_path)
 
 
 def test_nothing_there(tmp_path):

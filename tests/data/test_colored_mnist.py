@@ -5,43 +5,13 @@ import struct
 import numpy as np
 import pytest
 import torch
+from disk_fixtures import N_TEST, N_TRAIN, idx_bytes, write_mnist
 
 from teakit.data.colored_digits import PALETTE
 from teakit.data.colored_mnist import FILES, read_colored_mnist
 from teakit.data.readers import DataError, check_data
 
-N_TRAIN, N_TEST = 40, 20
 SPLITS = ("train", "val", "train_debiased", "id", "ood", "swapped")
-
-
-def _fake_digits(n, seed):
-    rng = np.random.default_rng(seed)
-    img = np.zeros((n, 28, 28), dtype=np.uint8)
-    for i in range(n):  # a random bright rectangle "stroke" plus faint noise
-        r, c = rng.integers(2, 14, size=2)
-        img[i, r:r + 10, c:c + 4] = rng.integers(150, 256)
-        img[i] += rng.integers(0, 40, size=(28, 28)).astype(np.uint8)
-    labels = (np.arange(n) % 10).astype(np.uint8)
-    rng.shuffle(labels)
-    return img, labels
-
-
-def _idx_bytes(arr, magic):
-    return struct.pack(">I", magic) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
-
-
-def write_mnist(directory, gz=False):
-    directory.mkdir(parents=True, exist_ok=True)
-    tr_img, tr_lab = _fake_digits(N_TRAIN, 1)
-    te_img, te_lab = _fake_digits(N_TEST, 2)
-    content = {"train_images": _idx_bytes(tr_img, 2051), "train_labels": _idx_bytes(tr_lab, 2049),
-               "test_images": _idx_bytes(te_img, 2051), "test_labels": _idx_bytes(te_lab, 2049)}
-    for key, data in content.items():
-        if gz:
-            (directory / (FILES[key] + ".gz")).write_bytes(gzip.compress(data, mtime=0))
-        else:
-            (directory / FILES[key]).write_bytes(data)
-    return tr_img, tr_lab, te_img, te_lab
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +136,7 @@ def test_corrupt_gz_and_label_mismatch(tmp_path):
     other = tmp_path / "other"
     write_mnist(other)
     lab = np.zeros(N_TEST - 1, dtype=np.uint8)
-    (other / FILES["test_labels"]).write_bytes(_idx_bytes(lab, 2049))
+    (other / FILES["test_labels"]).write_bytes(idx_bytes(lab, 2049))
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte"):
         read_colored_mnist(other)
 

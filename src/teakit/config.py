@@ -1,0 +1,166 @@
+"""The one source of defaults: typed configurations that the command line, the
+Python classes and the demo all read.
+
+* :class:`TrainConfig`: how a model is optimised (:func:`teakit.train.fit`).
+  Its field defaults are those of `tea train` and `tea train-teacher`;
+  :func:`command_train_config` gives any command's (`tea distill` trains
+  longer, at another rate, with warm-up, and gives the heatmap objectives' head
+  a 10x learning rate).
+* :class:`TEAConfig`: the TEA objective's options
+  (:class:`teakit.objectives.tea.TEA`); its defaults are `tea distill`'s, so
+  ``TEA(teacher, K)`` trains what `tea distill` trains.
+* The model the commands build when none is given (:data:`CNN_WIDTH`,
+  :data:`CNN_DEPTH`).
+
+Each field's help text is the `--help` of its option.  Free of third-party
+imports, so that `tea --help` stays fast.  Why each default is what it is:
+docs/recipe.md.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine")
+CLASS_MODES = ("sample", "top", "pair", "all")
+LOSS_KINDS = ("l1", "mse", "cosine")
+BIAS_PRIORS = ("uniform", "none")
+STUDENT_BN_MODES = ("batch", "running")
+STUDENT_INITS = ("own", "shared")
+# the `tea distill` objectives trained only by matching the teacher's heatmaps (TEA and the same recipe with
+# other explainers); they get HEATMAP_HEAD_LR_SCALE and the head-bias calibration
+HEATMAP_OBJECTIVES = ("tea", "gradxinput", "inputgrad", "gradcam")
+HEATMAP_HEAD_LR_SCALE = 10.0
+CNN_WIDTH = 16
+CNN_DEPTH = 6
+
+
+def _opt(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation of one run.  Defaults: `tea train` / `tea train-teacher`."""
+    epochs: int = _opt(30, "training epochs")
+    batch_size: int = _opt(64, "per process")
+    optimizer: str = _opt("adam", "adam, adamw or sgd")
+    lr: float = _opt(3e-3, "peak learning rate")
+    momentum: float = _opt(0.9, "SGD momentum")
+    weight_decay: float = _opt(0.0, "weight decay")
+    grad_clip: float = _opt(1.0, "max gradient norm, 0 = off")
+    schedule: str = _opt("cosine", "constant or cosine (to 0 after the warm-up)")
+    warmup_steps: int = _opt(0, "linear warm-up steps")
+    seed: int = _opt(0, "training seed (init, order, draws)")
+    val_batch_size: int = 256
+    head_lr_scale: float = _opt(1.0, "learning rate of the last linear layer = lr x this")
+    ema: float = _opt(0.0, "decay of an exponential moving average of the weights (0 = off); the average is what "
+                           "is validated and saved as best")
+    log_every_epoch: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer={self.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r}; expected one of {', '.join(SCHEDULES)}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs, batch_size and lr must be positive")
+        if self.head_lr_scale <= 0:
+            raise ValueError(f"head_lr_scale={self.head_lr_scale} must be positive")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema={self.ema}: the decay must be in [0, 1)")
+
+
+# how each command's training differs from TrainConfig's defaults
+COMMAND_TRAINING = {
+    "train": {},
+    "train-teacher": {},
+    "distill": {"epochs": 80, "lr": 2e-3, "warmup_steps": 100},
+    "study": {"epochs": 40, "lr": 2e-3, "warmup_steps": 100},
+}
+SEGMENTER_TRAINING = {"epochs": 15, "lr": 3e-3}  # the segmenter teacher's U-Net
+
+
+def command_train_config(command: str, objective: str | None = None, **overrides) -> TrainConfig:
+    """The training configuration `tea COMMAND` uses for ``objective`` (heatmap objectives of
+    `tea distill` get :data:`HEATMAP_HEAD_LR_SCALE`), with ``overrides`` applied."""
+    if command not in COMMAND_TRAINING:
+        raise ValueError(f"command={command!r}; expected one of {', '.join(COMMAND_TRAINING)}")
+    values = dict(COMMAND_TRAINING[command])
+    if command in ("distill", "study") and (objective or "tea") in HEATMAP_OBJECTIVES:
+        values["head_lr_scale"] = HEATMAP_HEAD_LR_SCALE
+    return TrainConfig(**{**values, **overrides})
+
+
+def distill_config(objective: str = "tea", **overrides) -> TrainConfig:
+    """`tea distill`'s training configuration for ``objective``."""
+    return command_train_config("distill", objective, **overrides)
+
+
+@dataclass(frozen=True)
+class TEAConfig:
+    """Options of the TEA objective; the defaults are `tea distill`'s."""
+    classes: str = _opt("sample", "which class each map explains: sample (the teacher's top class with chance "
+                                  "--p-top, else another), top, pair (top and another), all")
+    p_top: float = _opt(0.5, "chance of explaining the teacher's top class (classes=sample)")
+    eps_log_range: tuple = _opt((-2.0, -1.0), "per-sample epsilon = 10^u, u ~ U(LO, HI)")
+    loss: str = _opt("l1", "l1 (the normalised pyramid L1), mse or cosine")
+    pyramid: bool = _opt(True, "compare the maps at 2x, 4x, ... average-pooled levels too")
+    min_side: int = _opt(8, "smallest pyramid level side")
+    bias_prior: object = _opt("uniform", "after every epoch, set the head bias so the mean prediction on the "
+                                         "unlabelled training images matches a class prior (heatmaps cannot "
+                                         "teach per-class logit offsets; no labels, no teacher output): uniform, "
+                                         "none (leave the bias), or one frequency per class, e.g. 0.7,0.3")
+    feature_weight: float = _opt(1.0, "+ w x the same loss (no pyramid) between the student's and the "
+                                      "teacher's LRP relevance of a hidden ReLU layer, channel by channel; needs "
+                                      "the live teacher and a student whose layer has the teacher's shape; 0: "
+                                      "the input maps alone, the paper's objective")
+    feature_layer: int = _opt(-2, "which 4-D ReLU output --feature-weight matches, in forward order (-2: the "
+                                  "second to last)")
+    shift: int = _opt(0, "random translation of up to N pixels, the same for teacher and student (live teacher)")
+    joint_norm: bool = _opt(False, "classes pair/all: one loss normalisation per image over its maps")
+    student_bn: str = _opt("batch", "BatchNorm statistics while the student's training heatmap is computed: "
+                                    "the batch's, or the running ones (as at test time)")
+    label_weight: float = _opt(0.0, "ablation only: + w x cross-entropy on the labels")
+    kd_weight: float = _opt(0.0, "ablation only: + w x logit distillation (T=3)")
+
+    def __post_init__(self):
+        if self.classes not in CLASS_MODES:
+            raise ValueError(f"classes={self.classes!r}; expected one of {', '.join(CLASS_MODES)}")
+        if self.loss not in LOSS_KINDS:
+            raise ValueError(f"loss={self.loss!r}; expected one of {', '.join(LOSS_KINDS)}")
+        lo, hi = self.eps_log_range
+        if not lo <= hi:
+            raise ValueError(f"eps_log_range=({lo}, {hi}): LO must not exceed HI")
+        object.__setattr__(self, "eps_log_range", (float(lo), float(hi)))
+        if self.shift < 0:
+            raise ValueError(f"shift={self.shift} must be >= 0")
+        if self.joint_norm and self.classes not in ("pair", "all"):
+            raise ValueError(f"joint_norm needs several maps per image: classes 'pair' or 'all', not "
+                             f"{self.classes!r}")
+        if self.student_bn not in STUDENT_BN_MODES:
+            raise ValueError(f"student_bn={self.student_bn!r}; expected one of {', '.join(STUDENT_BN_MODES)}")
+        if self.feature_weight < 0:
+            raise ValueError(f"feature_weight={self.feature_weight} must be >= 0")
+        if isinstance(self.bias_prior, str):
+            if self.bias_prior not in BIAS_PRIORS:
+                raise ValueError(f"bias_prior={self.bias_prior!r}; expected one of {', '.join(BIAS_PRIORS)} or "
+                                 "positive class frequencies")
+        else:
+            prior = [float(v) for v in self.bias_prior]
+            if len(prior) < 2 or not all(v > 0 for v in prior):
+                raise ValueError(f"bias_prior: expected positive class frequencies (one per class), got {prior}")
+            object.__setattr__(self, "bias_prior", tuple(v / sum(prior) for v in prior))
+
+    def replace(self, **changes) -> TEAConfig:
+        return replace(self, **changes)
+
+
+def option_help(cls, name: str, value=None) -> str:
+    """The help text of ``cls``'s field ``name``, with ``value`` (default: the field's default) as the default."""
+    f = next(f for f in fields(cls) if f.name == name)
+    value = f.default if value is None else value
+    shown = " ".join(f"{v:g}" for v in value) if isinstance(value, tuple) else (
+        f"{value:g}" if isinstance(value, float) else value)
+    return f"{f.metadata.get('help', '')} (default {shown})"

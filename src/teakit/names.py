@@ -1,0 +1,52 @@
+"""Names the command line offers as choices, kept free of third-party imports so
+that ``tea --help`` (and every sub-command's ``--help``) stays fast.
+
+Each list lives here once; the modules that use it import it from here:
+``MODEL_NAMES`` (:func:`teakit.models.build_model`), ``FILLS`` and
+``HEATMAP_OF`` (:class:`teakit.teachers.SegmenterTeacher`), ``VARIANTS``
+(:func:`teakit.study.convergence`).  Dataset names and reading options:
+:mod:`teakit.data.names`; training and TEA options: :mod:`teakit.config`.
+"""
+from __future__ import annotations
+
+from .config import TEAConfig
+
+MODEL_NAMES = ("cnn", "resnet18", "resnet34", "resnet50", "unet")
+# the segmenter teacher's background fill, and which heatmap it gives
+FILLS = ("noise", "zero", "mean", "blur")
+HEATMAP_OF = ("masked", "input")
+
+# `tea study convergence`'s variants (teakit.study): one change each from the baseline; "epochs_scale" keeps
+# costlier variants to a similar wall time.
+VARIANTS: dict[str, dict] = {
+    "default": {},
+    "sgd-authors": {"train": {"optimizer": "sgd", "lr": 1e-2, "momentum": 0.99, "warmup_steps": 0}},
+    "adam-1e-3": {"train": {"lr": 1e-3, "warmup_steps": 0}},
+    "adam-3e-3": {"train": {"lr": 3e-3}},
+    "adamw": {"train": {"optimizer": "adamw", "weight_decay": 0.05}},
+    "constant-lr": {"train": {"schedule": "constant"}},
+    "batch-32": {"train": {"batch_size": 32}},
+    "head-lr-10x": {"train": {"head_lr_scale": 10.0}},
+    "top-class": {"tea": {"classes": "top"}},
+    "all-classes": {"tea": {"classes": "all"}, "epochs_scale": 0.125},
+    "all-joint": {"tea": {"classes": "all", "joint_norm": True}, "epochs_scale": 0.125},
+    "pair": {"tea": {"classes": "pair"}},
+    "pair-joint": {"tea": {"classes": "pair", "joint_norm": True}},
+    "head-copied": {"copy_head": True},
+    "no-bias-prior": {"tea": {"bias_prior": "none"}},
+    "fixed-eps": {"tea": {"eps_log_range": (-1.5, -1.5)}},
+    "wide-eps": {"tea": {"eps_log_range": (-3.0, 0.0)}},
+    "no-pyramid": {"tea": {"pyramid": False}},
+    "mse": {"tea": {"loss": "mse"}},
+    "cosine": {"tea": {"loss": "cosine"}},
+    "width-8": {"spec": {"width": 8}},
+    "width-32": {"spec": {"width": 32}, "epochs_scale": 0.5},
+    "depth-4": {"spec": {"depth": 4}},
+    "no-batchnorm": {"spec": {"batchnorm": False}},
+    "bn-running": {"tea": {"student_bn": "running"}},
+    "shift-2": {"tea": {"shift": 2}},
+    "input-maps-only": {"tea": {"feature_weight": 0.0}},
+    "feature-relevance": {"tea": {"feature_weight": TEAConfig.feature_weight,
+                                  "feature_layer": TEAConfig.feature_layer}},
+    "twice-longer": {"epochs_scale": 2.0},
+}

@@ -1,0 +1,230 @@
+"""The TEA objective (teakit.objectives.tea): ε and class draws, live and cached teacher maps, the hidden-layer
+relevance term, validation reuse, shift, pair mode and the student's BatchNorm mode."""
+
+import pytest
+import torch
+
+from teakit import commands as C
+from teakit.config import CNN_DEPTH, TEAConfig
+from teakit.data.augment import random_shifts, translate
+from teakit.objectives.sampling import sample_classes, sample_eps
+from teakit.objectives.tea import TEA
+from teakit.runs import build_from_spec
+from teakit.train import make_batch
+
+
+def test_sample_classes_and_eps_follow_the_recipe():
+    g = torch.Generator().manual_seed(0)
+    top = torch.randint(0, 10, (20000,), generator=g)
+    c = sample_classes(top, 10, 0.5, g)
+    same = (c == top).float().mean().item()
+    assert abs(same - 0.5) < 0.02
+    others = c[c != top]
+    counts = torch.bincount(((others - top[c != top]) % 10), minlength=10)
+    assert counts[0] == 0 and (counts[1:].float() / counts[1:].sum() - 1 / 9).abs().max() < 0.02
+    eps = sample_eps(20000, g)
+    assert eps.min() >= 0.01 - 1e-9 and eps.max() <= 0.1 + 1e-9
+    assert abs(torch.log10(eps).mean().item() + 1.5) < 0.02  # log-uniform in [-2, -1]
+
+
+def test_tea_objective_live_and_cached_agree(teacher_dir, tmp_path, make_tiny_student):
+    from teakit.runs import load_teacher
+    from teakit.teachers.cache import eps_grid
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=64)["train"]
+    cache, logits = C.teacher_cache(teacher, data, tmp_path / "cache", eps_grid(), progress=False)
+    idx = torch.arange(0, 16)
+    batch = make_batch(data, idx, "cpu")
+    student = make_tiny_student()
+    obj = TEA(teacher, 10, classes="top", cache=cache, cache_logits=logits, feature_weight=0.0)
+    T, t_logits, target, eps, T_f = obj.teacher_maps(batch, torch.Generator().manual_seed(0))
+    assert T_f is None  # no feature-layer relevance unless asked for
+    assert torch.equal(target, t_logits.argmax(1))
+    live = teacher.heatmap(batch["x"], target, eps)
+    assert torch.allclose(T, live, rtol=2e-3, atol=2e-3 * live.abs().max().item())
+    loss, logs = obj(batch, student, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert student[0].weight.grad.abs().sum() > 0
+    assert {"heatmap_loss", "acc", "agreement", "kl"} <= set(logs)
+    # "all" matches every class of every image
+    obj_all = TEA(teacher, 10, classes="all", feature_weight=0.0)
+    T, _, target, eps, _ = obj_all.teacher_maps(batch, torch.Generator().manual_seed(0))
+    assert T.shape == (160, 3, 32, 32) and torch.equal(target.view(10, 16), torch.arange(10)[:, None].expand(10, 16))
+    assert torch.equal(eps.view(10, 16)[0], eps.view(10, 16)[9])
+
+
+def test_validation_reuses_the_teachers_maps_exactly(teacher_dir, make_tiny_student, monkeypatch):
+    import teakit.objectives.tea as tea_module
+    from teakit.runs import load_teacher
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=64)["train"]
+    batch = make_batch(data, torch.arange(0, 16), "cpu")
+    student = make_tiny_student()
+    calls = []
+    obj = TEA(teacher, 10, feature_weight=0.0)
+    live = tea_module.live_maps
+    monkeypatch.setattr(tea_module, "live_maps", lambda *a, **k: calls.append(1) or live(*a, **k))
+    seeded = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    first = obj(batch, student, seeded(5), train=False)[1]
+    again = obj(batch, student, seeded(5), train=False)[1]
+    assert len(calls) == 1 and all(torch.equal(first[k], again[k]) for k in first)
+    fresh = TEA(teacher, 10, feature_weight=0.0)(batch, student, seeded(5), train=False)[1]  # its own memo
+    assert all(torch.equal(first[k], fresh[k]) for k in first) and len(calls) == 2
+    obj(batch, student, seeded(6), train=False)  # other draws: computed, not reused
+    obj(make_batch(data, torch.arange(16, 32), "cpu"), student, seeded(5), train=False)
+    assert len(calls) == 4
+    obj(batch, student, seeded(5))  # training steps never reuse
+    assert len(calls) == 5
+
+
+def test_feature_weight_adds_the_loss_between_feature_layer_relevances(teacher_dir, make_tiny_student):
+    import copy
+
+    from teakit.explain import explain
+    from teakit.objectives.heatmap_loss import heatmap_loss
+    from teakit.runs import load_teacher
+
+    teacher = load_teacher(teacher_dir)  # debiased: its classifier sees x itself
+    data = C.load_data("colored-digits", limit=64)["train"]
+    batch = make_batch(data, torch.arange(0, 16), "cpu")
+    seeded = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    obj = TEA(teacher, 10, feature_weight=2.0)
+    # a student equal to the teacher's classifier (same BatchNorm statistics) matches both maps exactly
+    twin = copy.deepcopy(teacher.classifier).eval().requires_grad_(True)
+    _, logs = obj(batch, twin, seeded(0))
+    assert logs["heatmap_loss"] < 1e-5 and logs["feature_relevance_loss"] < 1e-5
+    # another student: loss = input-map loss + 2 · the loss between the two networks' feature-layer relevances
+    torch.manual_seed(0)
+    student = build_from_spec({"name": "cnn", "num_classes": 10, "kwargs": {"depth": CNN_DEPTH}})
+    loss, logs = obj(batch, student, seeded(1))
+    base_loss, base_logs = TEA(teacher, 10, feature_weight=0.0)(batch, student, seeded(1))
+    assert torch.allclose(logs["heatmap_loss"], base_logs["heatmap_loss"])  # same draws, same input maps
+    assert torch.allclose(loss, base_loss + 2.0 * logs["feature_relevance_loss"])
+    _, _, target, eps, _ = TEA(teacher, 10, feature_weight=0.0).teacher_maps(batch, seeded(1))
+    S_f = explain(student, batch["x"], target, eps=eps, feature_layer=TEAConfig.feature_layer)[1]
+    T_f = explain(teacher.classifier, batch["x"], target, eps=eps, feature_layer=TEAConfig.feature_layer)[1]
+    assert S_f.shape == T_f.shape == (16, 128, 8, 8)
+    assert torch.allclose(logs["feature_relevance_loss"], heatmap_loss(S_f, T_f, pyramid=False), rtol=1e-4)
+    assert logs["feature_relevance_loss"] > 0.1
+    loss.backward()
+    assert student.trunk[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"the student: feature_layer=-2: the model computes 1 4-D ReLU outputs.*"
+                                         r"--feature-weight 0"):
+        obj(batch, make_tiny_student(), seeded(0))  # one ReLU layer
+    narrow = build_from_spec({"name": "cnn", "num_classes": 10, "kwargs": {"depth": CNN_DEPTH, "width": 8}})
+    with pytest.raises(ValueError, match=r"shape \(16, 64, 8, 8\), the teacher's \(16, 128, 8, 8\).*--feature-weight 0"):
+        obj(batch, narrow, seeded(0))
+    with pytest.raises(ValueError, match="live teacher"):
+        TEA(teacher, 10, feature_weight=1.0, cache=object())
+    with pytest.raises(ValueError, match="feature_weight=-1"):
+        TEA(teacher, 10, feature_weight=-1.0)
+    assert TEA(teacher, 10, feature_weight=0.5).config()["feature_weight"] == 0.5
+
+
+def test_validation_memo_counts_the_hidden_layer_maps(teacher_dir, make_tiny_student, monkeypatch):
+    import teakit.objectives.teacher_maps as maps_module
+    from teakit.runs import load_teacher
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=64)["train"]
+    batch = make_batch(data, torch.arange(0, 16), "cpu")
+    monkeypatch.setattr(maps_module, "VAL_MEMO_ELEMENTS", 16 * 3 * 32 * 32 + 100)  # room for input maps only
+    student = build_from_spec({"name": "cnn", "num_classes": 10, "kwargs": {"depth": CNN_DEPTH}})
+    for weight, kept in ((0.0, 1), (1.0, 0)):
+        obj = TEA(teacher, 10, feature_weight=weight)
+        obj(batch, student, torch.Generator().manual_seed(5), train=False)
+        assert len(obj.val_memo.entries) == kept, weight
+
+
+def test_shift_moves_teacher_and_student_inputs_alike(teacher_dir, tmp_path, make_tiny_student):
+    from teakit.objectives.tea import TEA
+    from teakit.runs import load_teacher
+    from teakit.teachers.cache import eps_grid
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=32)["train"]
+    idx = torch.arange(16)
+    batch = make_batch(data, idx, "cpu")
+    torch.manual_seed(0)
+    student = make_tiny_student()
+    # with shift: offsets are drawn first from the step's generator, then the usual draws
+    loss, _ = TEA(teacher, 10, shift=2, feature_weight=0.0)(batch, student, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    shifts = random_shifts(16, 2, g)
+    assert shifts.abs().sum() > 0
+    moved = {**batch, "x": translate(batch["x"], shifts)}
+    expected, _ = TEA(teacher, 10, feature_weight=0.0)(moved, student, g)
+    assert torch.allclose(loss, expected)
+    unmoved, _ = TEA(teacher, 10, feature_weight=0.0)(batch, student, torch.Generator().manual_seed(3))
+    assert not torch.allclose(loss, unmoved)
+    # evaluation never shifts
+    val, _ = TEA(teacher, 10, shift=2, feature_weight=0.0)(batch, student, torch.Generator().manual_seed(3), train=False)
+    val0, _ = TEA(teacher, 10, feature_weight=0.0)(batch, student, torch.Generator().manual_seed(3), train=False)
+    assert torch.equal(val, val0)
+    cache, logits = C.teacher_cache(teacher, data, tmp_path / "cache", eps_grid(), progress=False)
+    with pytest.raises(ValueError, match="live teacher"):
+        TEA(teacher, 10, cache=cache, cache_logits=logits, shift=2, feature_weight=0.0)
+    with pytest.raises(ValueError, match="shift"):
+        TEA(teacher, 10, shift=-1, feature_weight=0.0)
+
+
+def test_pair_mode_explains_top_and_another_class_live_and_cached(teacher_dir, tmp_path, make_tiny_student):
+    from teakit.objectives.tea import TEA
+    from teakit.runs import load_teacher
+    from teakit.teachers.cache import eps_grid
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=32)["train"]
+    idx = torch.arange(12)
+    batch = make_batch(data, idx, "cpu")
+    cache, logits = C.teacher_cache(teacher, data, tmp_path / "cache", eps_grid(), progress=False)
+    for obj in (TEA(teacher, 10, classes="pair", joint_norm=True, feature_weight=0.0),
+                TEA(teacher, 10, classes="pair", joint_norm=True, cache=cache, cache_logits=logits, feature_weight=0.0)):
+        T, t_logits, target, eps, _ = obj.teacher_maps(batch, torch.Generator().manual_seed(0))
+        top, other = target[:12], target[12:]
+        assert torch.equal(top, t_logits.argmax(1)) and (other != top).all()
+        assert T.shape == (24, 3, 32, 32) and torch.equal(eps[:12], eps[12:])  # one ε per image
+        live = teacher.heatmap(batch["x"].repeat(2, 1, 1, 1), target, eps)
+        assert torch.allclose(T, live, rtol=2e-3, atol=2e-3 * live.abs().max().item())
+        student = make_tiny_student()
+        loss, logs = obj(batch, student, torch.Generator().manual_seed(0))
+        loss.backward()
+        assert torch.isfinite(loss) and logs["acc"].numel() == 1
+    with pytest.raises(ValueError, match="joint_norm needs several maps"):
+        TEA(teacher, 10, joint_norm=True, feature_weight=0.0)
+
+
+def test_student_bn_running_explains_with_the_running_statistics(teacher_dir):
+    """student_bn="running": one training-mode pass updates the statistics, then the map
+    (and so the loss) is the eval-mode map; the student is left in training mode."""
+    import copy
+
+    from teakit.models import SmallCNN
+    from teakit.models.norm import batchnorm_eval
+    from teakit.objectives.tea import TEA
+    from teakit.runs import load_teacher
+
+    teacher = load_teacher(teacher_dir)
+    batch = make_batch(C.load_data("colored-digits", limit=32)["train"], torch.arange(16), "cpu")
+    torch.manual_seed(0)
+    student = SmallCNN(width=4, depth=2).train()
+    ref = copy.deepcopy(student)
+    loss, _ = TEA(teacher, 10, student_bn="running", feature_weight=0.0)(batch, student, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ref(batch["x"])  # the one training-mode pass the running mode makes
+    stats = [k for k in student.state_dict() if "running" in k]
+    assert stats and all(torch.equal(student.state_dict()[k], ref.state_dict()[k]) for k in stats)
+    assert not torch.equal(student.state_dict()[stats[0]], SmallCNN(width=4, depth=2).state_dict()[stats[0]])
+    assert all(m.training for m in student.modules())
+    expected, _ = TEA(teacher, 10, feature_weight=0.0)(batch, copy.deepcopy(ref).eval(), torch.Generator().manual_seed(3))
+    assert torch.allclose(loss, expected, rtol=1e-6)
+    batch_mode, _ = TEA(teacher, 10, feature_weight=0.0)(batch, ref, torch.Generator().manual_seed(3))
+    assert not torch.allclose(loss, batch_mode, rtol=1e-3)
+    # validation is in eval mode anyway: the setting changes nothing there
+    with batchnorm_eval(ref):
+        assert not any(m.training for m in ref.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert all(m.training for m in ref.modules())
+    with pytest.raises(ValueError, match="student_bn"):
+        TEA(teacher, 10, student_bn="frozen", feature_weight=0.0)

@@ -1,0 +1,162 @@
+"""The commands as Python functions (teakit.commands): cache refusal, evaluation with agreement."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from teakit import commands as C
+
+
+def _run(args, **kw):
+    return subprocess.run([TEA_BIN, *args], capture_output=True, text=True, timeout=600, env=ENV, **kw)
+
+
+TEA_BIN = str(Path(sys.executable).parent / "tea")
+
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1")  # same thread count in every run: same float reductions
+
+
+def test_cache_for_another_teacher_is_refused(teacher_dir, tmp_path):
+    from teakit.runs import load_teacher
+    from teakit.teachers.cache import eps_grid
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=16)["train"]
+    C.teacher_cache(teacher, data, tmp_path / "cache", eps_grid(), progress=False)
+    with torch.no_grad():
+        teacher.classifier.head.weight.add_(0.01)
+    with pytest.raises(ValueError, match="teacher_hash"):
+        C.teacher_cache(teacher, data, tmp_path / "cache", eps_grid(), progress=False)
+
+
+def test_evaluate_writes_eval_json_with_agreement(teacher_dir, tmp_path):
+    r = _run(["distill", "--dataset", "colored-digits", "--teacher", str(teacher_dir), "--limit", "64",
+              "--epochs", "1", "--width", "8", "--feature-weight", "0", "--no-progress", "--out", str(tmp_path / "s")])
+    assert r.returncode == 0, r.stderr
+    assert "agreement=" in r.stdout and "heatmap_loss=" in r.stdout and "acc=" in r.stdout
+    r = _run(["evaluate", "--model", str(tmp_path / "s"), "--json", str(tmp_path / "eval.json")])
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "eval.json").read_text())
+    for split in ("id", "ood", "swapped"):
+        assert 0 <= res["splits"][split]["accuracy"] <= 1
+        assert 0 <= res["splits"][split]["agreement_with_teacher"] <= 1
+    r = _run(["explain", "--dataset", "colored-digits", "--model", str(tmp_path / "s"), "--out",
+              str(tmp_path / "figs"), "--n", "3"])
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "figs" / "explain-swapped.png").stat().st_size > 1000
+
+
+def _main(args, capsys):
+    from teakit.cli import main
+    try:
+        rc = main(args)
+    except SystemExit as e:
+        rc = e.code
+    out = capsys.readouterr()
+    return rc, out.out + out.err
+
+
+def _tiny_folder(root, extra=()):
+    """The shared 8-image folder dataset with its groups given as names, plus ``extra`` rows."""
+    from disk_fixtures import FOLDER_ROWS, make_folder
+    names = {0: "bear@coffee", 1: "owl@snow"}
+    return make_folder(root, rows=[(f, lab, s, names[g], src) for f, lab, s, g, src in FOLDER_ROWS] + list(extra))
+
+
+def _tiny_run(root, out, kind=None):
+    """A 1-epoch width-4 run on the folder dataset at ``root`` (size 8): ERM, or a teacher of ``kind``."""
+    from teakit.runs import model_spec
+    from teakit.train import TrainConfig
+    common = {"spec": model_spec("cnn", None, width=4), "cfg": TrainConfig(epochs=1, batch_size=8),
+              "data_options": {"data_root": str(root), "size": 8}, "progress": False}
+    if kind is None:
+        C.train("folder", "erm", out, **common)
+    else:
+        C.train_teacher("folder", kind, out, seg_cfg=TrainConfig(epochs=1, batch_size=8), **common)
+    return out
+
+
+def test_evaluate_a_debiased_teacher_folder(teacher_dir, tmp_path, capsys):
+    res = C.evaluate_run(None, teacher_dir)
+    assert res["kind"] == "debiased" and res["dataset"] == "colored-digits" and res["data_options"] == {"limit": 256}
+    alone = C.evaluate_run(None, teacher_dir / "classifier")  # the teacher is its classifier
+    assert alone["kind"] == "run"
+    for split in ("id", "ood", "swapped"):
+        assert res["splits"][split] == alone["splits"][split]
+        assert "agreement_with_teacher" not in res["splits"][split]
+    rc, text = _main(["evaluate", "--model", str(teacher_dir), "--limit", "16"], capsys)
+    assert rc == 0 and "swapped" in text, text
+    rc, text = _main(["evaluate", "--model", str(teacher_dir), "--checkpoint", "last"], capsys)
+    assert rc == 2 and "is a teacher folder" in text and "classifier" in text
+    # options for datasets on disk are refused for a built-in dataset, naming the option
+    for args, flag in ((["--data-root", str(tmp_path)], "--data-root"), (["--size", "16"], "--size"),
+                       (["--lazy"], "--lazy")):
+        rc, text = _main(["evaluate", "--model", str(teacher_dir), *args], capsys)
+        assert rc == 2 and f"{flag}: for datasets on disk" in text and "colored-digits" in text, text
+    rc, text = _main(["evaluate", "--model", str(tmp_path / "nothing")], capsys)
+    assert rc == 2 and "neither a run folder" in text and "nor a teacher folder" in text
+
+
+def test_evaluate_a_segmenter_teacher_whole_and_twice_alike(tmp_path):
+    from teakit.evaluate import image_generators
+    from teakit.runs import load_teacher
+
+    root = tmp_path / "data"
+    _tiny_folder(root)
+    out = _tiny_run(root, tmp_path / "t", kind="segmenter")
+    first, second = C.evaluate_run(None, out), C.evaluate_run(None, out)
+    assert first == second  # the noise fill is seeded per image
+    assert first["kind"] == "segmenter" and first["dataset"] == "folder"
+    test = first["splits"]["test"]
+    assert "background_relevance" in test and set(test["source_accuracy"]) == {"s1", "s2"}
+    # the whole teacher (segmenter, fill, classifier) is what is evaluated
+    teacher = load_teacher(out)
+    data = C.load_data("folder", data_root=root, size=8)["test"]
+    with torch.no_grad():
+        pred = teacher(data.x, generator=image_generators(range(len(data)))).argmax(1)
+    assert test["accuracy"] == (pred == data.y).float().mean().item()
+    with pytest.raises(ValueError, match="holds a segmenter"):
+        C.evaluate_run(None, out / "segmenter")
+
+
+def test_evaluate_with_data_root_of_a_second_copy(tmp_path, capsys):
+    import shutil
+
+    from disk_fixtures import png
+
+    root = tmp_path / "data"
+    _tiny_folder(root)
+    model = _tiny_run(root, tmp_path / "m")
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)  # the same layout, with one more test set
+    for name in ("img/n0.png", "img/n1.png"):
+        png(copy / name)
+    with open(copy / "metadata.csv", "a", newline="") as f:
+        f.write("img/n0.png,cat,newtest,owl@snow,s3,\nimg/n1.png,dog,newtest,bear@coffee,s3,\n")
+    rc, text = _main(["evaluate", "--model", str(model), "--json", str(tmp_path / "orig.json")], capsys)
+    assert rc == 0, text
+    orig = json.loads((tmp_path / "orig.json").read_text())
+    assert set(orig["splits"]) == {"test"} and orig["data_options"] == {"data_root": str(root), "size": 8}
+    rc, text = _main(["evaluate", "--model", str(model), "--data-root", str(copy), "--size", "12",
+                      "--json", str(tmp_path / "copy.json")], capsys)
+    assert rc == 0 and "newtest" in text, text
+    res = json.loads((tmp_path / "copy.json").read_text())
+    assert set(res["splits"]) == {"test", "newtest"} and res["splits"]["newtest"]["n"] == 2
+    assert res["data_options"] == {"data_root": str(copy), "size": 12}
+    assert res["splits"]["newtest"]["source_accuracy"].keys() == {"s3"}
+    rc, text = _main(["evaluate", "--model", str(model), "--external-sources", "s1"], capsys)
+    assert rc == 2 and "--external-sources: for xray, not folder" in text
+    # a copy with more classes than the model predicts is refused, naming the folder
+    more = tmp_path / "more"
+    shutil.copytree(root, more)
+    for name in ("img/e0.png", "img/e1.png"):
+        png(more / name)
+    with open(more / "metadata.csv", "a", newline="") as f:
+        f.write("img/e0.png,eel,train,owl@snow,s1,\nimg/e1.png,eel,test,owl@snow,s1,\n")
+    rc, text = _main(["evaluate", "--model", str(model), "--data-root", str(more)], capsys)
+    assert rc == 2 and f"{more}: test labels go up to 2, but" in text and "predicts 2 classes" in text, text

@@ -1,0 +1,75 @@
+"""One source of defaults (teakit.config): the Python classes, `tea distill`, `tea study` and the demo
+train the same thing unless told otherwise, and config files take the long option names."""
+from dataclasses import asdict, fields
+
+import pytest
+
+from teakit import cli, demo
+from teakit.config import (
+    HEATMAP_HEAD_LR_SCALE,
+    TEAConfig,
+    TrainConfig,
+    command_train_config,
+    distill_config,
+)
+from teakit.objectives.tea import TEA
+
+
+def _parse(*argv):
+    return cli.build_parser().parse_args(list(argv))
+
+
+def test_tea_defaults_equal_tea_distills():
+    a = _parse("distill", "--dataset", "colored-digits", "--teacher", "T", "--out", "O")
+    assert TEAConfig(**cli._tea_options(a)) == TEAConfig() == TEA(None, 10).cfg
+    assert set(cli._tea_options(a)) == {f.name for f in fields(TEAConfig)}  # every option has a flag
+    assert cli._train_cfg(a, "distill", "tea") == distill_config() == distill_config("tea")
+    assert distill_config().head_lr_scale == HEATMAP_HEAD_LR_SCALE != distill_config("kd").head_lr_scale
+    assert (distill_config().epochs, distill_config().lr, distill_config().warmup_steps) == (80, 2e-3, 100)
+
+
+def test_every_commands_training_defaults_come_from_the_config():
+    for command, argv in (("train", ["train", "--dataset", "colored-digits", "--out", "O"]),
+                          ("train-teacher", ["train-teacher", "--dataset", "colored-digits", "--out", "O"]),
+                          ("study", ["study", "convergence"])):
+        a = _parse(*argv)
+        assert cli._train_cfg(a, command, "tea") == command_train_config(command, "tea"), command
+    assert command_train_config("train") == TrainConfig()
+    a = _parse("study", "convergence")
+    assert TEAConfig(**cli._tea_options(a)) == TEAConfig()  # the study's baseline is `tea distill`'s TEA
+    with pytest.raises(ValueError, match="command"):
+        command_train_config("fly")
+
+
+def test_options_and_config_files_change_one_field(tmp_path):
+    a = _parse("distill", "--dataset", "colored-digits", "--teacher", "T", "--out", "O", "--eps-range", "-3", "0",
+               "--no-pyramid", "--feature-weight", "0", "--lr", "1e-3", "--head-lr-scale", "2")
+    assert TEAConfig(**cli._tea_options(a)) == TEAConfig(eps_log_range=(-3.0, 0.0), pyramid=False, feature_weight=0.0)
+    assert cli._train_cfg(a, "distill", "tea") == distill_config(lr=1e-3, head_lr_scale=2.0)
+    path = tmp_path / "c.yaml"
+    path.write_text("eps-range: [-3, 0]\nno-pyramid: true\nfeature_weight: 0\nepochs: 5\n")
+    argv = ["distill", "--config", str(path), "--dataset", "colored-digits", "--teacher", "T", "--out", "O"]
+    parser = cli.build_parser()
+    a = parser.parse_args(cli._apply_config(parser, argv))
+    assert TEAConfig(**cli._tea_options(a)) == TEAConfig(eps_log_range=(-3.0, 0.0), pyramid=False, feature_weight=0.0)
+    assert a.epochs == 5
+
+
+def test_the_demos_tea_is_tea_distills_at_the_demos_epochs():
+    stages = {s.name: s for s in demo.plan(quick=False, seed=0)}
+    tea = stages["colored-digits-tea"]
+    assert TEA(None, 10, **tea.params["tea"]).cfg == TEAConfig()
+    scale = demo.LR_SCALES.get(tea.name, 1.0)
+    expected = asdict(distill_config(epochs=demo.EPOCHS, lr=distill_config().lr * scale))
+    assert tea.params["cfg"] == expected
+    assert TEA(None, 10, **stages["colored-digits-tea-input"].params["tea"]).cfg == TEAConfig(feature_weight=0.0)
+
+
+def test_bad_values_are_refused_naming_the_field():
+    for bad, match in (({"classes": "some"}, "classes"), ({"shift": -1}, "shift"), ({"feature_weight": -1}, "feature"),
+                       ({"eps_log_range": (-1, -2)}, "eps_log_range"), ({"joint_norm": True}, "joint_norm"),
+                       ({"bias_prior": (1, 0)}, "bias_prior"), ({"student_bn": "frozen"}, "student_bn")):
+        with pytest.raises(ValueError, match=match):
+            TEAConfig(**bad)
+    with pytest.raises(ValueError, match="ema"):
+        TrainConfig(ema=1.0)

@@ -1,0 +1,107 @@
+"""The training loop (teakit.train): batches, learning-rate schedule, head learning rate, EMA, bit-identical resume."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from teakit import commands as C
+from teakit.checkpoint import load_checkpoint
+from teakit.train import TrainConfig, epoch_batches, lr_at
+
+TEA_BIN = str(Path(sys.executable).parent / "tea")
+
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1")  # same thread count in every run: same float reductions
+
+
+def _run(args, **kw):
+    return subprocess.run([TEA_BIN, *args], capture_output=True, text=True, timeout=600, env=ENV, **kw)
+
+
+def test_epoch_batches_partition_and_shard():
+    one = epoch_batches(100, 10, seed=3, epoch=1)
+    assert len(one) == 10 and torch.equal(torch.cat(one).sort().values, torch.arange(100))
+    two = [epoch_batches(100, 5, seed=3, epoch=1, rank=r, world=2) for r in range(2)]
+    for s in range(10):  # the two ranks' batches together are the single-process batch
+        assert torch.equal(torch.cat([two[0][s], two[1][s]]).sort().values, one[s].sort().values)
+    assert not torch.equal(torch.cat(epoch_batches(100, 10, 3, 2)), torch.cat(one))
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, schedule="cosine")
+    assert lr_at(0, 110, cfg) == pytest.approx(0.1)
+    assert lr_at(10, 110, cfg) == pytest.approx(1.0)
+    assert lr_at(60, 110, cfg) == pytest.approx(0.5)
+    assert lr_at(110, 110, cfg) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("ema", ["0", pytest.param("0.9", marks=pytest.mark.slow)])  # the EMA twin: make test-all
+def test_killed_distill_resumes_bit_identical(teacher_dir, tmp_path, ema):
+    common = ["distill", "--dataset", "colored-digits", "--teacher", str(teacher_dir), "--limit", "192",
+              "--epochs", "3", "--batch-size", "32", "--width", "8", "--feature-weight", "0", "--no-progress", "--seed", "5",
+              "--ema", ema]
+    full = _run([*common, "--out", str(tmp_path / "full")])
+    assert full.returncode == 0, full.stderr
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([TEA_BIN, *common, "--out", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=ENV)
+    deadline = time.time() + 300
+    while not (out / "last.json").exists():
+        assert proc.poll() is None and time.time() < deadline, "run ended before its first checkpoint"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads((out / "last.json").read_text())["epoch"]
+    assert killed_at < 2, "the run finished before it could be killed"
+    resumed = _run([*common, "--out", str(out), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout + resumed.stderr
+    a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(out)
+    assert a.epoch == b.epoch == 2
+    assert any(k.startswith("ema.") for k in a.model_state) == (ema != "0")
+    for k in a.model_state:
+        assert torch.equal(a.model_state[k], b.model_state[k]), k
+    # history: every epoch once, the same numbers
+    assert [h["val"] for h in a.extra["history"]] == [h["val"] for h in b.extra["history"]]
+
+
+def test_ema_update_and_swap():
+    from teakit.train import _EMA
+    m = torch.nn.Linear(2, 1)
+    ema = _EMA(m, 0.9)
+    start = m.weight.detach().clone()
+    with torch.no_grad():
+        m.weight.add_(1.0)
+    ema.update(m)
+    assert torch.allclose(ema.avg["weight"], start + 0.1)
+    with ema.swapped_in(m):
+        assert torch.allclose(m.weight, start + 0.1)
+    assert torch.allclose(m.weight, start + 1.0)
+    with pytest.raises(ValueError, match="ema"):
+        ema.load({k: v for k, v in m.state_dict().items()})
+
+
+def test_head_lr_scale_gives_the_head_its_own_learning_rate(tmp_path):
+    from teakit.checkpoint import load_checkpoint
+    from teakit.models import build_model
+    from teakit.train import make_optimizer
+
+    model = build_model("cnn", 10, width=4)
+    groups = make_optimizer(model, TrainConfig(head_lr_scale=10.0)).param_groups
+    assert [g["lr_scale"] for g in groups] == [1.0, 10.0]
+    assert {id(p) for p in groups[1]["params"]} == {id(model.head.weight), id(model.head.bias)}
+    assert len(make_optimizer(model, TrainConfig()).param_groups) == 1
+    with pytest.raises(ValueError, match="head_lr_scale"):
+        TrainConfig(head_lr_scale=0)
+    # in the loop: the schedule's learning rate, times the group's scale
+    C.train("colored-digits", "erm", tmp_path / "r", cfg=TrainConfig(epochs=1, lr=1e-3, schedule="constant",
+                                                                     head_lr_scale=10.0),
+            data_options={"limit": 64}, progress=False)
+    saved = load_checkpoint(tmp_path / "r", "last").optimizer_state["param_groups"]
+    assert [g["lr"] for g in saved] == pytest.approx([1e-3, 1e-2])
