@@ -26,3 +26,18 @@ def make_tiny_student():
         return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
                                    torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10))
     return make
+
+
+@pytest.fixture
+def tea_cli(capsys):
+    """Run the `tea` command line in-process: ``tea_cli(["distill", ...])`` -> (exit code, stdout + stderr)."""
+    from teakit.cli import main
+
+    def run(args):
+        try:
+            rc = main(list(args))
+        except SystemExit as e:
+            rc = e.code
+        out = capsys.readouterr()
+        return rc, out.out + out.err
+    return run

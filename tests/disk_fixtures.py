@@ -4,6 +4,7 @@ import gzip
 import struct
 
 import numpy as np
+import torch
 from PIL import Image
 
 from teakit.data.colored_mnist import FILES
@@ -142,3 +143,19 @@ def write_mnist(directory, gz=False):
         else:
             (directory / FILES[key]).write_bytes(data)
     return tr_img, tr_lab, te_img, te_lab
+
+
+# ------------------------------------------------------------ images with one disk each (in memory)
+def disk_images(n=8, side=32, seed=0):
+    """Images in [0, 1] with one coloured disk each, and the disk masks (n, 1, side, side)."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    lo = side * 5 // 16
+    cy = torch.randint(lo, side - lo, (n,), generator=g)
+    cx = torch.randint(lo, side - lo, (n,), generator=g)
+    r = torch.randint(max(2, side * 5 // 32), side * 9 // 32, (n,), generator=g)
+    mask = ((yy - cy.view(-1, 1, 1)) ** 2 + (xx - cx.view(-1, 1, 1)) ** 2
+            <= r.view(-1, 1, 1) ** 2).unsqueeze(1)
+    x = 0.5 * torch.rand(n, 3, side, side, generator=g)
+    x = torch.where(mask, x + torch.tensor([0.5, 0.0, 0.2]).view(1, 3, 1, 1), x)
+    return x, mask

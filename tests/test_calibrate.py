@@ -93,3 +93,59 @@ def test_a_prior_of_ones_own_is_checked():
     for bad in ([1, 1], [1, 0, 1], [1, -1, 1], "flat"):
         with pytest.raises(ValueError, match="bias_prior"):
             TEA(None, 3, bias_prior=bad)
+
+
+def test_on_imbalanced_classes_the_teachers_prior_holds_where_the_uniform_one_fails():
+    """3:1 classes: calibrating to a uniform mean prediction moves majority images to the minority class;
+    the teacher's mean prediction (no labels) keeps the student as accurate as its teacher."""
+    from teakit.calibrate import calibrate_to_prior, teacher_prior
+    from teakit.teachers import DebiasedTeacher
+
+    g = torch.Generator().manual_seed(0)
+    n = 400
+    y = (torch.rand(n, generator=g) < 0.25).long()                     # 3 : 1
+    x = torch.rand(n, 3, 4, 4, generator=g) * 0.2
+    x[:, 0, 0, 0] = y.float() * 0.5 + torch.randn(n, generator=g) * 0.2  # one noisy pixel carries the class
+    data = ImageSet(x=x.clamp(0, 1), y=y, mask=torch.ones(n, 1, 4, 4, dtype=torch.bool),
+                    bias=torch.zeros(n, dtype=torch.long))
+
+    def linear(w):
+        m = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 2))
+        with torch.no_grad():
+            m[1].weight.zero_()
+            m[1].weight[1, 0], m[1].weight[0, 0] = w, -w
+            m[1].bias.copy_(torch.tensor([0.25 * w, -0.25 * w]))  # the boundary between the class means
+        return m
+    teacher = DebiasedTeacher(linear(20.0))
+    acc = lambda m: (m(data.x).argmax(1) == y).float().mean().item()  # noqa: E731
+    prior = teacher_prior(teacher, data, "cpu")
+    assert 0.2 < prior[1] < 0.35 and abs(prior.sum().item() - 1) < 1e-9
+    scores = {}
+    for name, p in (("uniform", "uniform"), ("teacher", prior), ("oracle", torch.bincount(y) / n)):
+        student = linear(10.0)  # the teacher's direction, another scale: its offsets must be found again
+        with torch.no_grad():
+            student[1].bias.add_(torch.tensor([-3.0, 3.0]))
+        calibrate_to_prior(student, data, "cpu", p)
+        scores[name] = acc(student)
+    assert scores["teacher"] > scores["uniform"] + 0.05, scores
+    assert abs(scores["teacher"] - scores["oracle"]) < 0.03 and abs(scores["teacher"] - acc(teacher)) < 0.03, scores
+
+
+def test_tea_with_the_teachers_prior_computes_it_once(teacher_dir):
+    from teakit import commands as C
+    from teakit.objectives.tea import TEA
+    from teakit.runs import build_student, load_teacher
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=64)["train"]
+    obj = TEA(teacher, 10, bias_prior="teacher", feature_weight=0.0)
+    student = build_student({"name": "cnn", "num_classes": 10, "kwargs": {}}, 0)
+    logs = obj.after_epoch(student, data, "cpu")
+    prior = obj._teacher_prior
+    assert logs["bias_shift"] >= 0 and torch.allclose(prior.sum(), torch.tensor(1.0, dtype=prior.dtype))
+    student.eval()
+    with torch.no_grad():
+        mean = torch.softmax(student(data.x).double(), 1).mean(0)
+    assert torch.allclose(mean, prior, atol=1e-4)
+    obj.after_epoch(student, data, "cpu")
+    assert obj._teacher_prior is prior

@@ -51,14 +51,6 @@ def test_evaluate_writes_eval_json_with_agreement(teacher_dir, tmp_path):
     assert (tmp_path / "figs" / "explain-swapped.png").stat().st_size > 1000
 
 
-def _main(args, capsys):
-    from teakit.cli import main
-    try:
-        rc = main(args)
-    except SystemExit as e:
-        rc = e.code
-    out = capsys.readouterr()
-    return rc, out.out + out.err
 
 
 def _tiny_folder(root, extra=()):
@@ -81,7 +73,7 @@ def _tiny_run(root, out, kind=None):
     return out
 
 
-def test_evaluate_a_debiased_teacher_folder(teacher_dir, tmp_path, capsys):
+def test_evaluate_a_debiased_teacher_folder(teacher_dir, tmp_path, capsys, tea_cli):
     res = C.evaluate_run(None, teacher_dir)
     assert res["kind"] == "debiased" and res["dataset"] == "colored-digits" and res["data_options"] == {"limit": 256}
     alone = C.evaluate_run(None, teacher_dir / "classifier")  # the teacher is its classifier
@@ -89,16 +81,16 @@ def test_evaluate_a_debiased_teacher_folder(teacher_dir, tmp_path, capsys):
     for split in ("id", "ood", "swapped"):
         assert res["splits"][split] == alone["splits"][split]
         assert "agreement_with_teacher" not in res["splits"][split]
-    rc, text = _main(["evaluate", "--model", str(teacher_dir), "--limit", "16"], capsys)
+    rc, text = tea_cli(["evaluate", "--model", str(teacher_dir), "--limit", "16"])
     assert rc == 0 and "swapped" in text, text
-    rc, text = _main(["evaluate", "--model", str(teacher_dir), "--checkpoint", "last"], capsys)
+    rc, text = tea_cli(["evaluate", "--model", str(teacher_dir), "--checkpoint", "last"])
     assert rc == 2 and "is a teacher folder" in text and "classifier" in text
     # options for datasets on disk are refused for a built-in dataset, naming the option
     for args, flag in ((["--data-root", str(tmp_path)], "--data-root"), (["--size", "16"], "--size"),
                        (["--lazy"], "--lazy")):
-        rc, text = _main(["evaluate", "--model", str(teacher_dir), *args], capsys)
+        rc, text = tea_cli(["evaluate", "--model", str(teacher_dir), *args])
         assert rc == 2 and f"{flag}: for datasets on disk" in text and "colored-digits" in text, text
-    rc, text = _main(["evaluate", "--model", str(tmp_path / "nothing")], capsys)
+    rc, text = tea_cli(["evaluate", "--model", str(tmp_path / "nothing")])
     assert rc == 2 and "neither a run folder" in text and "nor a teacher folder" in text
 
 
@@ -124,7 +116,7 @@ def test_evaluate_a_segmenter_teacher_whole_and_twice_alike(tmp_path):
         C.evaluate_run(None, out / "segmenter")
 
 
-def test_evaluate_with_data_root_of_a_second_copy(tmp_path, capsys):
+def test_evaluate_with_data_root_of_a_second_copy(tmp_path, capsys, tea_cli):
     import shutil
 
     from disk_fixtures import png
@@ -138,18 +130,18 @@ def test_evaluate_with_data_root_of_a_second_copy(tmp_path, capsys):
         png(copy / name)
     with open(copy / "metadata.csv", "a", newline="") as f:
         f.write("img/n0.png,cat,newtest,owl@snow,s3,\nimg/n1.png,dog,newtest,bear@coffee,s3,\n")
-    rc, text = _main(["evaluate", "--model", str(model), "--json", str(tmp_path / "orig.json")], capsys)
+    rc, text = tea_cli(["evaluate", "--model", str(model), "--json", str(tmp_path / "orig.json")])
     assert rc == 0, text
     orig = json.loads((tmp_path / "orig.json").read_text())
     assert set(orig["splits"]) == {"test"} and orig["data_options"] == {"data_root": str(root), "size": 8}
-    rc, text = _main(["evaluate", "--model", str(model), "--data-root", str(copy), "--size", "12",
-                      "--json", str(tmp_path / "copy.json")], capsys)
+    rc, text = tea_cli(["evaluate", "--model", str(model), "--data-root", str(copy), "--size", "12",
+                      "--json", str(tmp_path / "copy.json")])
     assert rc == 0 and "newtest" in text, text
     res = json.loads((tmp_path / "copy.json").read_text())
     assert set(res["splits"]) == {"test", "newtest"} and res["splits"]["newtest"]["n"] == 2
     assert res["data_options"] == {"data_root": str(copy), "size": 12}
     assert res["splits"]["newtest"]["source_accuracy"].keys() == {"s3"}
-    rc, text = _main(["evaluate", "--model", str(model), "--external-sources", "s1"], capsys)
+    rc, text = tea_cli(["evaluate", "--model", str(model), "--external-sources", "s1"])
     assert rc == 2 and "--external-sources: for xray, not folder" in text
     # a copy with more classes than the model predicts is refused, naming the folder
     more = tmp_path / "more"
@@ -158,5 +150,5 @@ def test_evaluate_with_data_root_of_a_second_copy(tmp_path, capsys):
         png(more / name)
     with open(more / "metadata.csv", "a", newline="") as f:
         f.write("img/e0.png,eel,train,owl@snow,s1,\nimg/e1.png,eel,test,owl@snow,s1,\n")
-    rc, text = _main(["evaluate", "--model", str(model), "--data-root", str(more)], capsys)
+    rc, text = tea_cli(["evaluate", "--model", str(model), "--data-root", str(more)])
     assert rc == 2 and f"{more}: test labels go up to 2, but" in text and "predicts 2 classes" in text, text

@@ -6,17 +6,6 @@ import json
 import pytest
 from disk_fixtures import make_xray, mask_png, png, write_csv
 
-from teakit.cli import main
-
-
-def _run(args, capsys):
-    try:
-        rc = main(args)
-    except SystemExit as e:
-        rc = e.code
-    out = capsys.readouterr()
-    return rc, out.out + out.err
-
 
 def make_waterbirds(root, n=8):
     rows, k = [], 0
@@ -34,7 +23,7 @@ def make_waterbirds(root, n=8):
 
 
 @pytest.mark.parametrize("dataset", ["waterbirds", "xray", "coco-on-places"])
-def test_disk_dataset_full_tea_pipeline(dataset, tmp_path, capsys):
+def test_disk_dataset_full_tea_pipeline(dataset, tmp_path, capsys, tea_cli):
     root = tmp_path / "data"
     if dataset == "waterbirds":
         make_waterbirds(root)
@@ -48,15 +37,15 @@ def test_disk_dataset_full_tea_pipeline(dataset, tmp_path, capsys):
         extra = ["--external-sources", "C"]
     data = ["--dataset", dataset, "--data-root", str(root), "--size", "16", *extra]
     common = [*data, "--epochs", "1", "--width", "4", "--batch-size", "8", "--no-progress"]
-    rc, text = _run(["check-data", "--dataset", dataset, "--data-root", str(root), "--size", "16", *extra], capsys)
+    rc, text = tea_cli(["check-data", "--dataset", dataset, "--data-root", str(root), "--size", "16", *extra])
     assert rc == 0, text
     assert "train" in text
-    rc, text = _run(["train-teacher", *common, "--kind", "segmenter", "--seg-epochs", "1",
-                     "--out", str(tmp_path / "t")], capsys)
+    rc, text = tea_cli(["train-teacher", *common, "--kind", "segmenter", "--seg-epochs", "1",
+                     "--out", str(tmp_path / "t")])
     assert rc == 0, text
-    rc, text = _run(["distill", *common, "--teacher", str(tmp_path / "t"), "--out", str(tmp_path / "s")], capsys)
+    rc, text = tea_cli(["distill", *common, "--teacher", str(tmp_path / "t"), "--out", str(tmp_path / "s")])
     assert rc == 0, text
-    rc, text = _run(["evaluate", "--model", str(tmp_path / "s"), "--json", str(tmp_path / "e.json")], capsys)
+    rc, text = tea_cli(["evaluate", "--model", str(tmp_path / "s"), "--json", str(tmp_path / "e.json")])
     assert rc == 0, text
     res = json.loads((tmp_path / "e.json").read_text())["splits"]
     test = "id" if dataset == "coco-on-places" else "test"
@@ -72,38 +61,38 @@ def test_disk_dataset_full_tea_pipeline(dataset, tmp_path, capsys):
         assert set(res) == {"id", "ood", "sg"} and "background_relevance" in res["sg"]
 
 
-def test_bad_dataset_stops_before_training_naming_the_file(tmp_path, capsys):
+def test_bad_dataset_stops_before_training_naming_the_file(tmp_path, capsys, tea_cli):
     root = tmp_path / "data"
     make_waterbirds(root)
     (root / "imgs" / "003.png").write_bytes(b"not a png")
-    rc, text = _run(["train-teacher", "--dataset", "waterbirds", "--data-root", str(root), "--kind", "segmenter",
-                     "--epochs", "1", "--no-progress", "--out", str(tmp_path / "t")], capsys)
+    rc, text = tea_cli(["train-teacher", "--dataset", "waterbirds", "--data-root", str(root), "--kind", "segmenter",
+                     "--epochs", "1", "--no-progress", "--out", str(tmp_path / "t")])
     assert rc != 0 and "003.png" in text and "row" in text
     assert not (tmp_path / "t" / "segmenter" / "last.json").exists()
 
 
-def test_colored_mnist_through_the_cli(tmp_path, capsys, monkeypatch):
+def test_colored_mnist_through_the_cli(tmp_path, capsys, monkeypatch, tea_cli):
     from disk_fixtures import write_mnist
 
     root = tmp_path / "mnist"
     write_mnist(root)
     common = ["--dataset", "colored-mnist", "--data-root", str(root), "--size", "28", "--epochs", "1",
               "--width", "4", "--batch-size", "8", "--no-progress"]
-    rc, text = _run(["train-teacher", *common, "--kind", "debiased", "--out", str(tmp_path / "t")], capsys)
+    rc, text = tea_cli(["train-teacher", *common, "--kind", "debiased", "--out", str(tmp_path / "t")])
     assert rc == 0, text
-    rc, text = _run(["distill", *common, "--teacher", str(tmp_path / "t"), "--out", str(tmp_path / "s")], capsys)
+    rc, text = tea_cli(["distill", *common, "--teacher", str(tmp_path / "t"), "--out", str(tmp_path / "s")])
     assert rc == 0, text
-    rc, text = _run(["evaluate", "--model", str(tmp_path / "s"), "--json", str(tmp_path / "e.json")], capsys)
+    rc, text = tea_cli(["evaluate", "--model", str(tmp_path / "s"), "--json", str(tmp_path / "e.json")])
     assert rc == 0, text
     assert set(json.loads((tmp_path / "e.json").read_text())["splits"]) == {"id", "ood", "swapped"}
     # --pretrained never downloads: a clear error naming where the weights must be
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    rc, text = _run(["train", *common, "--model", "resnet18", "--pretrained", "--out", str(tmp_path / "r")], capsys)
+    rc, text = tea_cli(["train", *common, "--model", "resnet18", "--pretrained", "--out", str(tmp_path / "r")])
     assert rc != 0 and "resnet18-" in text and str(tmp_path / "torch") in text
 
 
 @pytest.mark.parametrize("dataset", ["waterbirds", "xray"])
-def test_groupdro_groups_follow_the_dataset(dataset, tmp_path, capsys):
+def test_groupdro_groups_follow_the_dataset(dataset, tmp_path, capsys, tea_cli):
     """Waterbirds' bias already is the group (2·y + place): GroupDRO uses it as is;
     X-ray's bias is the source: groups are (label, source) pairs."""
     from teakit import commands as C
@@ -111,9 +100,9 @@ def test_groupdro_groups_follow_the_dataset(dataset, tmp_path, capsys):
 
     root = tmp_path / "data"
     make_waterbirds(root) if dataset == "waterbirds" else make_xray(root)
-    rc, text = _run(["train", "--dataset", dataset, "--data-root", str(root), "--size", "16", "--objective",
+    rc, text = tea_cli(["train", "--dataset", dataset, "--data-root", str(root), "--size", "16", "--objective",
                      "groupdro", "--epochs", "1", "--width", "4", "--batch-size", "8", "--no-progress",
-                     "--out", str(tmp_path / "g")], capsys)
+                     "--out", str(tmp_path / "g")])
     assert rc == 0, text
     objective = load_checkpoint(tmp_path / "g", "last").config["objective"]
     data = C.load_data(dataset, data_root=root, size=16)

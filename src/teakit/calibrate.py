@@ -77,5 +77,19 @@ def calibrate_to_prior(model: torch.nn.Module, data, device, bias_prior) -> dict
         return {}
     if head.bias is None or not head.bias.requires_grad:
         return {}
-    prior = None if bias_prior == "uniform" else torch.tensor(bias_prior, dtype=torch.float64)
+    prior = None if isinstance(bias_prior, str) else torch.as_tensor(bias_prior, dtype=torch.float64)
     return {"bias_shift": calibrate_head_bias(model, data, device, prior=prior)}
+
+
+@torch.no_grad()
+def teacher_prior(teacher, data, device, max_images: int = 4096, batch_size: int = 64) -> torch.Tensor:
+    """The teacher's mean predicted class distribution (K,) on the first ``max_images`` images of
+    ``data`` (labels unused; a segmenter teacher's fill seeded), kept away from 0 so that it is a
+    valid prior."""
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    n = min(len(data), max_images)
+    probs = torch.cat([torch.softmax(teacher(data.x[torch.arange(i, min(i + batch_size, n))].to(device),
+                                             generator=gen).double(), 1).cpu()
+                       for i in range(0, n, batch_size)]).mean(0)
+    probs = probs.clamp_min(1e-4)
+    return probs / probs.sum()

@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 
 from .config import (
+    BIAS_PRIORS,
     CLASS_MODES,
     CNN_DEPTH,
     CNN_WIDTH,
+    FEATURE_MATCHES,
     HEATMAP_OBJECTIVES,
     LOSS_KINDS,
     OPTIMIZERS,
@@ -47,16 +49,16 @@ def _positive_float(text: str) -> float:
 
 
 def _prior(text: str):
-    """--bias-prior: 'uniform', 'none', or comma-separated positive class frequencies."""
-    if text in ("uniform", "none"):
+    """--bias-prior: one of teakit.config.BIAS_PRIORS, or comma-separated positive class frequencies."""
+    if text in BIAS_PRIORS:
         return text
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         values = []
     if len(values) < 2 or not all(v > 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected uniform, none or comma-separated positive class frequencies "
-                                         f"(e.g. 0.7,0.3), got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {', '.join(BIAS_PRIORS)} or comma-separated positive class "
+                                         f"frequencies (e.g. 0.7,0.3), got {text!r}")
     return values
 
 
@@ -90,9 +92,17 @@ def _add_train(p: argparse.ArgumentParser, command: str):
                                                "selection, evaluated as the 'external' split")
     _add_reading(g)
     g.add_argument("--limit", type=int, help="use only the first N images of every split (quick runs)")
-    g.add_argument("--model", choices=[m for m in MODEL_NAMES if m != "unet"], default="cnn")
+    g.add_argument("--model", choices=[m for m in MODEL_NAMES if m != "unet"], default="cnn",
+                   help="cnn (default): the small CNN; or a torchvision classifier (ResNet, DenseNet, VGG), "
+                        "randomly initialised unless --weights / --pretrained")
     g.add_argument("--pretrained", action="store_true",
-                   help="resnets: ImageNet weights from the local torch cache (never downloaded)")
+                   help="torchvision models: ImageNet weights from the local torch cache (never downloaded)")
+    g.add_argument("--stem", choices=("auto", "small", "imagenet"), default="auto",
+                   help="torchvision models' first layers: small (3x3 stride-1 conv, no max-pool; CIFAR-style), "
+                        "imagenet (torchvision's), auto (default): small for images of 32 px and less")
+    g.add_argument("--weights", metavar="FILE",
+                   help="initial weights: a local state dict (.pth/.pt/.safetensors, torchvision's key names), "
+                        "loaded into every layer but a head of another size (and a replaced stem conv)")
     g.add_argument("--width", type=int, default=CNN_WIDTH, help=f"cnn width (default {CNN_WIDTH})")
     g.add_argument("--depth", type=int, default=CNN_DEPTH, help=f"cnn depth (default {CNN_DEPTH})")
     g.add_argument("--no-batchnorm", action="store_true", help="cnn without normalisation layers")
@@ -106,18 +116,22 @@ def _add_train(p: argparse.ArgumentParser, command: str):
     f.add_argument("--precision", default="32-true", help="32-true, bf16-mixed, … (default 32-true)")
 
 
-def _add_reading(g):
-    """How images on disk are read: size, colour, normalisation, lazy decoding."""
-    g.add_argument("--size", type=int, default=32, help="image side for datasets on disk (default 32)")
-    g.add_argument("--color", choices=COLOR_MODES, default="rgb",
-                   help="rgb: grayscale images repeated over R, G, B, colour kept (default); gray: every "
-                        "image reduced to its luminance first (X-ray sets mixing grayscale and RGB files)")
-    g.add_argument("--normalize", choices=NORMALIZE_MODES, default="none",
-                   help="per-channel input normalisation: none (images in [0, 1], default), imagenet "
-                        "(torchvision's mean/std, for --pretrained), dataset (mean/std of the train split)")
+def _add_reading(g, from_run: bool = False):
+    """How images on disk are read: size, colour, normalisation, lazy decoding.  ``from_run``: every
+    default is the run's own (`tea evaluate`)."""
+    def default(value):
+        return " (default: the run's)" if from_run else f" (default {value})"
+    g.add_argument("--size", type=int, default=None if from_run else 32,
+                   help="image side for datasets on disk" + default(32))
+    g.add_argument("--color", choices=COLOR_MODES, default=None if from_run else "rgb",
+                   help="rgb: grayscale images repeated over R, G, B, colour kept; gray: every image reduced to "
+                        "its luminance first (X-ray sets mixing grayscale and RGB files)" + default("rgb"))
+    g.add_argument("--normalize", choices=NORMALIZE_MODES, default=None if from_run else "none",
+                   help="per-channel input normalisation: none (images in [0, 1]), imagenet (torchvision's "
+                        "mean/std, for --pretrained), dataset (mean/std of the train split)" + default("none"))
     g.add_argument("--class-names", help="folder, xray, coco-on-places: the classes in label order, comma-"
                                          "separated; a label outside them is an error naming the file and row")
-    g.add_argument("--lazy", action="store_true",
+    g.add_argument("--lazy", action="store_true", default=None if from_run else False,
                    help="decode images when their batch is drawn instead of holding them in memory "
                         "(after one validation pass)")
 
@@ -142,7 +156,7 @@ def _train_cfg(a, command: str, objective: str | None = None) -> TrainConfig:
 TEA_FLAGS = {
     "classes": ("--classes", {"choices": CLASS_MODES}),
     "p_top": ("--p-top", {"type": float}),
-    "bias_prior": ("--bias-prior", {"type": _prior, "metavar": "uniform|none|P1,...,PK"}),
+    "bias_prior": ("--bias-prior", {"type": _prior, "metavar": "uniform|teacher|none|P1,...,PK"}),
     "eps_log_range": ("--eps-range", {"type": float, "nargs": 2, "metavar": ("LO", "HI")}),
     "loss": ("--loss", {"choices": LOSS_KINDS}),
     "pyramid": ("--no-pyramid", {"action": "store_false", "help": "match the full-size maps only (no pyramid)"}),
@@ -151,6 +165,7 @@ TEA_FLAGS = {
     "joint_norm": ("--joint-norm", {"action": "store_true"}),
     "feature_weight": ("--feature-weight", {"type": float}),
     "feature_layer": ("--feature-layer", {"type": int}),
+    "feature_match": ("--feature-match", {"choices": FEATURE_MATCHES}),
     "shift": ("--shift", {"type": int}),
     "label_weight": ("--label-weight", {"type": float}),
     "kd_weight": ("--kd-weight", {"type": float}),
@@ -182,14 +197,30 @@ def _tea_options(a, names=tuple(TEA_FLAGS)) -> dict:
 
 def _spec(a):
     from .runs import model_spec
+    stem, weights = getattr(a, "stem", "auto"), getattr(a, "weights", None)
+    init = {}
+    if weights:
+        if a.pretrained:
+            raise ValueError("give either --weights FILE or --pretrained (ImageNet weights), not both")
+        path = Path(weights).expanduser().absolute()
+        if not path.is_file():
+            raise FileNotFoundError(f"--weights: weights file {path} not found")
+        init["weights"] = str(path)
     if a.model == "cnn":
         if a.pretrained:
-            raise ValueError("--pretrained applies to --model resnet18/34/50, not the small cnn")
+            raise ValueError("--pretrained applies to the torchvision models (--model resnet18, densenet121, "
+                             "vgg16_bn, ...), not the small cnn")
+        if stem != "auto":
+            raise ValueError("--stem applies to the torchvision models (--model resnet18, densenet121, ...), "
+                             "not the small cnn")
         extra = {"bias": False} if a.no_bias else {}
         if a.no_batchnorm:
             extra["batchnorm"] = False
-        return model_spec("cnn", None, width=a.width, depth=a.depth, **extra)  # classes: from the data
-    return model_spec(a.model, None, small_input=True, **({"pretrained": True} if a.pretrained else {}))
+        return model_spec("cnn", None, width=a.width, depth=a.depth, **extra, **init)  # classes: from the data
+    if a.pretrained:
+        init["pretrained"] = True
+    # stem "auto" is resolved from the data's image size when the model is built (teakit.commands._resolve_spec)
+    return model_spec(a.model, None, stem=stem, **init)
 
 
 def _fabric(a) -> dict:
@@ -381,15 +412,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", help="write eval.json here")
     c.add_argument("--checkpoint", choices=["best", "last"], default="best")
     g = c.add_argument_group("data", "every option defaults to what the run was trained with (its config's "
-                                     "data_options), whatever the help below says; give one to evaluate on "
-                                     "another copy or another test set of the same layout")
+                                     "data_options); give one to evaluate on another copy or another test set "
+                                     "of the same layout")
     g.add_argument("--data-root", help="folder of a dataset on disk (same layout as the run's)")
     g.add_argument("--external-sources", help="xray: comma-separated sources evaluated as the 'external' split "
                                                "('' for none)")
-    _add_reading(g)
+    _add_reading(g, from_run=True)
     g.add_argument("--limit", type=int, help="only the first N images of every split (0: all of them)")
     g.add_argument("--data-seed", type=int, help="seed of the built-in dataset's splits (colored-mnist: colours)")
-    c.set_defaults(size=None, color=None, normalize=None, class_names=None, lazy=None)
 
     c = cmd("explain", _cmd_explain, "PNG grid: image, teacher heatmap, student heatmap")
     c.add_argument("--dataset", choices=DATASETS, help="default: the dataset the model was trained on")

@@ -39,10 +39,17 @@ from .train import DEFAULT_FABRIC, TrainConfig, fit, make_fabric  # noqa: F401  
 
 def _resolve_spec(spec: dict | None, data: dict) -> dict:
     """The model spec (by default :func:`teakit.runs.default_spec`) with ``num_classes``
-    filled in from the data when it is None."""
+    filled in from the data when it is None, and ``stem="auto"`` resolved from the data's
+    image side (:func:`teakit.models.resolve_stem`: the small stem up to 32 px), so that the
+    run's config records the stem built."""
     spec = dict(spec) if spec else default_spec()
     if spec["num_classes"] is None:
         spec["num_classes"] = 1 if spec["name"] == "unet" else num_classes_of(data)
+    kwargs = spec.get("kwargs") or {}
+    if kwargs.get("stem") == "auto":
+        from .models import resolve_stem
+        side = max(max(d.x.shape[-2:]) for d in data.values())
+        spec["kwargs"] = {**kwargs, "stem": resolve_stem("auto", side)}
     return spec
 
 

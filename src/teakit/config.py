@@ -24,7 +24,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
 CLASS_MODES = ("sample", "top", "pair", "all")
 LOSS_KINDS = ("l1", "mse", "cosine")
-BIAS_PRIORS = ("uniform", "none")
+BIAS_PRIORS = ("uniform", "teacher", "none")
+FEATURE_MATCHES = ("auto", "channels", "summed")
 STUDENT_BN_MODES = ("batch", "running")
 STUDENT_INITS = ("own", "shared")
 # the `tea distill` objectives trained only by matching the teacher's heatmaps (TEA and the same recipe with
@@ -110,14 +111,21 @@ class TEAConfig:
     min_side: int = _opt(8, "smallest pyramid level side")
     bias_prior: object = _opt("uniform", "after every epoch, set the head bias so the mean prediction on the "
                                          "unlabelled training images matches a class prior (heatmaps cannot "
-                                         "teach per-class logit offsets; no labels, no teacher output): uniform, "
-                                         "none (leave the bias), or one frequency per class, e.g. 0.7,0.3")
+                                         "teach per-class logit offsets; no labels): uniform (assumes balanced "
+                                         "classes), teacher (the teacher's mean predicted distribution on those "
+                                         "images; assumes the teacher's predictions are calibrated in the mean), "
+                                         "none (leave the bias), or one frequency per class, e.g. 0.7,0.3 (a "
+                                         "prior you know)")
     feature_weight: float = _opt(1.0, "+ w x the same loss (no pyramid) between the student's and the "
                                       "teacher's LRP relevance of a hidden ReLU layer, channel by channel; needs "
                                       "the live teacher and a student whose layer has the teacher's shape; 0: "
                                       "the input maps alone, the paper's objective")
     feature_layer: int = _opt(-2, "which 4-D ReLU output --feature-weight matches, in forward order (-2: the "
                                   "second to last)")
+    feature_match: str = _opt("auto", "how the hidden-layer relevances are compared: channels (channel by "
+                                      "channel: equal shapes needed), summed (summed over channels, the larger "
+                                      "map sum-pooled to the smaller one's side: any two networks), auto "
+                                      "(channels where the shapes agree, else summed)")
     shift: int = _opt(0, "random translation of up to N pixels, the same for teacher and student (live teacher)")
     joint_norm: bool = _opt(False, "classes pair/all: one loss normalisation per image over its maps")
     student_bn: str = _opt("batch", "BatchNorm statistics while the student's training heatmap is computed: "
@@ -141,6 +149,8 @@ class TEAConfig:
                              f"{self.classes!r}")
         if self.student_bn not in STUDENT_BN_MODES:
             raise ValueError(f"student_bn={self.student_bn!r}; expected one of {', '.join(STUDENT_BN_MODES)}")
+        if self.feature_match not in FEATURE_MATCHES:
+            raise ValueError(f"feature_match={self.feature_match!r}; expected one of {', '.join(FEATURE_MATCHES)}")
         if self.feature_weight < 0:
             raise ValueError(f"feature_weight={self.feature_weight} must be >= 0")
         if isinstance(self.bias_prior, str):

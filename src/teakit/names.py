@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from .config import TEAConfig
 
-MODEL_NAMES = ("cnn", "resnet18", "resnet34", "resnet50", "unet")
+# the torchvision classifiers are those with ReLU activations only, so that LRP-ε applies (teakit.models)
+MODEL_NAMES = ("cnn", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+               "densenet121", "densenet161", "densenet169", "densenet201",
+               "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "unet")
 # the segmenter teacher's background fill, and which heatmap it gives
 FILLS = ("noise", "zero", "mean", "blur")
 HEATMAP_OF = ("masked", "input")

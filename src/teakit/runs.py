@@ -21,7 +21,17 @@ from .models import build_model
 
 
 def model_spec(name: str, num_classes: int, **kwargs) -> dict:
+    """What a run's config records of its model, enough to rebuild it: ``name``, ``num_classes``
+    (None: from the data) and the :func:`teakit.models.build_model` ``kwargs`` -- for the
+    torchvision models ``stem`` (``small``/``imagenet``; ``auto`` is resolved from the data's
+    image size before training, :func:`teakit.commands._resolve_spec`) and the initial weights
+    (``weights``: the file's path, or ``pretrained``).  Configs that recorded ``small_input=True``
+    still build the small stem."""
     return {"name": name, "num_classes": num_classes, "kwargs": kwargs}
+
+
+# the spec kwargs that only give the initial weights: a trained checkpoint replaces them
+INITIAL_WEIGHT_KWARGS = ("weights", "pretrained")
 
 
 def default_spec(num_classes: int | None = None) -> dict:
@@ -30,8 +40,14 @@ def default_spec(num_classes: int | None = None) -> dict:
     return model_spec("cnn", num_classes, depth=CNN_DEPTH)
 
 
-def build_from_spec(spec: dict) -> nn.Module:
-    return build_model(spec["name"], spec["num_classes"], **spec.get("kwargs", {}))
+def build_from_spec(spec: dict, initial_weights: bool = True) -> nn.Module:
+    """The model of ``spec``; ``initial_weights=False`` leaves out its initial weights (``weights`` file,
+    ``pretrained``), for a model whose trained state is loaded next (the file need not exist then)."""
+    kwargs = dict(spec.get("kwargs", {}))
+    if not initial_weights:
+        for key in INITIAL_WEIGHT_KWARGS:
+            kwargs.pop(key, None)
+    return build_model(spec["name"], spec["num_classes"], **kwargs)
 
 
 def student_init_seed(seed: int) -> int:
@@ -67,7 +83,7 @@ def load_model(run_dir, which: str = "best") -> tuple[nn.Module, dict]:
     ck = load_checkpoint(run_dir, which)
     if "model" not in ck.config:
         raise ValueError(f"{run_dir / (which + '.json')}: config has no 'model' entry")
-    model = build_from_spec(ck.config["model"])
+    model = build_from_spec(ck.config["model"], initial_weights=False)  # the checkpoint holds the weights
     load_model_state(model, ck.model_state)
     return model.eval(), ck.config
 

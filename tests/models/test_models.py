@@ -3,10 +3,12 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from disk_fixtures import disk_images
 
 import teakit
 from teakit.models import (
     MODEL_NAMES,
+    TORCHVISION_NAMES,
     SmallCNN,
     UNet,
     build_model,
@@ -18,21 +20,6 @@ from teakit.models import (
 from teakit.teachers import (
     dice_bce_loss,
 )
-
-
-def _disk_data(n=8, side=32, seed=0):
-    """Images in [0, 1] with one coloured disk each, and the disk masks (n, 1, side, side)."""
-    g = _gen(seed)
-    yy, xx = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
-    lo = side * 5 // 16
-    cy = torch.randint(lo, side - lo, (n,), generator=g)
-    cx = torch.randint(lo, side - lo, (n,), generator=g)
-    r = torch.randint(max(2, side * 5 // 32), side * 9 // 32, (n,), generator=g)
-    mask = ((yy - cy.view(-1, 1, 1)) ** 2 + (xx - cx.view(-1, 1, 1)) ** 2
-            <= r.view(-1, 1, 1) ** 2).unsqueeze(1)
-    x = 0.5 * torch.rand(n, 3, side, side, generator=g)
-    x = torch.where(mask, x + torch.tensor([0.5, 0.0, 0.2]).view(1, 3, 1, 1), x)
-    return x, mask
 
 
 def _gen(seed=0):
@@ -89,7 +76,9 @@ def test_explain_on_smallcnn_is_trainable_second_order():
 
 
 def test_build_model_names():
-    assert set(MODEL_NAMES) == {"cnn", "resnet18", "resnet34", "resnet50", "unet"}
+    wanted = {"cnn", "unet", "resnet18", "resnet34", "resnet50", "densenet121", "vgg11_bn", "vgg16_bn"}
+    assert wanted <= set(MODEL_NAMES)
+    assert set(MODEL_NAMES) == {"cnn", "unet", *TORCHVISION_NAMES}
     x = torch.rand(2, 3, 32, 32)
     cnn = build_model("cnn", 4, width=8, depth=2, batchnorm=False)
     assert isinstance(cnn, SmallCNN) and cnn(x).shape == (2, 4)
@@ -115,9 +104,60 @@ def test_build_resnet_small_input_features_consistent():
                                cnn(x.expand(-1, 3, -1, -1)))
 
 
+@pytest.mark.parametrize("name", TORCHVISION_NAMES)
+def test_every_torchvision_name_builds_with_head_and_features(name):
+    """Every name on the meta device (shapes only, no memory): (B, K) logits and (B, F) features."""
+    x = torch.empty(2, 3, 32, 32, device="meta")
+    with torch.device("meta"):
+        model = build_model(name, 7, stem="small").eval()
+    assert model(x).shape == (2, 7)
+    head = get_head(model)
+    assert head.out_features == 7 and get_features(model, x).shape == (2, get_feature_dim(model))
+    assert head is [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+
+
+@pytest.mark.parametrize("name,dim,side", [("resnet18", 512, 4), ("densenet121", 1024, 4), ("vgg11_bn", 4096, 1)])
+def test_new_families_on_a_small_input(name, dim, side):
+    """Real weights, a 32-px batch of 2: logits, head, features and the feature distillation's map."""
+    from teakit.objectives.feature_distill import feature_map_and_logits
+
+    torch.manual_seed(0)
+    model = build_model(name, 3, stem="small").eval()
+    x = torch.rand(2, 3, 32, 32)
+    logits = model(x)
+    assert logits.shape == (2, 3) and get_feature_dim(model) == dim
+    torch.testing.assert_close(get_head(model)(get_features(model, x)), logits)
+    fmap, logits2 = feature_map_and_logits(model, x)
+    assert fmap.shape[:2] == (2, 512 if name == "vgg11_bn" else dim) and fmap.shape[-1] == side
+    torch.testing.assert_close(logits2, logits)
+    if name == "densenet121":  # the small stem: 3×3 stride-1 conv0, no pool0
+        assert model.features.conv0.kernel_size == (3, 3) and isinstance(model.features.pool0, nn.Identity)
+        assert (fmap >= 0).all()  # after the ReLU torchvision applies functionally
+
+
+def test_small_stem_densenet_explains():
+    torch.manual_seed(0)
+    model = build_model("densenet121", 2, stem="small").eval()
+    heatmap = teakit.explain(model, torch.rand(1, 3, 16, 16), torch.tensor([1]), "lrp", eps=0.01)
+    assert heatmap.shape == (1, 3, 16, 16) and torch.isfinite(heatmap).all() and heatmap.abs().sum() > 0
+
+
+def test_in_channels_and_stem_arguments():
+    with torch.device("meta"):
+        assert build_model("densenet121", 2, in_channels=1).features.conv0.weight.shape == (64, 1, 7, 7)
+        assert build_model("vgg11", 2, in_channels=1).features[0].weight.shape == (64, 1, 3, 3)
+        assert build_model("resnet18", 2).conv1.kernel_size == (7, 7)  # build_model's default: ImageNet stem
+        assert build_model("resnet18", 2, stem="small", small_input=True).conv1.kernel_size == (3, 3)
+        for bad in ({"stem": "auto"}, {"stem": "tiny"}, {"stem": "imagenet", "small_input": True}):
+            with pytest.raises(ValueError, match="stem"):
+                build_model("resnet18", 2, **bad)
+    with pytest.raises(TypeError):
+        build_model("cnn", 2, stem="small")
+
+
 def test_build_model_errors():
     with pytest.raises(ValueError, match="resnet18"):  # message lists the valid names
-        build_model("vgg16", 10)
+        build_model("vgg16x", 10)
     with pytest.raises(ValueError, match="num_classes"):
         build_model("cnn", 0)
     with pytest.raises(TypeError):
@@ -134,7 +174,7 @@ def test_unet_shapes_and_size_check():
 
 def test_unet_overfits_simple_masks():
     torch.manual_seed(0)
-    x, mask = _disk_data(n=8, side=32, seed=0)
+    x, mask = disk_images(n=8, side=32, seed=0)
     net = UNet(base=8, depth=2)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     first = None

@@ -75,3 +75,24 @@ def test_wrong_file_is_refused(hub):
     path.write_bytes(b"garbage")
     with pytest.raises(ValueError, match="resnet18-f37072fd.pth"):
         load_imagenet_weights("resnet18")
+
+
+def test_pretrained_densenet_with_torchvision_legacy_key_names(hub, capsys):
+    """torchvision's DenseNet ImageNet files name ``norm1`` as ``norm.1``: renamed as torchvision does."""
+    from torchvision.models import densenet121
+
+    torch.manual_seed(0)
+    ref = densenet121(weights=None).state_dict()
+    legacy = {k.replace(".norm1.", ".norm.1.").replace(".conv2.", ".conv.2."): v for k, v in ref.items()}
+    assert "features.denseblock1.denselayer1.norm.1.weight" in legacy
+    path = weights_path("densenet121")
+    path.parent.mkdir(parents=True)
+    torch.save(legacy, path)
+    model = build_model("densenet121", 10, stem="small", pretrained=True).state_dict()
+    for k, v in ref.items():
+        if k.startswith("classifier.") or k == "features.conv0.weight":
+            assert model[k].shape != v.shape, k
+        else:
+            assert torch.equal(model[k], v), k
+    out = capsys.readouterr().out
+    assert path.name in out and "skipped 3" in out and "features.conv0.weight" in out

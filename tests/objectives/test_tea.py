@@ -113,9 +113,15 @@ def test_feature_weight_adds_the_loss_between_feature_layer_relevances(teacher_d
     with pytest.raises(ValueError, match=r"the student: feature_layer=-2: the model computes 1 4-D ReLU outputs.*"
                                          r"--feature-weight 0"):
         obj(batch, make_tiny_student(), seeded(0))  # one ReLU layer
+    # a narrower student: its relevance is compared summed over channels (feature_match "auto")
     narrow = build_from_spec({"name": "cnn", "num_classes": 10, "kwargs": {"depth": CNN_DEPTH, "width": 8}})
-    with pytest.raises(ValueError, match=r"shape \(16, 64, 8, 8\), the teacher's \(16, 128, 8, 8\).*--feature-weight 0"):
-        obj(batch, narrow, seeded(0))
+    loss, logs = obj(batch, narrow, seeded(1))
+    S_f = explain(narrow, batch["x"], target, eps=eps, feature_layer=TEAConfig.feature_layer)[1]
+    assert S_f.shape == (16, 64, 8, 8)
+    summed = heatmap_loss(S_f.sum(1, keepdim=True), T_f.sum(1, keepdim=True), pyramid=False)
+    assert torch.allclose(logs["feature_relevance_loss"], summed, rtol=1e-4)
+    with pytest.raises(ValueError, match=r"shape \(16, 64, 8, 8\), the teacher's \(16, 128, 8, 8\).*'channels'"):
+        TEA(teacher, 10, feature_weight=2.0, feature_match="channels")(batch, narrow, seeded(0))
     with pytest.raises(ValueError, match="live teacher"):
         TEA(teacher, 10, feature_weight=1.0, cache=object())
     with pytest.raises(ValueError, match="feature_weight=-1"):
@@ -228,3 +234,19 @@ def test_student_bn_running_explains_with_the_running_statistics(teacher_dir):
     assert all(m.training for m in ref.modules())
     with pytest.raises(ValueError, match="student_bn"):
         TEA(teacher, 10, student_bn="frozen", feature_weight=0.0)
+
+
+def test_summed_relevance_pools_to_the_smaller_side_and_keeps_the_total():
+    from teakit.objectives.tea import summed_relevance
+
+    R = torch.randn(2, 5, 8, 12, generator=torch.Generator().manual_seed(0))
+    out = summed_relevance(R, (4, 3))
+    slow = torch.zeros(2, 1, 4, 3)
+    for i in range(8):
+        for j in range(12):
+            slow[:, 0, i // 2, j // 4] += R[:, :, i, j].sum(1)
+    assert out.shape == (2, 1, 4, 3) and torch.allclose(out, slow, atol=1e-5)
+    assert torch.allclose(out.sum((1, 2, 3)), R.sum((1, 2, 3)), atol=1e-4)
+    assert torch.equal(summed_relevance(R, (8, 12)), R.sum(1, keepdim=True))
+    with pytest.raises(ValueError, match="cannot be pooled"):
+        summed_relevance(R, (3, 3))

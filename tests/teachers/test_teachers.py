@@ -2,6 +2,7 @@
 import pytest
 import torch
 import torch.nn as nn
+from disk_fixtures import disk_images
 
 import teakit
 from teakit.models import (
@@ -20,21 +21,6 @@ from teakit.teachers import (
 
 def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
-
-
-def _disk_data(n=8, side=32, seed=0):
-    """Images in [0, 1] with one coloured disk each, and the disk masks (n, 1, side, side)."""
-    g = _gen(seed)
-    yy, xx = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
-    lo = side * 5 // 16
-    cy = torch.randint(lo, side - lo, (n,), generator=g)
-    cx = torch.randint(lo, side - lo, (n,), generator=g)
-    r = torch.randint(max(2, side * 5 // 32), side * 9 // 32, (n,), generator=g)
-    mask = ((yy - cy.view(-1, 1, 1)) ** 2 + (xx - cx.view(-1, 1, 1)) ** 2
-            <= r.view(-1, 1, 1) ** 2).unsqueeze(1)
-    x = 0.5 * torch.rand(n, 3, side, side, generator=g)
-    x = torch.where(mask, x + torch.tensor([0.5, 0.0, 0.2]).view(1, 3, 1, 1), x)
-    return x, mask
 
 
 class FixedMaskSegmenter(nn.Module):
@@ -57,7 +43,7 @@ def _square_mask(side=32):
 
 
 def test_dice_bce_loss_values():
-    _, mask = _disk_data(n=4, side=16, seed=1)
+    _, mask = disk_images(n=4, side=16, seed=1)
     perfect = torch.where(mask, 30.0, -30.0)
     assert dice_bce_loss(perfect, mask).item() < 1e-4
     assert dice_bce_loss(perfect, mask.float()).item() < 1e-4
@@ -70,7 +56,7 @@ def test_dice_bce_loss_values():
 
 @pytest.mark.parametrize("fill", FILLS)
 def test_fill_background_keeps_foreground_bit_identical(fill):
-    x, keep = _disk_data(n=3, side=32, seed=2)
+    x, keep = disk_images(n=3, side=32, seed=2)
     out = fill_background(x, keep, fill, generator=_gen(0))
     k = keep.expand_as(x)
     assert out.shape == x.shape and out.dtype == x.dtype
@@ -79,7 +65,7 @@ def test_fill_background_keeps_foreground_bit_identical(fill):
 
 
 def test_fill_background_values():
-    x, keep = _disk_data(n=3, side=32, seed=3)
+    x, keep = disk_images(n=3, side=32, seed=3)
     bg = ~keep.expand_as(x)
 
     noise = fill_background(x, keep, "noise", generator=_gen(5))
@@ -106,7 +92,7 @@ def test_fill_background_values():
 
 
 def test_fill_background_errors():
-    x, keep = _disk_data(n=2, side=16, seed=4)
+    x, keep = disk_images(n=2, side=16, seed=4)
     with pytest.raises(ValueError, match="fill"):
         fill_background(x, keep, "gray")
     with pytest.raises(ValueError, match="keep"):

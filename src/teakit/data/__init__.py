@@ -1,11 +1,18 @@
 """Built-in shortcut benchmarks and the ``ImageSet`` container.
 
 ``load_builtin(name, seed, **options)`` builds one of ``BUILTIN`` in memory
-(no download, well under 5 s) and returns the splits ``train``, ``val`` (both
-biased), ``train_debiased`` (the train digits with the shortcut broken, for
-training teachers) and the test splits ``id``, ``ood`` and ``swapped``.
-Options (keyword-only): ``size`` (image side, default 32) and ``bias`` (the
-probability a train / val image carries its class's shortcut, default 1.0).
+(no download, well under 5 s).  The ten-class digit benchmarks
+(``colored-digits``, ``digits-on-scenes``) return the splits ``SPLITS``:
+``train``, ``val`` (both biased), ``train_debiased`` (the train digits with the
+shortcut broken, for training teachers) and the test splits ``id``, ``ood`` and
+``swapped``; options (keyword-only) ``size`` (image side, default 32) and
+``bias`` (the probability a train / val image carries its class's shortcut,
+default 1.0).  The two-class Waterbirds analogue ``glyphs-on-places`` returns
+``GLYPHS_ON_PLACES_SPLITS``: ``train`` (95 % of each class on its own place),
+``val``, ``train_debiased`` and ``test`` (val and test balanced over place
+within each class), bias attribute = group ``2 * y + place``; options ``size``
+(default 64) and ``bias`` (the share of each class's train images on its own
+place, default 0.95).
 Any dataset, built in or on disk, by name: :func:`teakit.data.load.load_data`.
 
 Importing this package imports no torch (the dataset names in
@@ -18,12 +25,14 @@ import importlib
 
 from .names import BUILTIN, DATASETS, DISK_DATASETS
 
-SPLITS = ("train", "val", "train_debiased", "id", "ood", "swapped")
+SPLITS = ("train", "val", "train_debiased", "id", "ood", "swapped")  # the digit benchmarks'
+GLYPHS_ON_PLACES_SPLITS = ("train", "val", "train_debiased", "test")
 
 _LAZY = {  # name: the submodule that defines it, imported on first access
     "NUM_CLASSES": "colored_digits", "PALETTE": "colored_digits", "build_colored_digits": "colored_digits",
     "OOD_SCENES": "digits_on_scenes", "SCENES": "digits_on_scenes", "TRAIN_SCENES": "digits_on_scenes",
     "build_digits_on_scenes": "digits_on_scenes", "ImageSet": "imageset",
+    "build_glyphs_on_places": "glyphs_on_places", "PLACES": "glyphs_on_places",
 }
 
 
@@ -48,8 +57,12 @@ def load_builtin(name: str, seed: int = 0, **options):
     if name == "digits-on-scenes":
         from .digits_on_scenes import build_digits_on_scenes
         return build_digits_on_scenes(seed, **options)
+    if name == "glyphs-on-places":
+        from .glyphs_on_places import build_glyphs_on_places
+        return build_glyphs_on_places(seed, **options)
     raise ValueError(f"unknown built-in dataset name {name!r}; known names: {', '.join(BUILTIN)}")
 
 
-__all__ = ["BUILTIN", "DATASETS", "DISK_DATASETS", "NUM_CLASSES", "SPLITS", "ImageSet", "load_builtin",
-           "build_colored_digits", "build_digits_on_scenes", "PALETTE", "TRAIN_SCENES", "OOD_SCENES", "SCENES"]
+__all__ = ["BUILTIN", "DATASETS", "DISK_DATASETS", "NUM_CLASSES", "SPLITS", "GLYPHS_ON_PLACES_SPLITS", "ImageSet",
+           "load_builtin", "build_colored_digits", "build_digits_on_scenes", "build_glyphs_on_places", "PALETTE",
+           "TRAIN_SCENES", "OOD_SCENES", "SCENES", "PLACES"]

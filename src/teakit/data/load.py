@@ -13,7 +13,7 @@ from . import load_builtin
 from .names import DISK_DATASETS
 
 # datasets whose ImageSet.bias already is the group (else groups are (label, bias) pairs)
-BIAS_IS_GROUP = ("folder", "waterbirds", "coco-on-places")
+BIAS_IS_GROUP = ("folder", "waterbirds", "coco-on-places", "glyphs-on-places")
 TRAINING_SPLITS = ("train", "val", "train_debiased")
 # reading options and their defaults (class_names: "a,b,c", the classes in label order)
 DISK_OPTIONS = {"lazy": False, "normalize": "none", "color": "rgb", "class_names": None}

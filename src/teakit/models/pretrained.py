@@ -1,15 +1,16 @@
-"""ImageNet weights for the torchvision ResNets, read only from the local torch hub cache.
+"""ImageNet weights for the torchvision classifiers, read only from the local torch hub cache.
 
 ``load_imagenet_weights(name)`` returns the state dict of torchvision's
-``DEFAULT`` ImageNet weights for ``resnet18`` / ``resnet34`` / ``resnet50``
+``DEFAULT`` ImageNet weights for any torchvision name of
+:data:`teakit.models.TORCHVISION_NAMES` (``resnet18``, ``densenet121``, ``vgg16_bn``, …)
 from ``torch.hub.get_dir()/checkpoints/<file name of the weights' URL>`` (the
 file torchvision itself caches there, e.g. ``resnet18-f37072fd.pth``).  It
 never downloads: on a machine without the file it raises ``FileNotFoundError``
 naming the exact path and how to put the file there.
 
 ``apply_imagenet_weights(model, name, ...)`` copies those weights into a
-teakit-built ResNet, skipping the keys whose shapes the teakit model changes
-(see its docstring).
+teakit-built model through :func:`teakit.models.weights.apply_state_dict`,
+skipping the keys whose shapes the teakit model changes (see its docstring).
 """
 from __future__ import annotations
 
@@ -31,9 +32,12 @@ __all__ = ["weights_url", "weights_path", "load_imagenet_weights", "apply_imagen
 def _weights_enum(model_name: str):
     from torchvision.models import get_model_weights
 
-    if model_name not in ("resnet18", "resnet34", "resnet50"):
+    from ..names import MODEL_NAMES
+
+    torchvision_names = [n for n in MODEL_NAMES if n not in ("cnn", "unet")]
+    if model_name not in torchvision_names:
         raise ValueError(f"no ImageNet weights for model name={model_name!r}; "
-                         "expected resnet18, resnet34 or resnet50")
+                         f"expected one of {', '.join(torchvision_names)}")
     return get_model_weights(model_name).DEFAULT
 
 
@@ -75,7 +79,8 @@ def load_imagenet_weights(model_name: str) -> dict[str, torch.Tensor]:
 
 
 def skipped_keys(num_classes: int, in_channels: int = 3, small_input: bool = False) -> tuple[str, ...]:
-    """The ImageNet keys not loaded into a teakit ResNet: ``fc.weight`` /
+    """The ImageNet keys not loaded into a teakit ResNet (other families: the skipped keys
+    :func:`apply_imagenet_weights` returns): ``fc.weight`` /
     ``fc.bias`` when ``num_classes != 1000``; ``conv1.weight`` when the stem conv
     is replaced (``small_input=True`` or ``in_channels != 3``)."""
     keys: tuple[str, ...] = ()
@@ -87,29 +92,26 @@ def skipped_keys(num_classes: int, in_channels: int = 3, small_input: bool = Fal
 
 
 def apply_imagenet_weights(model: nn.Module, model_name: str, num_classes: int, in_channels: int = 3,
-                           small_input: bool = False) -> tuple[str, ...]:
+                           small_input: bool = False, *, stem_replaced: bool | None = None,
+                           verbose: bool = True) -> tuple[str, ...]:
     """Load the ImageNet weights of ``model_name`` into ``model`` in place.
 
-    Every key is loaded except :func:`skipped_keys`: the final ``fc`` (weight and
-    bias) when ``num_classes != 1000`` -- it keeps torchvision's random
-    initialisation for ``num_classes`` outputs -- and the stem ``conv1.weight``
-    when ``small_input=True`` (3x3 stride-1 CIFAR stem) or ``in_channels != 3``,
-    which keeps its random initialisation.  ``bn1`` and all residual layers are
-    always loaded.  Returns the skipped keys; raises ``ValueError`` naming the
-    file when the weights do not fit the model otherwise.
+    Every key is loaded (:func:`teakit.models.weights.apply_state_dict`) except the
+    head (ResNet ``fc``, DenseNet ``classifier``, VGG ``classifier.6``) when
+    ``num_classes != 1000`` -- it keeps torchvision's random initialisation for
+    ``num_classes`` outputs -- and the stem conv when it was replaced
+    (``stem_replaced``, by default ``small_input or in_channels != 3``: the small
+    stem's 3x3 stride-1 conv, or other input channels) and its shape differs, which
+    keeps its random initialisation.  Everything else (ResNet ``bn1``, all blocks) is
+    always loaded.  Returns the skipped keys (printed with ``verbose``); raises
+    ``ValueError`` naming the file when the weights do not fit the model otherwise.
     """
+    from .weights import apply_state_dict
+
     state = load_imagenet_weights(model_name)
-    skip = skipped_keys(num_classes, in_channels, small_input)
-    kept = {k: v for k, v in state.items() if k not in skip}
-    path = weights_path(model_name)
-    own = model.state_dict()
-    bad = [k for k, v in kept.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
-    if bad:
-        raise ValueError(f"{path}: shapes do not fit {model_name}: "
-                         + ", ".join(f"{k} {tuple(kept[k].shape)} vs {tuple(own[k].shape)}" for k in bad))
-    result = model.load_state_dict(kept, strict=False)
-    missing = sorted(set(result.missing_keys) - set(skip))
-    if missing or result.unexpected_keys:
-        raise ValueError(f"{path}: not the {model_name} weights (missing {missing[:5]}, "
-                         f"unexpected {list(result.unexpected_keys)[:5]})")
-    return skip
+    if stem_replaced is None:
+        stem_replaced = small_input or in_channels != 3
+    report = apply_state_dict(model, state, weights_path(model_name), name=model_name, stem_replaced=stem_replaced)
+    if verbose:
+        print(report.summary(model_name), flush=True)
+    return tuple(report.skipped)
