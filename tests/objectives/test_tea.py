@@ -237,7 +237,7 @@ def test_student_bn_running_explains_with_the_running_statistics(teacher_dir):
 
 
 def test_summed_relevance_pools_to_the_smaller_side_and_keeps_the_total():
-    from teakit.objectives.tea import summed_relevance
+    from teakit.objectives.hidden_relevance import summed_relevance
 
     R = torch.randn(2, 5, 8, 12, generator=torch.Generator().manual_seed(0))
     out = summed_relevance(R, (4, 3))

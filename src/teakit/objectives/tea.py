@@ -29,6 +29,7 @@ from ..explain import explain
 from ..models.norm import heatmap_statistics
 from .base import Objective, output_logs, touch_all_parameters
 from .heatmap_loss import heatmap_loss
+from .hidden_relevance import hidden_relevance_loss
 from .kd import kd_loss
 from .sampling import explained_classes, maps_per_image, sample_eps
 from .teacher_maps import TeacherMaps, ValidationMemo, cached_maps, live_maps
@@ -131,29 +132,3 @@ def explain_student(student, x, t: TeacherMaps, method: str, train: bool, layer:
             raise
         raise ValueError(f"the student: {e}; set feature_weight 0 (--feature-weight 0) to match input maps "
                          "only") from e
-
-
-def hidden_relevance_loss(S_hidden, T_hidden, cfg: TEAConfig):
-    """The heatmap loss (no pyramid) between the student's and the teacher's hidden-layer relevance:
-    channel by channel, or (``feature_match`` ``summed``, or ``auto`` with unequal shapes) summed over the
-    channels with the larger map sum-pooled to the smaller one's side (:func:`summed_relevance`)."""
-    if cfg.feature_match == "summed" or (cfg.feature_match == "auto" and S_hidden.shape != T_hidden.shape):
-        side = min(S_hidden.shape[-2:], T_hidden.shape[-2:])
-        S_hidden, T_hidden = summed_relevance(S_hidden, side), summed_relevance(T_hidden, side)
-    if S_hidden.shape != T_hidden.shape:
-        raise ValueError(f"feature_weight: the student's relevance at feature_layer={cfg.feature_layer} has shape "
-                         f"{tuple(S_hidden.shape)}, the teacher's {tuple(T_hidden.shape)} (feature_match "
-                         f"{cfg.feature_match!r} needs the same shape; 'auto' or 'summed' compare any two networks)")
-    return heatmap_loss(S_hidden, T_hidden, kind=cfg.loss, pyramid=False)
-
-
-def summed_relevance(R, side):
-    """Relevance ``R`` (B, C, H, W) summed over channels and over ``H/h × W/w`` cells to ``side = (h, w)``:
-    (B, 1, h, w), the total kept (each side must divide the larger one's)."""
-    R = R.sum(1, keepdim=True)
-    if tuple(R.shape[-2:]) == tuple(side):
-        return R
-    H, W = R.shape[-2:]
-    if H % side[0] or W % side[1]:
-        raise ValueError(f"feature_match: a {H}x{W} relevance map cannot be pooled to {side[0]}x{side[1]}")
-    return F.avg_pool2d(R, (H // side[0], W // side[1])) * (H // side[0]) * (W // side[1])
