@@ -28,13 +28,15 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     assert {r["method"] for r in rows} == {"teacher", "ERM", "TEA", demo.TEA_INPUT} | {m for m, _, _ in demo.BASELINES}
     for r in rows:
         if r["value"] is None:  # a method that cannot apply, with the reason
-            assert (r["dataset"], r["method"]) in {("colored-digits", "RRR"), ("colored-digits", "ISNet-style")}
+            assert (r["dataset"], r["method"]) in {("colored-digits", "RRR"), ("colored-digits", "ISNet"),
+                                                   ("colored-digits", "GAIN"), ("colored-digits", "GALS"),
+                                                   ("digits-on-scenes", "GALS")}
             assert r["note"].startswith("n/a: ") and set(r) == {"dataset", "method", "split", "metric", "value", "note"}
             continue
         assert set(r) == {"dataset", "method", "split", "metric", "value"}
         assert 0.0 <= r["value"] <= 1.0
     scenes = {r["method"] for r in rows if r["dataset"] == "digits-on-scenes" and r["value"] is not None}
-    assert {"RRR", "ISNet-style", "GroupDRO", "JTT", "KD", "Grad-CAM distillation"} <= scenes
+    assert {"RRR", "ISNet", "GAIN", "PGI", "GroupDRO", "JTT", "KD", "Grad-CAM distillation"} <= scenes
     metrics = {(r["method"], r["metric"]) for r in rows}
     assert ("TEA", "agreement_with_teacher") in metrics and ("ERM", "background_relevance") in metrics
     for name in ("report.md", "report.html", "figures/colored-digits-accuracy.png",
@@ -65,6 +67,7 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     assert ("TEA, input maps only", "agreement_with_teacher") in metrics
     report = (tmp_path / "report.md").read_text()
     assert "| TEA |" in report and "| RRR | n/a |" in report and "inside the foreground mask" in report
+    assert "| GALS | n/a |" in report and "needs a local vision-language attention model" in report
     assert "with the teacher's head, frozen" in report
     # the targets, each with its measured values and a verdict (decided: every stage ran)
     assert "## Targets" in report and "| digits-on-scenes | TEA's background relevance at most a third of ERM's |" in report
@@ -105,7 +108,7 @@ def test_plan_sizes_every_classifier_and_keys_follow():
     """--width/--depth reach every stage's model (teachers' included) and so its folder name;
     the full plan trains each stage for the demo's epochs."""
     default, wide = demo.plan(False, 0), demo.plan(False, 0, width=16, depth=4)
-    assert len(default) == len(wide) == 28
+    assert len(default) == len(wide) == 31
     for a, b in zip(default, wide):
         assert a.params["model"] == {"depth": 6, "width": demo.WIDTH}
         assert b.params["model"] == {"depth": 4, "width": 16}
@@ -129,7 +132,7 @@ def test_report_only_before_any_stage_names_the_options(tmp_path):
     assert all(r["value"] is None for r in rows)  # only the n/a rows
     report = (tmp_path / "new" / "report.md").read_text()
     assert f"tea demo --out {tmp_path / 'new'} --seed 0 --quick --width 16 --depth 4\n" in report
-    assert report.count("`: not run yet") == 28  # every stage; the targets say "not run yet" too
+    assert report.count("`: not run yet") == 31  # every stage; the targets say "not run yet" too
     assert not (tmp_path / "new" / "stages").exists()
 
 
@@ -197,7 +200,7 @@ def test_select_lr_scales_takes_the_lowest_validation_score(tmp_path, monkeypatc
     for scale, score in scores.items():
         _fake_demo(tmp_path / str(scale), scale, score)
     table = demo.select_lr_scales({s: tmp_path / str(s) for s in scores}, quick=True)
-    assert len(table) == 26  # every student, no teacher
+    assert len(table) == 29  # every student, no teacher
     assert table["colored-digits-tea"] == {"scores": {0.5: 1.0, 1.0: 0.8, 2.0: 0.7}, "selected": 2.0}
     assert table["digits-on-scenes-erm"]["selected"] == 2.0
     assert table["colored-digits-erm"]["selected"] == 1.0  # a three-way tie: the base rate

@@ -88,7 +88,7 @@ def _add_train(p: argparse.ArgumentParser, command: str):
     g.add_argument("--data-seed", type=int, default=0, help="seed of the built-in dataset's splits")
     g.add_argument("--bias", type=float, default=None,
                    help="built-in datasets: share of train/val images carrying the shortcut (default: the "
-                        "dataset's own, 1 for the digit benchmarks, 0.95 for glyphs-on-places)")
+                        "dataset's own: 1 for the digit benchmarks, 0.95 for glyphs-on-places, 0.9 for phantom-xrays)")
     g.add_argument("--data-root", help=f"folder of a dataset on disk ({', '.join(DISK)})")
     g.add_argument("--external-sources", help="xray: comma-separated sources kept out of training and "
                                                "selection, evaluated as the 'external' split")
@@ -259,8 +259,11 @@ def _cmd_train_teacher(a):
 
 def _cmd_train(a):
     from .commands import train
+    if a.attention_model and a.objective != "gals":
+        raise ValueError("--attention-model is for --objective gals")
+    options = {"attention_model": a.attention_model} if a.objective == "gals" else None
     train(a.dataset, a.objective, a.out, spec=_spec(a), cfg=_train_cfg(a, "train"), resume=a.resume, stage1=a.stage1,
-          **_common(a))
+          objective_options=options, **_common(a))
 
 
 def _cmd_distill(a):
@@ -312,6 +315,17 @@ def _cmd_check_data(a):
     print(check_data(splits, info))
     if a.export_subpopbench:
         print(f"wrote {export_subpopbench(splits, info, a.export_subpopbench)}")
+
+
+def _cmd_export(a):
+    from .data import load_builtin
+    from .data.phantom_xrays import export_xray_folder
+    from .data.readers import check_data
+    options = {k: getattr(a, k) for k in ("size", "bias") if getattr(a, k) is not None}
+    splits, info = load_builtin(a.dataset, seed=a.data_seed, with_info=True, **options)
+    path = export_xray_folder(splits, info, a.out)
+    print(check_data(splits, info))
+    print(f"wrote {path} (read it with --dataset xray --data-root {a.out}; the split 'id' is written as 'test')")
 
 
 def _cmd_bench(a):
@@ -378,9 +392,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = cmd("train", _cmd_train, "train a classifier with an objective that needs no teacher (ERM)")
     c.add_argument("--dataset", choices=DATASETS, required=True)
-    c.add_argument("--objective", default="erm", choices=["erm", "rrr", "isnet", "groupdro", "irm", "jtt"],
-                   help="erm, or a baseline: rrr / isnet (use masks), groupdro / irm (use the bias "
-                        "attribute as group), jtt (needs --stage1)")
+    # the objectives of teakit.objectives.registry that need no teacher, listed here so --help needs no torch
+    # (tests/objectives/test_baselines.py checks the list against the registry)
+    c.add_argument("--objective", default="erm",
+                   choices=["erm", "rrr", "isnet", "gain", "gals", "groupdro", "irm", "pgi", "jtt"],
+                   help="erm, or a baseline: rrr / isnet / gain (use masks), gals (needs --attention-model), "
+                        "groupdro / irm / pgi (use the bias attribute as group), jtt (needs --stage1)")
+    c.add_argument("--attention-model", metavar="FILE",
+                   help="gals: a local vision-language attention model (a torch.export program *.pt2, or "
+                        "TorchScript), called as model(images, class ids) -> (B, 1, h, w) maps (e.g. CLIP's "
+                        "Grad-CAM for each class's prompt); nothing is downloaded")
     c.add_argument("--stage1", help="jtt: the ERM run folder whose training mistakes are up-weighted")
     c.add_argument("--out", required=True)
     c.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
@@ -445,6 +466,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reading(c)
     c.add_argument("--data-seed", type=int, default=0, help="colored-mnist: seed of the split and colours")
     c.add_argument("--export-subpopbench", metavar="CSV", help="also write the metadata as filename,y,a,split")
+
+    c = cmd("export", _cmd_export, "write a built-in benchmark to a folder in the layout --dataset xray reads")
+    c.add_argument("--dataset", choices=["phantom-xrays"], required=True)
+    c.add_argument("--out", required=True, help="output folder: metadata.csv, images/, masks/")
+    c.add_argument("--data-seed", type=int, default=0, help="seed of the dataset's splits (default 0)")
+    c.add_argument("--size", type=int, help="image side (default: the dataset's, 64)")
+    c.add_argument("--bias", type=float, help="share of each class's train / val images from its own hospitals "
+                                              "(default: the dataset's, 0.9)")
 
     c = cmd("curves", _cmd_curves, "plot validation agreement and heatmap loss against steps for runs")
     c.add_argument("runs", nargs="+", help="run folders, optionally LABEL=FOLDER")

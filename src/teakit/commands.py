@@ -70,7 +70,7 @@ def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: T
           objective_options: dict | None = None, stage1=None, fabric: dict | None = None, resume: bool = False,
           progress: bool = True) -> dict:
     """`tea train`: an objective that needs no teacher — ``erm``, ``segmentation`` (the
-    segmenter teacher's U-Net) or a registered baseline (``rrr``, ``isnet``,
+    segmenter teacher's U-Net) or a registered baseline (``rrr``, ``isnet``, ``gain``, ``pgi``, ``gals``,
     ``groupdro``, ``irm``, ``jtt`` with ``stage1`` = an ERM run folder)."""
     from .objectives.erm import ERM
     from .objectives.registry import OBJECTIVES, build_objective

@@ -59,7 +59,7 @@ HEATMAP_OPTIONS = {"bias_prior": TEAConfig.bias_prior}
 # TEA as `tea distill` runs it: the input maps and one hidden layer's relevance (TEAConfig); the live teacher,
 # since the cache holds input maps only.  "TEA, input maps only" is the paper's objective, from the cache.
 FEATURE_RELEVANCE = {"feature_weight": TEAConfig.feature_weight, "feature_layer": TEAConfig.feature_layer}
-# The demo's budget (20 minutes on 2 CPU cores for all 28 stages): every classifier is the commands' CNN at
+# The demo's budget (about 20 minutes on 2 CPU cores for the original 28 stages): every classifier is the commands' CNN at
 # width 8 instead of 16 (about a third of the convolution work; `--width 16` gives the commands' network), and
 # every stage trains for 20 epochs (the U-Net segmenter 15).
 WIDTH = 8
@@ -74,12 +74,17 @@ LR_SCALES: dict[str, float] = {
     "colored-digits-gradxinput": 4, "colored-digits-inputgrad": 8, "colored-digits-gradcam": 0.5,
     "digits-on-scenes-tea": 8, "digits-on-scenes-tea-input": 4, "digits-on-scenes-kd": 8,
     "digits-on-scenes-feature": 8, "digits-on-scenes-attention": 4, "digits-on-scenes-rrr": 4,
-    "digits-on-scenes-isnet": 2, "digits-on-scenes-irm": 2, "digits-on-scenes-gradxinput": 8,
+    "digits-on-scenes-irm": 2, "digits-on-scenes-gradxinput": 8,
     "digits-on-scenes-inputgrad": 4, "digits-on-scenes-gradcam": 0.5,
 }
+_NO_ATTENTION_MODEL = ("GALS needs a local vision-language attention model file (`tea train --objective gals "
+                       "--attention-model FILE`, e.g. CLIP's); the demo bundles none and downloads nothing")
 NOT_APPLICABLE = {  # (dataset, objective): why
     ("colored-digits", "rrr"): "the shortcut is the stroke colour, inside the foreground mask",
     ("colored-digits", "isnet"): "the shortcut is the stroke colour, inside the foreground mask",
+    ("colored-digits", "gain"): "the shortcut is the stroke colour, inside the foreground mask",
+    ("colored-digits", "gals"): _NO_ATTENTION_MODEL,
+    ("digits-on-scenes", "gals"): _NO_ATTENTION_MODEL,
 }
 
 

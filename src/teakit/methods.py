@@ -13,8 +13,8 @@ SPLITS = ("id", "ood", "swapped")
 BASELINES = [
     ("KD", "distill", "kd"), ("feature distillation", "distill", "feature"),
     ("attention transfer", "distill", "attention"),
-    ("RRR", "train", "rrr"), ("ISNet-style", "train", "isnet"),
-    ("GroupDRO", "train", "groupdro"), ("IRM", "train", "irm"), ("JTT", "train", "jtt"),
+    ("RRR", "train", "rrr"), ("ISNet", "train", "isnet"), ("GAIN", "train", "gain"), ("GALS", "train", "gals"),
+    ("GroupDRO", "train", "groupdro"), ("IRM", "train", "irm"), ("PGI", "train", "pgi"), ("JTT", "train", "jtt"),
     ("Grad×Input distillation", "distill", "gradxinput"), ("input-gradient distillation", "distill", "inputgrad"),
     ("Grad-CAM distillation", "distill", "gradcam"),
 ]

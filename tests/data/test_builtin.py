@@ -15,12 +15,14 @@ from teakit.data.digits_on_scenes import (
 
 SIZES = {"train": 1078, "val": 180, "train_debiased": 1078, "id": 539, "ood": 539, "swapped": 539}
 # the ten-class digit benchmarks with the id / ood / swapped test splits (glyphs-on-places, the
-# two-class Waterbirds analogue with one test split: tests/data/test_glyphs_on_places.py)
+# two-class Waterbirds analogue with one test split: tests/data/test_glyphs_on_places.py; phantom-xrays,
+# the chest-X-ray analogue: tests/data/test_phantom_xrays.py)
 DIGIT_BENCHMARKS = ("colored-digits", "digits-on-scenes")
 
 
 def test_builtin_names():
-    assert set(BUILTIN) == set(DIGIT_BENCHMARKS) | {"glyphs-on-places"} and len(set(BUILTIN)) == len(BUILTIN)
+    assert set(BUILTIN) == set(DIGIT_BENCHMARKS) | {"glyphs-on-places", "phantom-xrays"}
+    assert len(set(BUILTIN)) == len(BUILTIN)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,13 @@ default 1.0).  The two-class Waterbirds analogue ``glyphs-on-places`` returns
 ``val``, ``train_debiased`` and ``test`` (val and test balanced over place
 within each class), bias attribute = group ``2 * y + place``; options ``size``
 (default 64) and ``bias`` (the share of each class's train images on its own
-place, default 0.95).
+place, default 0.95).  The chest-X-ray analogue ``phantom-xrays`` returns
+``PHANTOM_XRAYS_SPLITS``: ``train``, ``val``, ``train_debiased``, ``id``,
+``swapped`` and ``external`` (three classes that differ only inside the lungs,
+lung masks, bias attribute = the hospital; ``with_info=True`` also gives the
+per-image hospital names); options ``size`` (default 64, at least 64) and
+``bias`` (the share of each class's train / val images from its own two
+hospitals, default 0.9).
 Any dataset, built in or on disk, by name: :func:`teakit.data.load.load_data`.
 
 Importing this package imports no torch (the dataset names in
@@ -33,6 +39,7 @@ _LAZY = {  # name: the submodule that defines it, imported on first access
     "OOD_SCENES": "digits_on_scenes", "SCENES": "digits_on_scenes", "TRAIN_SCENES": "digits_on_scenes",
     "build_digits_on_scenes": "digits_on_scenes", "ImageSet": "imageset",
     "build_glyphs_on_places": "glyphs_on_places", "PLACES": "glyphs_on_places",
+    "build_phantom_xrays": "phantom_xrays", "PHANTOM_XRAYS_SPLITS": "phantom_xrays",
 }
 
 
@@ -48,21 +55,29 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
 
-def load_builtin(name: str, seed: int = 0, **options):
+def load_builtin(name: str, seed: int = 0, *, with_info: bool = False, **options):
     """Build the built-in benchmark ``name`` (one of ``BUILTIN``) with ``seed``;
-    ``options`` (``size``, ``bias``) go to its builder; returns ``{split: ImageSet}``."""
+    ``options`` (``size``, ``bias``) go to its builder; returns ``{split: ImageSet}``,
+    or ``(splits, info)`` with ``with_info`` (``info``: what the builder records, as a
+    reader's info -- ``classes``, ``sources`` per split, … for ``phantom-xrays``; ``{}``
+    for the others)."""
+    if name == "phantom-xrays":
+        from .phantom_xrays import build_phantom_xrays
+        return build_phantom_xrays(seed, with_info=with_info, **options)
     if name == "colored-digits":
         from .colored_digits import build_colored_digits
-        return build_colored_digits(seed, **options)
-    if name == "digits-on-scenes":
+        splits = build_colored_digits(seed, **options)
+    elif name == "digits-on-scenes":
         from .digits_on_scenes import build_digits_on_scenes
-        return build_digits_on_scenes(seed, **options)
-    if name == "glyphs-on-places":
+        splits = build_digits_on_scenes(seed, **options)
+    elif name == "glyphs-on-places":
         from .glyphs_on_places import build_glyphs_on_places
-        return build_glyphs_on_places(seed, **options)
-    raise ValueError(f"unknown built-in dataset name {name!r}; known names: {', '.join(BUILTIN)}")
+        splits = build_glyphs_on_places(seed, **options)
+    else:
+        raise ValueError(f"unknown built-in dataset name {name!r}; known names: {', '.join(BUILTIN)}")
+    return (splits, {}) if with_info else splits
 
 
 __all__ = ["BUILTIN", "DATASETS", "DISK_DATASETS", "NUM_CLASSES", "SPLITS", "GLYPHS_ON_PLACES_SPLITS", "ImageSet",
            "load_builtin", "build_colored_digits", "build_digits_on_scenes", "build_glyphs_on_places", "PALETTE",
-           "TRAIN_SCENES", "OOD_SCENES", "SCENES", "PLACES"]
+           "TRAIN_SCENES", "OOD_SCENES", "SCENES", "PLACES", "build_phantom_xrays", "PHANTOM_XRAYS_SPLITS"]

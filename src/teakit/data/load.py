@@ -12,7 +12,8 @@ from pathlib import Path
 from . import load_builtin
 from .names import DISK_DATASETS
 
-# datasets whose ImageSet.bias already is the group (else groups are (label, bias) pairs)
+# datasets whose ImageSet.bias already is the group (else groups are (label, bias) pairs: for xray and
+# phantom-xrays, whose bias is the hospital, GroupDRO's groups are (label, hospital))
 BIAS_IS_GROUP = ("folder", "waterbirds", "coco-on-places", "glyphs-on-places")
 TRAINING_SPLITS = ("train", "val", "train_debiased")
 # reading options and their defaults (class_names: "a,b,c", the classes in label order)
@@ -25,7 +26,8 @@ def load_data(dataset: str, data_seed: int = 0, limit: int | None = None, data_r
     read (and validated) from ``data_root`` (``DISK_DATASETS``; options ``lazy``,
     ``normalize``, ``color``: see :func:`read_disk_dataset`).  ``limit`` keeps the
     first ``limit`` images of each split.  ``with_info``: return ``(splits, info)``
-    (the reader's info, cut to ``limit``; ``{}`` for a built-in dataset)."""
+    (the reader's info, cut to ``limit``; for a built-in dataset what its builder records:
+    ``{}`` but for ``phantom-xrays``, whose info names the hospital of every image)."""
     disk = {k: options.pop(k) for k in DISK_OPTIONS if k in options}
     if dataset in DISK_DATASETS:
         splits, info = read_disk_dataset(dataset, data_root, external_sources, size, seed=data_seed,
@@ -38,7 +40,7 @@ def load_data(dataset: str, data_seed: int = 0, limit: int | None = None, data_r
         changed = sorted(k for k, v in disk.items() if v != DISK_OPTIONS[k])
         if changed:
             raise ValueError(f"{', '.join('--' + k for k in changed)}: for datasets on disk, not {dataset}")
-        splits, info = load_builtin(dataset, seed=data_seed, **options), {}
+        splits, info = load_builtin(dataset, seed=data_seed, with_info=True, **options)
     if limit is not None:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")

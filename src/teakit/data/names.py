@@ -10,7 +10,7 @@ that ``tea --help`` stays fast.
 ``COLOR_MODES`` (:mod:`teakit.data.decode`) and ``NORMALIZE_MODES``
 (:mod:`teakit.data.normalize`): the values of ``--color`` and ``--normalize``.
 """
-BUILTIN = ("colored-digits", "digits-on-scenes", "glyphs-on-places")
+BUILTIN = ("colored-digits", "digits-on-scenes", "glyphs-on-places", "phantom-xrays")
 DISK_DATASETS = ("colored-mnist", "folder", "waterbirds", "xray", "coco-on-places")
 DATASETS = BUILTIN + DISK_DATASETS
 COLOR_MODES = ("rgb", "gray")

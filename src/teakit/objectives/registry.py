@@ -7,7 +7,9 @@ builds one; ``kw`` go to the class (its hyper-parameters).  A teacher given to
 an objective that does not use one is ignored.  ``jtt`` needs
 ``error_set=...`` (see :func:`teakit.objectives.jtt.error_set`);
 ``groupdro`` defaults to (label, bias) groups with ``num_classes`` bias values
-(as in the built-in benchmarks), i.e. ``num_groups = num_classes²``.
+(as in the built-in benchmarks), i.e. ``num_groups = num_classes²``.  ``gals``
+needs ``attention_model=FILE`` (a local vision-language attention model; see
+:mod:`teakit.objectives.gals`) and refuses to build without one.
 """
 from __future__ import annotations
 
@@ -17,11 +19,14 @@ from .attention_transfer import AttentionTransfer
 from .erm import ERM
 from .explanation_distill import EXPLANATION_METHODS, ExplanationDistillation
 from .feature_distill import FeatureDistillation
+from .gain import GAIN
+from .gals import GALS
 from .group_dro import GroupDRO, group_options
 from .irm import IRM
-from .isnet import ISNetStyle
+from .isnet import ISNet
 from .jtt import JTT
 from .kd import KD
+from .pgi import PGI
 from .rrr import RRR
 from .tea import TEA
 
@@ -49,13 +54,23 @@ OBJECTIVES: dict[str, ObjectiveInfo] = {
     "gradcam": ObjectiveInfo(ExplanationDistillation, True, False, False, "TEA's recipe with Grad-CAM maps"),
     "rrr": ObjectiveInfo(RRR, False, True, False,
                          "Right for the Right Reasons: CE + background input-gradient penalty"),
-    "isnet": ObjectiveInfo(ISNetStyle, False, True, False,
-                           "CE + share of LRP-ε relevance on the background (simplified ISNet-style)"),
+    "isnet": ObjectiveInfo(ISNet, False, True, False,
+                           "ISNet (Bassi et al. 2024): CE + its loss on the LRP-ε heatmaps of every class "
+                           "(background relevance off, foreground relevance in range)"),
+    "gain": ObjectiveInfo(GAIN, False, True, False,
+                          "GAIN_ext (Li et al. 2018): CE + attention mining on the Grad-CAM-erased image + "
+                          "Grad-CAM matched to the mask"),
     "groupdro": ObjectiveInfo(GroupDRO, False, False, True, "online group DRO over (label, bias) groups"),
     "irm": ObjectiveInfo(IRM, False, False, True, "IRMv1 with bias attribute values as environments"),
+    "pgi": ObjectiveInfo(PGI, False, False, True,
+                         "predictive group invariance (Ahmed et al. 2021): CE + KL between the groups' mean "
+                         "predictions within each class"),
     "jtt": ObjectiveInfo(JTT, False, False, False,
                          "Just Train Twice stage 2: CE with a stage-1 ERM error set up-weighted "
                          "(needs error_set=...)"),
+    "gals": ObjectiveInfo(GALS, False, False, False,
+                          "GALS (Petryk et al. 2022): CE + input gradients suppressed outside a vision-language "
+                          "model's attention (needs attention_model=FILE)"),
 }
 
 

@@ -4,7 +4,7 @@ On every benchmark, TEA's ``ood`` and ``swapped`` accuracy must be within 3
 points of the teacher's and higher than that of every baseline that uses
 neither masks nor groups, as :data:`teakit.objectives.registry.OBJECTIVES`
 records them (ERM, JTT, which trains on an ERM run's mistakes, and the
-distillations; not RRR, ISNet-style, GroupDRO, IRM, and not TEA's own
+distillations; not RRR, ISNet, GAIN, GroupDRO, IRM, and not TEA's own
 input-only variant).  On a
 background-bias benchmark TEA's ``swapped`` accuracy must also be at least
 ERM's + 30 points, and its ``swapped`` background relevance at most a third
