@@ -1,5 +1,6 @@
 """`tea demo --quick` end to end on tiny subsets: every stage runs, results.json has
-the contracted rows, the report and figures exist, and a re-run reuses stages."""
+the contracted rows, the report and figures exist, and a re-run reuses stages;
+`--seeds` runs a few stages once per seed and reports their spread."""
 import json
 
 import pytest
@@ -8,12 +9,13 @@ import torch
 from teakit import demo
 
 
-def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
-    # even smaller than --quick: this checks the plumbing, not the numbers
+def _tiny(monkeypatch, keep=None):
+    """Even smaller than --quick (48 images, 1 epoch; only the stages named in ``keep``, if given): this
+    checks the plumbing, not the numbers."""
     original = demo.plan
 
     def tiny_plan(*args, **kwargs):
-        stages = original(*args, **kwargs)
+        stages = [s for s in original(*args, **kwargs) if keep is None or s.name in keep]
         for s in stages:
             s.params["data_options"] = {"limit": 48}
             for key in ("cfg", "seg_cfg"):
@@ -21,6 +23,10 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
                     s.params[key] = {**s.params[key], "epochs": 1}
         return stages
     monkeypatch.setattr(demo, "plan", tiny_plan)
+
+
+def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
+    _tiny(monkeypatch)
     rows = demo.run_demo(tmp_path, quick=True)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved == rows
@@ -31,9 +37,10 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
             assert (r["dataset"], r["method"]) in {("colored-digits", "RRR"), ("colored-digits", "ISNet"),
                                                    ("colored-digits", "GAIN"), ("colored-digits", "GALS"),
                                                    ("digits-on-scenes", "GALS")}
-            assert r["note"].startswith("n/a: ") and set(r) == {"dataset", "method", "split", "metric", "value", "note"}
+            assert r["note"].startswith("n/a: ")
+            assert set(r) == {"dataset", "method", "split", "metric", "value", "seed", "note"} and r["seed"] == 0
             continue
-        assert set(r) == {"dataset", "method", "split", "metric", "value"}
+        assert set(r) == {"dataset", "method", "split", "metric", "value", "seed"} and r["seed"] == 0
         assert 0.0 <= r["value"] <= 1.0
     scenes = {r["method"] for r in rows if r["dataset"] == "digits-on-scenes" and r["value"] is not None}
     assert {"RRR", "ISNet", "GAIN", "PGI", "GroupDRO", "JTT", "KD", "Grad-CAM distillation"} <= scenes
@@ -72,6 +79,8 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     # the targets, each with its measured values and a verdict (decided: every stage ran)
     assert "## Targets" in report and "| digits-on-scenes | TEA's background relevance at most a third of ERM's |" in report
     assert "not decided" not in report
+    # one seed: plain values, and every target says its spread is unknown
+    assert "±" not in report and report.count("| one seed: spread unknown |") == 10
     assert "targets met: " in capsys.readouterr().out
     capsys.readouterr()
     demo.run_demo(tmp_path, quick=True)  # second run: every stage reused
@@ -102,6 +111,75 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
         assert "epoch" in (tmp_path / "logs" / f"{name}.log").read_text(), name
     assert {r["method"] for r in rows} == {"teacher", "ERM", "TEA", demo.TEA_INPUT} | {m for m, _, _ in demo.BASELINES}
     assert rows == json.loads((tmp_path / "results.json").read_text())
+
+
+SUBSET = ("colored-digits-teacher", "colored-digits-erm", "colored-digits-tea", "colored-digits-kd")
+
+
+def test_quick_demo_over_two_seeds(tmp_path, monkeypatch, tea_cli):
+    """`tea demo --quick --seeds 0,1` on four stages: each seed's stages in folders of their own (seed 0's
+    those of the one-seed demo), one results row per seed, mean ± sd in the report; two at a time, each
+    seed's stage logs apart."""
+    _tiny(monkeypatch, keep=SUBSET)
+    rc, text = tea_cli(["demo", "--quick", "--seeds", "0,1", "--jobs", "1", "--out", str(tmp_path)])
+    assert rc == 0, text
+    rows = json.loads((tmp_path / "results.json").read_text())
+    seeds = {}
+    for r in rows:
+        seeds.setdefault((r["dataset"], r["method"], r["split"], r["metric"], r["value"] is None), []).append(
+            r["seed"])
+    assert {m for (_, m, _, _, na) in seeds if not na} == {"teacher", "ERM", "TEA", "KD"}
+    assert all(s == [0, 1] for s in seeds.values()), seeds  # two rows per cell, n/a ones included
+    assert (("colored-digits", "TEA", "swapped", "accuracy", False) in seeds
+            and ("colored-digits", "RRR", "ood", "accuracy", True) in seeds)
+    folders = [demo.stage_folders(demo.plan(True, seed), tmp_path) for seed in (0, 1)]
+    for name in SUBSET:
+        assert folders[0][name] != folders[1][name], name
+        assert all((f[name] / "done.json").exists() for f in folders), name
+    assert text.count(" (seed 1)") == len(SUBSET)  # progress lines name the seed
+    report = (tmp_path / "report.md").read_text()
+    assert "(n=2)" in report and "±" in report and "sum of the two standard deviations" in report
+    assert f"tea demo --out {tmp_path} --seeds 0,1 --quick\n" in report and "Seed 1:" in report
+    within = next(line for line in report.splitlines() if "TEA's ood accuracy within 3 points" in line)
+    assert "±" in within and ("| yes: " in within or "| no: " in within), within  # the spread is known
+    assert "±" in (tmp_path / "report.html").read_text()
+    # the one-seed form is seed 0's part of it: every stage reused, its rows the seed-0 rows
+    rc, text = tea_cli(["demo", "--quick", "--jobs", "1", "--out", str(tmp_path)])
+    assert rc == 0 and text.count("reused") == len(SUBSET), text
+    one = json.loads((tmp_path / "results.json").read_text())
+    assert one == [r for r in rows if r["seed"] == 0]
+    assert "one seed: spread unknown" in (tmp_path / "report.md").read_text()
+    # two at a time: a stage of each seed again, each with its own log
+    for f in folders:
+        (f["colored-digits-erm"] / "done.json").unlink()
+    rc, text = tea_cli(["demo", "--quick", "--seeds", "0,1", "--jobs", "2", "--out", str(tmp_path)])
+    assert rc == 0 and text.count("reused") == 2 * len(SUBSET) - 2, text
+    for seed in (0, 1):
+        assert "epoch" in (tmp_path / "logs" / f"seed-{seed}" / "colored-digits-erm.log").read_text()
+    assert json.loads((tmp_path / "results.json").read_text())[0]["seed"] == 0
+
+
+def test_seeds_option(tea_cli, tmp_path):
+    from teakit.cli import build_parser
+    assert build_parser().parse_args(["demo", "--seeds", "0,1,2"]).seeds == [0, 1, 2]
+    assert build_parser().parse_args(["demo"]).seeds is None  # one seed, 0
+    for bad in ("x", "1,-1", "", "0,,1", "1.5", "0,0", "²"):
+        rc, text = tea_cli(["demo", "--seeds", bad, "--out", str(tmp_path)])
+        assert rc != 0 and "--seeds:" in text and ("comma-separated non-negative" in text or "each seed once" in text), bad
+    rc, text = tea_cli(["demo", "--seed", "1", "--seeds", "0,1", "--out", str(tmp_path)])
+    assert rc != 0 and "not allowed with argument --seed" in text
+    config = tmp_path / "c.yaml"
+    config.write_text("seed: 1\nseeds: 0,1\n")
+    rc, text = tea_cli(["demo", "--config", str(config), "--out", str(tmp_path)])
+    assert rc == 2 and "--seed and --seeds: give one" in text
+    config.write_text("seeds: [0, -1]\n")
+    rc, text = tea_cli(["demo", "--config", str(config), "--out", str(tmp_path)])
+    assert rc == 2 and "expected one or more non-negative whole numbers" in text
+    assert not (tmp_path / "results.json").exists()
+    assert demo.seed_list() == [0] and demo.seed_list(3) == [3] and demo.seed_list(seeds=(2, 0)) == [2, 0]
+    for seed, seeds in ((1, [0]), (None, []), (None, [-1]), (None, [0, 0]), (None, [True])):
+        with pytest.raises(ValueError):
+            demo.seed_list(seed, seeds)
 
 
 def test_plan_sizes_every_classifier_and_keys_follow():

@@ -335,6 +335,37 @@ def _cmd_bench(a):
 
 def _cmd_study(a):
     from .study import convergence, plot_runs, seed_summary
+    if a.what == "lobo":
+        from .lobo import lobo
+
+        def _names(text):  # a comma-separated list, empty entries dropped (a --config file may give a list)
+            items = text if isinstance(text, (list, tuple)) else str(text or "").split(",")
+            return [str(v).strip() for v in items if str(v).strip()]
+        for name in ("benchmarks", "teachers", "candidates", "out"):
+            if getattr(a, name) is None:
+                raise ValueError(f"tea study lobo: --{name} is required")
+        teachers = {}
+        pairs = [f"{k}={v}" for k, v in a.teachers.items()] if isinstance(a.teachers, dict) else _names(a.teachers)
+        for item in pairs:
+            name, sep, folder = item.partition("=")
+            if not sep or not name or not folder:
+                raise ValueError(f"--teachers: expected BENCHMARK=DIR, got {item!r}")
+            if name.strip() in teachers:
+                raise ValueError(f"--teachers: {name.strip()} given twice")
+            teachers[name.strip()] = folder.strip()
+        try:
+            seeds = [int(s) for s in _names(a.seeds)] if a.seeds is not None else [a.seed]
+        except ValueError:
+            raise ValueError(f"--seeds: expected comma-separated whole numbers, got {a.seeds!r}") from None
+        common = _common(a)
+        if a.data_root:
+            raise ValueError("tea study lobo: the benchmarks are built in; --data-root does not apply")
+        path = lobo(_names(a.benchmarks), teachers, _names(a.candidates), a.out, seeds=seeds,
+                    held_out=_names(a.held_out), cfg=_train_cfg(a, "study"), tea=_tea_options(a), spec=_spec(a),
+                    data_seed=common["data_seed"], data_options=common["data_options"], fresh=a.fresh,
+                    progress=common["progress"], fabric=_fabric(a))
+        print(f"wrote {path} and {path.with_suffix('.csv')}")
+        return
     if a.what == "summary":
         if not a.runs:
             raise ValueError("tea study summary: give the study folders to summarise (--runs DIR ...)")
@@ -360,7 +391,14 @@ def _cmd_study(a):
 
 def _cmd_demo(a):
     from .demo import default_jobs, run_demo
-    run_demo(a.out, quick=a.quick, fresh=a.fresh, seed=a.seed, report_only=a.report_only,
+    seeds = a.seeds  # a list; from a --config file also one number, or a YAML list (run_demo checks its entries)
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if seeds is not None and not isinstance(seeds, list):
+        raise ValueError(f"--seeds: expected comma-separated non-negative whole numbers, e.g. 0,1,2; got {seeds!r}")
+    if seeds is not None and a.seed is not None:  # both from a --config file (on the command line argparse refuses)
+        raise ValueError("--seed and --seeds: give one (--seed N is the same as --seeds N)")
+    run_demo(a.out, quick=a.quick, fresh=a.fresh, seed=a.seed, seeds=seeds, report_only=a.report_only,
              jobs=a.jobs or default_jobs(), width=a.width, depth=a.depth, lr_scale=a.lr_scale)
 
 # ----------------------------------------------------------------- parser
@@ -486,18 +524,30 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
 
     c = cmd("study", _cmd_study, "convergence study: TEA variants, one change each from the baseline recipe, "
-                                 "probed on the test splits every epoch; writes study.csv and study.png")
-    c.add_argument("what", choices=["convergence", "summary"],
+                                 "probed on the test splits every epoch; writes study.csv and study.png; or the "
+                                 "leave-one-benchmark-out choice of a recipe (lobo)")
+    c.add_argument("what", choices=["convergence", "summary", "lobo"],
                    help="convergence: train and probe the variants; summary: a markdown table of finished (or "
-                        "stopped) study runs, each at its selected epoch, with mean and spread over seeds")
+                        "stopped) study runs, each at its selected epoch, with mean and spread over seeds; lobo: "
+                        "run every candidate on every benchmark and seed, choose each benchmark's candidate by "
+                        "validation agreement with the teacher on the other benchmarks, report its shifted test "
+                        "figures (lobo.md, lobo.csv)")
     c.add_argument("--dataset", choices=DATASETS, help="convergence: required")
     c.add_argument("--teacher", help="convergence: a `tea train-teacher` folder (required)")
-    c.add_argument("--out", help="convergence: output folder (required); summary: write the table here too")
+    c.add_argument("--out", help="convergence, lobo: output folder (required); summary: write the table here too")
+    c.add_argument("--benchmarks", help="lobo: comma-separated built-in benchmarks (required)")
+    c.add_argument("--teachers", help="lobo: each benchmark's `tea train-teacher` folder, BENCHMARK=DIR,... "
+                                      "(required)")
+    c.add_argument("--candidates", help="lobo: comma-separated recipes from the variants ('default': tea "
+                                        "distill's defaults; ties go to the one listed first) (required)")
+    c.add_argument("--seeds", help="lobo: comma-separated training seeds (default: --seed)")
+    c.add_argument("--held-out", help="lobo: comma-separated benchmarks that no choice may look at (reported, "
+                                      "chosen on the others)")
     c.add_argument("--runs", nargs="+", help="summary: study folders to read (searched for curve*.csv)")
     c.add_argument("--plot", help="summary: also plot every run's curves (one line per run) to this PNG")
     c.add_argument("--variants", default=",".join(VARIANTS),
                    help="comma-separated, from: " + ", ".join(VARIANTS) + " (default: all)")
-    c.add_argument("--fresh", action="store_true", help="rerun variants that finished earlier")
+    c.add_argument("--fresh", action="store_true", help="rerun variants (lobo: runs) that finished earlier")
     _add_tea(c, "baseline TEA objective (default: tea distill's)")
     _add_train(c, "study")
 
@@ -507,7 +557,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--fresh", action="store_true", help="recompute every stage")
     c.add_argument("--report-only", action="store_true",
                    help="train nothing: results and report from the stages finished so far")
-    c.add_argument("--seed", type=int, default=0)
+
+    def seed_list(text: str) -> list[int]:  # --seeds: comma-separated distinct non-negative whole numbers
+        parts = [p.strip() for p in str(text).split(",")]
+        if not all(p.isascii() and p.isdigit() for p in parts):
+            raise argparse.ArgumentTypeError(f"expected comma-separated non-negative whole numbers, e.g. 0,1,2; "
+                                             f"got {text!r}")
+        if len(set(map(int, parts))) != len(parts):
+            raise argparse.ArgumentTypeError(f"each seed once, got {text!r}")
+        return [int(p) for p in parts]
+    seed = c.add_mutually_exclusive_group()
+    seed.add_argument("--seed", type=int, default=None, help="run every stage with this one seed (default 0)")
+    seed.add_argument("--seeds", type=seed_list, default=None, metavar="N,N,...",
+                      help="run every stage once per seed (comma-separated, e.g. 0,1,2); the report shows each "
+                           "result's mean ± sd over the seeds and whether differences exceed the seed spread")
     c.add_argument("--jobs", type=_positive_int, default=None,
                    help="stages run at once, each in its own process (default: 2 on 2+ cores, else 1)")
     c.add_argument("--width", type=_positive_int, default=None,

@@ -10,7 +10,13 @@ the explanation-distillation ones (as costly per step as TEA with a live
 teacher).  A baseline that cannot apply to a benchmark (mask methods where the
 shortcut is in the foreground) is listed as n/a with the reason.
 Writes ``OUT/results.json`` (rows ``{"dataset", "method", "split", "metric",
-"value"}``), ``OUT/report.md``, ``OUT/report.html`` and PNG figures.
+"value", "seed"}``), ``OUT/report.md``, ``OUT/report.html`` and PNG figures.
+
+``--seeds 0,1,2`` runs every stage once per seed (each seed's stages in folders
+of their own: the seed is in every stage's config, so in its key) and keeps one
+results row per seed; the report shows each cell's mean ± sd over the seeds
+(with n) and whether each target's difference is larger than the seed spread
+(:mod:`teakit.report.spread`).  ``--seed N`` (default 0) is the one-seed form.
 
 Each stage's outputs live in ``OUT/stages/<name>-<hash>`` (the hash covers
 the stage's config, its dependencies' folders and the fingerprints of its
@@ -179,9 +185,11 @@ def data_version(dataset: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def stage_folders(stages: list[Stage], out: Path) -> dict[str, Path]:
-    """Each stage's folder under ``out/stages``, named by its key (its dependencies' folders included)."""
-    versions = {ds: data_version(ds) for ds in dict.fromkeys(s.dataset for s in stages)}
+def stage_folders(stages: list[Stage], out: Path, versions: dict[str, str] | None = None) -> dict[str, Path]:
+    """Each stage's folder under ``out/stages``, named by its key (its dependencies' folders included).
+    ``versions``: each dataset's :func:`data_version`, when already known."""
+    versions = versions or {}
+    versions = {ds: versions.get(ds) or data_version(ds) for ds in dict.fromkeys(s.dataset for s in stages)}
     folders: dict[str, Path] = {}
     for stage in stages:
         folders[stage.name] = Path(out) / "stages" / stage.key({d: str(folders[d]) for d in stage.deps},
@@ -263,13 +271,13 @@ class _TeacherAsModel:
         return self.teacher(x, generator=torch.Generator().manual_seed(0))
 
 
-def _rows(dataset: str, method: str, res: dict) -> list[dict]:
+def _rows(dataset: str, method: str, res: dict, seed: int = 0) -> list[dict]:
     rows = []
     for split, metrics in res["splits"].items():
         for metric, value in metrics.items():
             if metric != "n" and isinstance(value, float):
                 rows.append({"dataset": dataset, "method": method, "split": split, "metric": metric,
-                             "value": value})
+                             "value": value, "seed": seed})
     return rows
 
 
@@ -320,102 +328,139 @@ def _exit_with_parent(parent: int, poll: float = 1.0) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _run_parallel(todo: list, folders: dict, logs: Path, jobs: int, progress: bool, finish) -> None:
-    """Run ``todo`` in ``jobs`` worker processes, each stage once its dependencies are done."""
+def _run_parallel(todo: list, folders: dict, logs: dict, jobs: int, progress: bool, finish) -> None:
+    """Run ``todo`` (``(seed, stage)`` pairs) in ``jobs`` worker processes, each stage once the stages of its
+    seed it builds on are done.  ``folders``: ``{seed: {stage name: folder}}``; ``logs``: ``{(seed, stage
+    name): log file}``; ``finish(seed, stage, res, status)``."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     pending, running, failed = list(todo), {}, []
-    names = {s.name for s in todo}
+    names = {(seed, s.name) for seed, s in todo}
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
                              initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
         while pending or running:
-            for stage in list(pending):
+            for seed, stage in list(pending):
                 if len(running) >= jobs or failed:
                     break
-                if all(d not in names for d in stage.deps):  # what it builds on is finished
-                    pending.remove(stage)
-                    running[pool.submit(_execute, stage, folders[stage.name], folders, progress,
-                                        logs / f"{stage.name}.log", threads)] = stage
+                if all((seed, d) not in names for d in stage.deps):  # what it builds on is finished
+                    pending.remove((seed, stage))
+                    running[pool.submit(_execute, stage, folders[seed][stage.name], folders[seed], progress,
+                                        logs[seed, stage.name], threads)] = (seed, stage)
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                stage = running.pop(future)
+                seed, stage = running.pop(future)
                 try:
                     res = future.result()
                 except Exception as e:  # let the others finish; report which stage failed and where its log is
-                    failed.append(f"{stage.name} ({type(e).__name__}: {e}; log: {logs / f'{stage.name}.log'})")
+                    failed.append(f"{stage.name}{_of_seed(seed, folders)} ({type(e).__name__}: {e}; "
+                                  f"log: {logs[seed, stage.name]})")
                     continue
-                names.discard(stage.name)
-                finish(stage, res, f"{res['seconds']:.0f}s")
+                names.discard((seed, stage.name))
+                finish(seed, stage, res, f"{res['seconds']:.0f}s")
     if failed or pending:
         raise RuntimeError("tea demo: " + "; ".join(
-            [f"stage failed: {f}" for f in failed] + [f"not started: {s.name}" for s in pending]))
+            [f"stage failed: {f}" for f in failed]
+            + [f"not started: {s.name}{_of_seed(seed, folders)}" for seed, s in pending]))
 
 
-def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: int = 0, progress: bool = False,
-             report_only: bool = False, jobs: int = 1, width: int | None = None, depth: int | None = None,
-             lr_scale: float | None = None):
+def _of_seed(seed: int, by_seed) -> str:
+    """`` (seed N)`` when the demo runs several seeds, else nothing (its lines read as before seeds existed)."""
+    return f" (seed {seed})" if len(by_seed) > 1 else ""
+
+
+def seed_list(seed: int | None = None, seeds=None) -> list[int]:
+    """The seeds a demo runs: ``seeds`` (distinct non-negative whole numbers, at least one), else ``[seed]``
+    (default 0).  Giving both is an error."""
+    if seeds is None:
+        return [0 if seed is None else seed]
+    if seed is not None:
+        raise ValueError("give seed or seeds, not both (--seed N is the one-seed form of --seeds)")
+    seeds = list(seeds)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ValueError(f"seeds={seeds!r}: expected one or more non-negative whole numbers, e.g. 0,1,2")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds={seeds!r}: each seed once")
+    return seeds
+
+
+def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: int | None = None,
+             progress: bool = False, report_only: bool = False, jobs: int = 1, width: int | None = None,
+             depth: int | None = None, lr_scale: float | None = None, seeds=None):
     """Run (or reuse) every stage, then write results.json and the report.  With
     ``report_only`` nothing is trained: the results and report cover the stages
     finished so far (e.g. while a long demo still runs elsewhere).  ``jobs`` > 1
     runs that many stages at once, each in its own process with
     ``cpu_count // jobs`` torch threads, a stage starting once the stages it
-    builds on are done; their training logs go to ``OUT/logs/<stage>.log``.
-    ``lr_scale`` (for learning-rate selection) replaces every student's :data:`LR_SCALES` entry."""
+    builds on are done; their training logs go to ``OUT/logs/<stage>.log``
+    (``OUT/logs/seed-<N>/<stage>.log`` with several seeds).
+    ``lr_scale`` (for learning-rate selection) replaces every student's :data:`LR_SCALES` entry.
+    ``seeds`` (e.g. ``[0, 1, 2]``) runs every stage once per seed, seed after seed (with ``jobs`` > 1 the
+    next seed's stages fill free workers); ``seed`` (default 0) is the one-seed form; not both
+    (:func:`seed_list`).  Every results row carries its ``"seed"``."""
     from .report.report import write_report
 
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs={jobs!r}: expected a positive number of stages to run at once")
+    seeds = seed_list(seed, seeds)
     out = Path(out)
     if fresh and (out / "stages").exists():
         shutil.rmtree(out / "stages")
     if lr_scale is not None and not lr_scale > 0:
         raise ValueError(f"lr_scale={lr_scale!r}: expected a positive factor")
-    stages = plan(quick, seed, width, depth, lr_scale)
-    results: dict[str, dict] = {}
+    plans = {s: plan(quick, s, width, depth, lr_scale) for s in seeds}
+    total = sum(len(stages) for stages in plans.values())
+    results: dict[tuple[int, str], dict] = {}
     t0 = time.perf_counter()
-    print(f"tea demo: {len(stages)} stages → {out}{' (quick)' if quick else ''}"
-          f"{f', {jobs} at a time' if jobs > 1 else ''}", flush=True)
-    folders = stage_folders(stages, out)
+    print(f"tea demo: {total} stages → {out}{' (quick)' if quick else ''}"
+          f"{f', seeds {seeds}' if len(seeds) > 1 else ''}{f', {jobs} at a time' if jobs > 1 else ''}", flush=True)
+    versions = {ds: data_version(ds) for ds in dict.fromkeys(s.dataset for p in plans.values() for s in p)}
+    folders = {s: stage_folders(stages, out, versions) for s, stages in plans.items()}
 
     ran = []
 
-    def finish(stage: Stage, res: dict, status: str):
-        results[stage.name] = res
+    def finish(seed: int, stage: Stage, res: dict, status: str):
+        results[seed, stage.name] = res
         if status != "reused":
-            ran.append(stage.name)
+            ran.append((seed, stage.name))
         accs = " ".join(f"{s}={res['splits'][s]['accuracy']:.3f}" for s in SPLITS)
-        print(f"{_bar(len(results), len(stages), time.perf_counter() - t0, len(ran))} | {stage.name:<32} {status:>7} | "
-              f"{accs}", flush=True)
+        print(f"{_bar(len(results), total, time.perf_counter() - t0, len(ran))} | "
+              f"{stage.name + _of_seed(seed, plans):<32} {status:>7} | {accs}", flush=True)
 
     todo = []
-    for stage in stages:
-        done_file = folders[stage.name] / "done.json"
-        if done_file.exists():
-            finish(stage, json.loads(done_file.read_text()), "reused")
-        elif report_only:
-            print(f"{'':>24} | {stage.name:<32} not run yet", flush=True)
-        else:
-            todo.append(stage)
+    for seed_, stages in plans.items():
+        for stage in stages:
+            done_file = folders[seed_][stage.name] / "done.json"
+            if done_file.exists():
+                finish(seed_, stage, json.loads(done_file.read_text()), "reused")
+            elif report_only:
+                print(f"{'':>24} | {stage.name + _of_seed(seed_, plans):<32} not run yet", flush=True)
+            else:
+                todo.append((seed_, stage))
     if jobs == 1:
-        for stage in todo:
-            res = _execute(stage, folders[stage.name], folders, progress)
-            finish(stage, res, f"{res['seconds']:.0f}s")
+        for seed_, stage in todo:
+            res = _execute(stage, folders[seed_][stage.name], folders[seed_], progress)
+            finish(seed_, stage, res, f"{res['seconds']:.0f}s")
     elif todo:
-        _run_parallel(todo, folders, out / "logs", jobs, progress, finish)
+        logs = {(s, stage.name): out / "logs" / (f"seed-{s}" if len(seeds) > 1 else "") / f"{stage.name}.log"
+                for s, stage in todo}
+        _run_parallel(todo, folders, logs, jobs, progress, finish)
     rows: list[dict] = []
-    for stage in stages:  # plan order, whatever order the stages finished in
-        if stage.name in results:
-            rows += _rows(stage.dataset, method_label(stage), results[stage.name])
-    rows += [{"dataset": ds, "method": next(m for m, _, o in BASELINES if o == objective), "split": split,
-              "metric": "accuracy", "value": None, "note": f"n/a: {why}"}
-             for (ds, objective), why in NOT_APPLICABLE.items() for split in SPLITS]
+    for seed_, stages in plans.items():  # seed by seed, in plan order, whatever order the stages finished in
+        for stage in stages:
+            if (seed_, stage.name) in results:
+                rows += _rows(stage.dataset, method_label(stage), results[seed_, stage.name], seed_)
+        rows += [{"dataset": ds, "method": next(m for m, _, o in BASELINES if o == objective), "split": split,
+                  "metric": "accuracy", "value": None, "seed": seed_, "note": f"n/a: {why}"}
+                 for (ds, objective), why in NOT_APPLICABLE.items() for split in SPLITS]
     out.mkdir(parents=True, exist_ok=True)  # --report-only before any stage ran
     (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    seconds = {name: res.get("seconds", float("nan")) for name, res in results.items()}
+    seconds = {s: {name: res.get("seconds", float("nan")) for (s_, name), res in results.items() if s_ == s}
+               for s in seeds}
     options = " ".join(f"--{name} {value}" for name, value in (("width", width), ("depth", depth),
                                                                 ("lr-scale", lr_scale)) if value is not None)
-    checks = write_report(out, rows, stages, folders, quick=quick, seed=seed, seconds=seconds, options=options)
+    checks = write_report(out, rows, {s: (plans[s], folders[s]) for s in seeds}, quick=quick, seconds=seconds,
+                          options=options)
     from .report.targets import summary
     print(summary(checks))
     print(f"wrote {out / 'results.json'}, {out / 'report.md'}, {out / 'report.html'} "

@@ -136,16 +136,23 @@ def explain_figure(dataset: str | None, model_dir, out_dir, teacher_dir=None, sp
 
 
 def accuracy_bars(rows: list[dict], path, splits=("id", "ood", "swapped"), title: str = ""):
-    """Grouped bars: accuracy per split (groups) per method (bars)."""
+    """Grouped bars: accuracy per split (groups) per method (bars).  Rows of several seeds (their ``"seed"``)
+    give each bar the mean over seeds and an error bar of ± the sample standard deviation
+    (:func:`teakit.report.spread.aggregate`)."""
+    from .spread import aggregate
+
     plt = _plt()
     rows = [r for r in rows if r["value"] is not None]  # methods that do not apply have no bars
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    acc = {(r["method"], r["split"]): r["value"] for r in rows if r["metric"] == "accuracy"}
+    acc = {(m, s): c for (_, m, s, metric), c in aggregate(rows).items() if metric == "accuracy"}
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(splits) * max(1, len(methods)) / 3, 3))
     w = 0.8 / max(1, len(methods))
     for i, m in enumerate(methods):
         xs = [k + i * w for k in range(len(splits))]
-        ax.bar(xs, [100 * acc.get((m, s), float("nan")) for s in splits], w, label=m)
+        cells = [acc.get((m, s)) for s in splits]
+        sds = [100 * c.sd if c is not None and c.sd is not None else 0.0 for c in cells]
+        ax.bar(xs, [100 * c.mean if c is not None else float("nan") for c in cells], w, label=m,
+               yerr=sds if any(sds) else None, capsize=2 if any(sds) else 0)
     ax.set_xticks([k + 0.4 - w / 2 for k in range(len(splits))])
     ax.set_xticklabels(splits)
     ax.set_ylabel("accuracy (%)")

@@ -1,7 +1,13 @@
 """The demo's readable report: ``report.md`` and ``report.html`` with the targets
 it is held to (met or not, :mod:`teakit.report.targets`), the results table
 (best value per column in bold), accuracy bars per benchmark, a grid of
-heatmaps (teacher, TEA, ERM) and the commands and seeds that produced it."""
+heatmaps (teacher, TEA, ERM) and the commands and seeds that produced it.
+
+With several seeds every cell of the table is the mean ± the sample standard
+deviation over seeds with n (:func:`teakit.report.spread.aggregate`; one seed:
+the plain value), the bold best is the best mean, and every target says whether
+the difference of the means is larger than the seed spread (the sum of the two
+standard deviations, :data:`teakit.report.spread.SPREAD_RULE`)."""
 from __future__ import annotations
 
 import html
@@ -11,6 +17,7 @@ import torch
 
 from ..methods import method_label
 from .figures import accuracy_bars, heatmap_grid
+from .spread import SPREAD_RULE, aggregate, fmt
 from .targets import check
 
 COLUMNS = [("id", "accuracy"), ("ood", "accuracy"), ("swapped", "accuracy"),
@@ -19,25 +26,27 @@ LOWER_IS_BETTER = {"background_relevance"}
 
 
 def _table(rows: list[dict], dataset: str) -> tuple[list[str], list[list[str]]]:
+    """The dataset's results table: one row per method, one column per :data:`COLUMNS` entry; each cell the
+    plain value (one seed) or mean ± sd (n) over seeds, the best student's mean per column in bold."""
     methods = list(dict.fromkeys(r["method"] for r in rows if r["dataset"] == dataset))
-    val = {(r["method"], r["split"], r["metric"]): r["value"] for r in rows if r["dataset"] == dataset}
+    val = {(m, s, metric): c for (d, m, s, metric), c in aggregate(rows).items() if d == dataset}
     na = {r["method"] for r in rows if r["dataset"] == dataset and r["value"] is None}
     header = ["method"] + [f"{s} {m.replace('_', ' ')}" for s, m in COLUMNS]
     body = []
     best = {}
     for s, m in COLUMNS:
-        vals = [val[(k, s, m)] for k in methods if val.get((k, s, m)) is not None and k != "teacher"]
+        vals = [val[(k, s, m)].mean for k in methods if (k, s, m) in val and k != "teacher"]
         if vals:
             best[(s, m)] = min(vals) if m in LOWER_IS_BETTER else max(vals)
     for k in methods:
         cells = [k]
         for s, m in COLUMNS:
-            v = val.get((k, s, m))
-            if v is None:
+            c = val.get((k, s, m))
+            if c is None:
                 cells.append("n/a" if k in na else "–")
                 continue
-            text = f"{100 * v:.1f}"
-            cells.append(f"**{text}**" if k != "teacher" and v == best.get((s, m)) else text)
+            text = fmt(c)
+            cells.append(f"**{text}**" if k != "teacher" and c.mean == best.get((s, m)) else text)
         body.append(cells)
     return header, body
 
@@ -73,13 +82,28 @@ def _heatmaps(dataset, folders, stages, out_png, n=6):
     return heatmap_grid(x, maps, out_png, [f"class {int(c)}" for c in y])
 
 
-def write_report(out: Path, rows: list[dict], stages, folders: dict, quick: bool, seed: int,
-                 seconds: dict | None = None, options: str = "") -> list[dict]:
-    """``seconds``: training + evaluation time of each finished stage (stages absent
-    from it are reported as not run yet); ``options``: the other `tea demo` options
-    that made it (e.g. ``"--width 16"``), shown in its command.  Returns the target
-    checks it reports (:func:`teakit.report.targets.check`)."""
-    seconds = seconds if seconds is not None else {s.name: float("nan") for s in stages}
+def _seed_words(seeds: list[int]) -> str:
+    if len(seeds) == 1:
+        return (f"One seed ({seeds[0]}): every cell is that run's value; the spread over seeds is unknown "
+                "(`tea demo --seeds 0,1,2` measures it).")
+    return (f"Seeds {', '.join(map(str, seeds))}: every cell is the mean ± the sample standard deviation over "
+            "the seeds that finished, with their number n; bold compares the means.")
+
+
+def write_report(out: Path, rows: list[dict], runs: dict, quick: bool, seconds: dict | None = None,
+                 options: str = "") -> list[dict]:
+    """``runs``: ``{seed: (stages, folders)}``, each seed's planned stages and their folders (by stage name),
+    in the order the seeds were given; ``seconds``: ``{seed: {stage name: seconds}}``, training + evaluation
+    time of each finished stage (stages absent from it are reported as not run yet); ``options``: the other
+    `tea demo` options that made it (e.g. ``"--width 16"``), shown in its command.  Table cells and targets
+    are means over the seeds, with their spread (module docstring).  Returns the target checks it reports
+    (:func:`teakit.report.targets.check`)."""
+    seeds = list(runs)
+    if not seeds:
+        raise ValueError("write_report needs the stages of at least one seed")
+    seconds = seconds if seconds is not None else {
+        seed: {s.name: float("nan") for s in stages} for seed, (stages, _) in runs.items()}
+    stages, folders = runs[seeds[0]]  # the heatmaps show the first seed's models
     out = Path(out)
     figs = out / "figures"
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
@@ -89,37 +113,48 @@ def write_report(out: Path, rows: list[dict], stages, folders: dict, quick: bool
           "(the teacher is the reference, not a contender).  Every distilled student starts from initial "
           "weights of its own; feature distillation and attention transfer, whose losses cannot train a head, "
           "read their features with the teacher's head, frozen.  Each student's learning rate was selected on "
-          "the biased validation set (listed at the end).", ""]
+          "the biased validation set (listed at the end).  " + _seed_words(seeds), ""]
     checks = check(rows)
     verdict = {True: "yes", False: "**no**", None: "not decided"}
-    header = ["benchmark", "target", "measured (%)", "met"]
-    body = [[c["dataset"], c["target"], c["measured"], verdict[c["met"]]] for c in checks]
-    md += ["## Targets", "", _md_table(header, body), ""]
-    parts_html = [f"<h2>Targets</h2>{_html_table(header, body)}"]
+    header = ["benchmark", "target", "measured (%)", "met", "difference larger than the seed spread"]
+    body = [[c["dataset"], c["target"], c["measured"], verdict[c["met"]], c["spread"]] for c in checks]
+    rule = (f"Each target is decided on the means over seeds and compares TEA with one method; its last column "
+            f"applies the spread rule: {SPREAD_RULE}.")
+    md += ["## Targets", "", rule, "", _md_table(header, body), ""]
+    parts_html = [f"<h2>Targets</h2><p>{html.escape(rule)}</p>{_html_table(header, body)}"]
     for ds in datasets:
         header, body = _table(rows, ds)
         bars = accuracy_bars([r for r in rows if r["dataset"] == ds], figs / f"{ds}-accuracy.png", title=ds)
-        core = [s.name for s in stages if s.dataset == ds and method_label(s) in ("teacher", "TEA", "ERM")]
+        core = {method_label(s): s.name for s in stages if s.dataset == ds
+                and method_label(s) in ("teacher", "TEA", "ERM")}
         grid = (_heatmaps(ds, folders, stages, figs / f"{ds}-heatmaps.png")
-                if all(name in seconds for name in core) else None)
+                if len(core) == 3 and all(name in seconds[seeds[0]] for name in core.values()) else None)
         notes = dict.fromkeys(f"{r['method']} — {r['note']}" for r in rows
                               if r["dataset"] == ds and r.get("note"))
         md += [f"## {ds}", "", _md_table(header, body), ""] + [f"- {n}" for n in notes] + [
             "", f"![accuracy]({bars.relative_to(out)})", ""]
         if grid is not None:
-            md += ["Heatmaps (LRP-ε, ε = 0.01) of the true class on `swapped` images: teacher, TEA student, ERM.",
+            md += ["Heatmaps (LRP-ε, ε = 0.01) of the true class on `swapped` images: teacher, TEA student, ERM"
+                   + (f" (seed {seeds[0]})." if len(seeds) > 1 else "."),
                    "", f"![heatmaps]({grid.relative_to(out)})", ""]
         parts_html.append(f"<h2>{html.escape(ds)}</h2>{_html_table(header, body)}"
                           + "".join(f"<p>{html.escape(n)}</p>" for n in notes)
                           + f"<p><img src='{bars.relative_to(out)}'></p>"
                           + (f"<p><img src='{grid.relative_to(out)}'></p>" if grid is not None else ""))
-    cmd = f"tea demo --out {out} --seed {seed}" + (" --quick" if quick else "") + (f" {options}" if options else "")
-    done = [t for t in seconds.values() if t == t]  # nan: time unknown
+    seed_opt = f"--seed {seeds[0]}" if len(seeds) == 1 else f"--seeds {','.join(map(str, seeds))}"
+    cmd = f"tea demo --out {out} {seed_opt}" + (" --quick" if quick else "") + (f" {options}" if options else "")
+    done = [t for times in seconds.values() for t in times.values() if t == t]  # nan: time unknown
     md += ["## How this was made", "", f"    {cmd}", "",
            f"Stages, with their learning rate and training + evaluation time (total of the timed ones: "
            f"{sum(done) / 60:.1f} min; each folder holds its run config, checkpoints and logs):", ""]
-    md += [f"- `{s.name}` (lr {s.params['cfg']['lr']:g}, {seconds[s.name]:.0f} s): `{folders[s.name]}`"
-           if s.name in seconds else f"- `{s.name}`: not run yet" for s in stages]
+    for seed, (seed_stages, seed_folders) in runs.items():
+        if len(seeds) > 1:
+            md += [f"Seed {seed}:", ""]
+        times = seconds.get(seed, {})
+        md += [f"- `{s.name}` (lr {s.params['cfg']['lr']:g}, {times[s.name]:.0f} s): `{seed_folders[s.name]}`"
+               if s.name in times else f"- `{s.name}`: not run yet" for s in seed_stages]
+        if len(seeds) > 1:
+            md += [""]
     (out / "report.md").write_text("\n".join(md) + "\n")
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>teakit demo report</title>"
             "<style>body{font-family:sans-serif;max-width:960px;margin:auto}table{border-collapse:collapse}"

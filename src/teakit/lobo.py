@@ -1,0 +1,292 @@
+"""`tea study lobo`: choose a recipe without tuning it to the benchmark it is reported on.
+
+Leave-one-benchmark-out: every candidate recipe (a variant of
+:data:`teakit.names.VARIANTS`, one change from the `tea distill` defaults, as in
+`tea study convergence`; ``default`` is the defaults themselves) is distilled on
+every benchmark and seed.  Then, for each benchmark B in turn:
+
+1. **Score** (validation only, no labels): a run's score is its agreement with
+   the teacher on B's *biased validation set* at the run's selected epoch
+   (lowest validation heatmap loss, as `tea distill` selects; the ``val`` →
+   ``agreement`` entry of the run's history).  Agreement, not the heatmap loss,
+   so that candidates whose losses differ (``mse``, ``cosine``, ``pair`` …)
+   compare on one scale.
+2. **Choice**: the candidate with the best mean score over the *other*
+   benchmarks that are not held out (:func:`choose`; ties go to the candidate
+   listed first).  B's own scores never enter B's choice, and a held-out
+   benchmark's scores enter no choice at all.
+3. **Report**: only now are test splits read.  B's shifted figures
+   (:func:`shifted_figures`: every test split but ``id``, plus the worst-group
+   accuracy where the bias attribute is the group) for the teacher and for the
+   chosen candidate's runs (mean ± sd over seeds), the gap, and the student's
+   agreement with the teacher on that split.  Nothing measured here flows back:
+   the choices are fixed before any test split is looked at.
+
+Writes under ``out``: ``BENCHMARK/CANDIDATE-s<SEED>/`` each run's folder (a
+`tea distill` run) with ``score.json`` (its score, selected epoch and the
+settings it was trained with; a run with a ``score.json`` is finished and is
+reused, unless ``fresh``; a run without one restarts), then ``lobo.md`` and
+``lobo.csv`` (one row per benchmark and shifted figure).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import statistics
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from .config import TEAConfig, TrainConfig, command_train_config
+from .study import variant_setup
+
+CSV_FIELDS = ["benchmark", "held_out", "chosen", "chosen_on", "choice_score", "figure", "teacher",
+              "student_mean", "student_sd", "seeds", "gap", "agreement"]
+SCORE = "val agreement"  # what a candidate is chosen by (the label in the tables)
+
+
+# ----------------------------------------------------------------- the choice (validation scores only)
+
+
+def choose(scores: dict, candidates, benchmarks, held_out=()) -> dict:
+    """For every benchmark B: ``{"candidate", "sources", "score"}``, the candidate with the best mean
+    of ``scores[candidate][benchmark]`` over the benchmarks other than B that are not in ``held_out``
+    (``sources``, in the order given; ``score``: that mean).  Ties go to the candidate listed first.
+    With no such benchmark the choice looks at nothing: the first candidate, ``sources`` empty and
+    ``score`` None."""
+    candidates, benchmarks, held_out = list(candidates), list(benchmarks), set(held_out)
+    if not candidates:
+        raise ValueError("no candidates to choose from")
+    unknown = held_out - set(benchmarks)
+    if unknown:
+        raise ValueError(f"held-out benchmark(s) {', '.join(sorted(unknown))} are not among {', '.join(benchmarks)}")
+    out = {}
+    for b in benchmarks:
+        sources = [o for o in benchmarks if o != b and o not in held_out]
+        best, best_score = candidates[0], None
+        for c in candidates:
+            if not sources:
+                break
+            missing = [o for o in sources if scores.get(c, {}).get(o) is None]
+            if missing:
+                raise ValueError(f"no score of candidate {c!r} on {', '.join(missing)}")
+            mean = statistics.fmean(scores[c][o] for o in sources)
+            if best_score is None or mean > best_score:  # strictly better: ties keep the earlier one
+                best, best_score = c, mean
+        out[b] = {"candidate": best, "sources": sources, "score": best_score}
+    return out
+
+
+def run_score(run_dir) -> dict:
+    """A finished `tea distill` run's ``{"score", "epoch", "heatmap_loss"}``: the validation agreement
+    with the teacher at its selected epoch (``best_epoch`` of its history; epochs counted from 1)."""
+    from .checkpoint import load_checkpoint
+
+    extra = load_checkpoint(run_dir, "last").extra
+    best = extra["best_epoch"]
+    if best < 0:
+        raise ValueError(f"{run_dir}: no epoch was selected (the validation loss never became finite)")
+    record = next(r for r in extra["history"] if r["epoch"] == best)
+    if "agreement" not in record["val"]:
+        raise ValueError(f"{run_dir}: the validation logs have no agreement with the teacher")
+    return {"score": record["val"]["agreement"], "epoch": best + 1,
+            "heatmap_loss": record["val"].get("heatmap_loss")}
+
+
+# ----------------------------------------------------------------- the figures (test splits, reported only)
+
+
+def shifted_figures(dataset: str, splits: dict) -> dict:
+    """``{figure: (split, metric)}`` of the shifted test figures of ``dataset``, given the
+    :func:`teakit.evaluate.evaluate_splits` results of its test ``splits``: the accuracy of every
+    split but ``id``, and — where the bias attribute is the group (``BIAS_IS_GROUP``) — the
+    worst-group accuracy of each of those splits."""
+    from .data.load import BIAS_IS_GROUP
+
+    figures = {}
+    for split, res in splits.items():
+        if split == "id":
+            continue
+        figures[split] = (split, "accuracy")
+        if dataset in BIAS_IS_GROUP and "worst_group_accuracy" in res:
+            figures[f"{split} worst-group"] = (split, "worst_group_accuracy")
+    return figures
+
+
+def _report_benchmark(dataset, teacher_dir, run_dirs, *, data_seed, data_options) -> list[dict]:
+    """Rows ``{"figure", "teacher", "students", "agreements"}`` of one benchmark: the teacher (as
+    `tea evaluate` takes a teacher folder) and each run (its ``best`` checkpoint) on the test splits."""
+    from .data.load import TRAINING_SPLITS, load_data
+    from .evaluate import evaluate_splits
+    from .runs import load_evaluand, load_model, load_teacher
+
+    data = load_data(dataset, data_seed, **(data_options or {}))
+    tests = {s: d for s, d in data.items() if s not in TRAINING_SPLITS}
+    t_model, _, _ = load_evaluand(teacher_dir)
+    t_res = evaluate_splits(t_model, tests, relevance=False)["splits"]
+    teacher = load_teacher(teacher_dir)
+    s_res = [evaluate_splits(load_model(d)[0], tests, teacher=teacher, relevance=False)["splits"]
+             for d in run_dirs]
+    rows = []
+    for figure, (split, metric) in shifted_figures(dataset, t_res).items():
+        rows.append({"figure": figure, "teacher": t_res[split][metric],
+                     "students": [r[split][metric] for r in s_res],
+                     "agreements": [r[split]["agreement_with_teacher"] for r in s_res]})
+    return rows
+
+
+# ----------------------------------------------------------------- the protocol
+
+
+def _json_roundtrip(obj):
+    return json.loads(json.dumps(obj))
+
+
+def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=(), cfg: TrainConfig | None = None,
+         tea: dict | None = None, spec: dict | None = None, data_seed: int = 0, data_options: dict | None = None,
+         fresh: bool = False, progress: bool = True, fabric: dict | None = None) -> Path:
+    """Run the protocol (module docstring) and write ``lobo.md`` / ``lobo.csv`` under ``out``.
+
+    ``benchmarks``: built-in dataset names; ``teachers``: ``{benchmark: teacher folder}``;
+    ``candidates``: names from :data:`teakit.names.VARIANTS`; ``seeds``: training seeds; ``held_out``:
+    benchmarks no choice may look at; ``cfg`` (default `tea study`'s), ``tea``, ``spec``: the baseline
+    recipe the candidates change.  Returns the path of ``lobo.md``."""
+    from .atomic import atomic_write_bytes
+    from .commands import distill
+    from .data.names import BUILTIN
+    from .runs import load_evaluand, load_teacher, teacher_hash
+
+    benchmarks, candidates, seeds = list(benchmarks), list(candidates), [int(s) for s in seeds]
+    held_out = list(held_out)
+    for name, what in ((benchmarks, "benchmarks"), (candidates, "candidates"), (seeds, "seeds")):
+        if not name:
+            raise ValueError(f"tea study lobo: no {what} given")
+        if len(set(name)) != len(name):
+            raise ValueError(f"tea study lobo: {what} listed twice: {', '.join(map(str, name))}")
+    for b in benchmarks:
+        if b not in BUILTIN:
+            raise ValueError(f"benchmark {b!r}: expected built-in names ({', '.join(BUILTIN)})")
+    missing = [b for b in benchmarks if b not in teachers]
+    if missing:
+        raise ValueError(f"no teacher folder for {', '.join(missing)} (give BENCHMARK=DIR for each)")
+    extra = sorted(set(teachers) - set(benchmarks))
+    if extra:
+        raise ValueError(f"teacher folder(s) for {', '.join(extra)}, which are not among the benchmarks")
+    bad = [h for h in held_out if h not in benchmarks]
+    if bad:
+        raise ValueError(f"held-out benchmark(s) {', '.join(bad)} are not among {', '.join(benchmarks)}")
+    base_cfg = cfg or command_train_config("study", "tea")
+    for c in candidates:
+        variant_setup(c, base_cfg, {}, None)  # unknown names fail before any training
+    hashes = {}
+    for b in benchmarks:
+        trained_on = load_evaluand(teachers[b])[1].get("dataset")
+        if trained_on and trained_on != b:
+            raise ValueError(f"the teacher for {b}, {teachers[b]}, was trained on {trained_on}")
+        hashes[b] = teacher_hash(load_teacher(teachers[b]))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # 1. train (or reuse) every run; its score is read from its validation history only
+    scores, total, i = {c: {} for c in candidates}, len(benchmarks) * len(candidates) * len(seeds), 0
+    for b in benchmarks:
+        for c in candidates:
+            per_seed = []
+            for seed in seeds:
+                i += 1
+                v_cfg, v_tea, v_spec, copy_head = variant_setup(c, replace(base_cfg, seed=seed), dict(tea or {}),
+                                                                spec)
+                settings = _json_roundtrip({
+                    "benchmark": b, "candidate": c, "seed": seed, "train": asdict(v_cfg),
+                    "tea": {**asdict(TEAConfig()), **v_tea}, "spec": v_spec, "copy_head": copy_head,
+                    "data_seed": data_seed, "data_options": data_options or {}, "teacher_hash": hashes[b]})
+                run_dir, done = out / b / f"{c}-s{seed}", out / b / f"{c}-s{seed}" / "score.json"
+                if done.exists() and not fresh:
+                    record = json.loads(done.read_text())
+                    if record["settings"] != settings:
+                        changed = sorted(k for k in settings if record["settings"].get(k) != settings[k])
+                        raise ValueError(f"{run_dir} was trained with other settings ({', '.join(changed)}); "
+                                         "use another --out, or --fresh to retrain")
+                    print(f"[{i}/{total}] {b} / {c} / seed {seed}: finished earlier, reusing {done}")
+                else:
+                    if run_dir.exists():
+                        shutil.rmtree(run_dir)  # an unfinished run restarts from scratch
+                    print(f"[{i}/{total}] {b} / {c} / seed {seed}: {v_cfg.epochs} epochs")
+                    distill(b, teachers[b], run_dir, spec=v_spec, cfg=v_cfg, tea=v_tea, copy_head=copy_head,
+                            data_seed=data_seed, data_options=data_options, progress=progress, fabric=fabric)
+                    record = {**run_score(run_dir), "settings": settings}
+                    atomic_write_bytes(done, (json.dumps(record, indent=2) + "\n").encode())
+                per_seed.append(record["score"])
+            scores[c][b] = statistics.fmean(per_seed)
+
+    # 2. choose, from the validation scores alone (no test split has been evaluated yet)
+    choices = choose(scores, candidates, benchmarks, held_out)
+
+    # 3. report each benchmark's shifted test figures of its chosen candidate
+    rows = []
+    for b in benchmarks:
+        ch = choices[b]
+        run_dirs = [out / b / f"{ch['candidate']}-s{s}" for s in seeds]
+        for f in _report_benchmark(b, teachers[b], run_dirs, data_seed=data_seed, data_options=data_options):
+            mean = statistics.fmean(f["students"])
+            rows.append({"benchmark": b, "held_out": b in held_out, "chosen": ch["candidate"],
+                         "chosen_on": ",".join(ch["sources"]), "choice_score": ch["score"],
+                         "figure": f["figure"], "teacher": f["teacher"], "student_mean": mean,
+                         "student_sd": statistics.stdev(f["students"]) if len(seeds) > 1 else None,
+                         "seeds": len(seeds), "gap": f["teacher"] - mean,
+                         "agreement": statistics.fmean(f["agreements"])})
+    _write_csv(out / "lobo.csv", rows)
+    text = lobo_table(rows) + "\n\n" + score_table(scores, candidates, benchmarks, held_out) + "\n"
+    (out / "lobo.md").write_text(text)
+    print(text, end="")
+    return out / "lobo.md"
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    from .atomic import atomic_write_bytes
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def read_lobo_csv(path) -> list[dict]:
+    """Rows of a ``lobo.csv``: numbers as floats (empty: None), ``held_out`` a bool, ``seeds`` an int."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["held_out"] = r["held_out"] == "True"
+        r["seeds"] = int(r["seeds"])
+        for k in ("choice_score", "teacher", "student_mean", "student_sd", "gap", "agreement"):
+            r[k] = float(r[k]) if r[k] not in ("", None) else None
+    return rows
+
+
+def lobo_table(rows: list[dict]) -> str:
+    """Markdown: per benchmark and shifted figure, the chosen candidate, teacher, student, gap, agreement
+    (percent; gap = teacher - student mean, in points)."""
+    lines = ["| benchmark | held out? | chosen candidate (chosen on …: mean " + SCORE + ") | figure | teacher "
+             "| student (mean ± sd over seeds) | gap | agreement with teacher |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        on = (f"{r['chosen_on'].replace(',', ', ')}: {100 * r['choice_score']:.1f}" if r["chosen_on"]
+              else "no other benchmark: first listed")
+        sd = f" ± {100 * r['student_sd']:.1f}" if r["student_sd"] is not None else ""
+        lines.append(f"| {r['benchmark']} | {'yes' if r['held_out'] else 'no'} | {r['chosen']} ({on}) | "
+                     f"{r['figure']} | {100 * r['teacher']:.1f} | {100 * r['student_mean']:.1f}{sd} "
+                     f"(n={r['seeds']}) | {100 * r['gap']:+.1f} | {100 * r['agreement']:.1f} |")
+    return "\n".join(lines)
+
+
+def score_table(scores: dict, candidates, benchmarks, held_out=()) -> str:
+    """Markdown: the scores the choices were made from (validation agreement with the teacher at the
+    selected epoch, mean over seeds, percent); a held-out benchmark's column is marked unused."""
+    head = [f"{b} (held out: unused)" if b in held_out else b for b in benchmarks]
+    lines = [f"Scores ({SCORE} at the selected epoch, mean over seeds, %):", "",
+             "| candidate | " + " | ".join(head) + " |", "|---" * (len(benchmarks) + 1) + "|"]
+    for c in candidates:
+        lines.append(f"| {c} | " + " | ".join(f"{100 * scores[c][b]:.1f}" for b in benchmarks) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,176 @@
+"""`tea study lobo`: the leave-one-benchmark-out choice of a recipe (teakit.lobo)."""
+import json
+import random
+import statistics
+
+import pytest
+
+from teakit.lobo import choose, read_lobo_csv, shifted_figures
+
+A, B, C = "colored-digits", "digits-on-scenes", "glyphs-on-places"
+
+
+def test_a_candidate_best_only_on_b_is_not_chosen_for_b():
+    scores = {"default": {A: 0.80, B: 0.50, C: 0.80},
+              "pair": {A: 0.70, B: 0.99, C: 0.70}}  # best by far on B, worse on A and C
+    got = choose(scores, ["default", "pair"], [A, B, C])
+    assert got[B] == {"candidate": "default", "sources": [A, C], "score": pytest.approx(0.80)}
+    # B's scores do count for the others: on A, pair's mean over B and C (0.845) beats default's (0.65)
+    assert got[A]["candidate"] == "pair" and got[A]["sources"] == [B, C]
+    assert got[A]["score"] == pytest.approx(0.845)
+    assert got[C]["candidate"] == "pair" and got[C]["sources"] == [A, B]
+
+
+def test_held_out_benchmarks_never_influence_a_choice():
+    cands, benches = ["default", "pair", "mse"], [A, B, C]
+    rng = random.Random(0)
+    base = {c: {A: rng.random(), B: rng.random()} for c in cands}
+    seen = []
+    for _ in range(20):  # whatever the held-out benchmark's scores, every choice stays the same
+        scores = {c: {**base[c], C: rng.random()} for c in cands}
+        got = choose(scores, cands, benches, held_out=[C])
+        seen.append({b: got[b]["candidate"] for b in benches})
+        assert got[C]["sources"] == [A, B] and got[A]["sources"] == [B] and got[B]["sources"] == [A]
+    assert all(s == seen[0] for s in seen)
+    assert seen[0][C] == max(cands, key=lambda c: base[c][A] + base[c][B])  # chosen on the others alone
+    # without holding C out, its scores do decide: C best for a candidate that is worst elsewhere
+    scores = {"default": {A: 0.9, B: 0.6, C: 0.6}, "pair": {A: 0.1, B: 0.5, C: 0.5}}
+    assert choose(scores, ["default", "pair"], [A, B, C])[A]["candidate"] == "default"
+    scores["pair"][C] = 1.0
+    assert choose(scores, ["default", "pair"], [A, B, C])[A]["candidate"] == "pair"
+    assert choose(scores, ["default", "pair"], [A, B, C], held_out=[C])[A]["candidate"] == "default"
+
+
+def test_ties_go_to_the_candidate_listed_first_and_no_source_means_no_look():
+    three = {"default": {A: 0.5, B: 0.7, C: 0.6}, "pair": {A: 0.7, B: 0.5, C: 0.6}}  # equal means over A, B
+    assert choose(three, ["default", "pair"], [A, B, C])[C]["candidate"] == "default"
+    assert choose(three, ["pair", "default"], [A, B, C])[C]["candidate"] == "pair"
+    # one benchmark not held out: it has nothing else to be chosen on -> the first listed, looked at nothing
+    got = choose({"pair": {A: 1.0, B: 1.0}, "default": {A: 0.0, B: 0.0}}, ["default", "pair"], [A, B],
+                 held_out=[B])
+    assert got[A] == {"candidate": "default", "sources": [], "score": None}
+    assert got[B]["candidate"] == "pair" and got[B]["sources"] == [A]
+    with pytest.raises(ValueError, match="no score of candidate 'pair' on digits-on-scenes"):
+        choose({"default": {A: 1, B: 1}, "pair": {A: 1}}, ["default", "pair"], [A, B])
+    with pytest.raises(ValueError, match="held-out"):
+        choose({"default": {A: 1}}, ["default"], [A], held_out=["nope"])
+
+
+def test_shifted_figures_are_every_test_split_but_id_and_worst_group_where_groups_exist():
+    res = {"accuracy": 0.9, "worst_group_accuracy": 0.5}
+    digits = {"id": res, "ood": res, "swapped": res}
+    assert shifted_figures("colored-digits", digits) == {"ood": ("ood", "accuracy"),
+                                                        "swapped": ("swapped", "accuracy")}
+    assert shifted_figures("glyphs-on-places", {"test": res}) == {
+        "test": ("test", "accuracy"), "test worst-group": ("test", "worst_group_accuracy")}
+    # phantom-xrays: the bias attribute is the hospital, not the group
+    assert shifted_figures("phantom-xrays", {"id": res, "swapped": res, "external": res}) == {
+        "swapped": ("swapped", "accuracy"), "external": ("external", "accuracy")}
+
+
+@pytest.fixture(scope="module")
+def glyphs_teacher(tmp_path_factory):
+    from teakit import commands as C
+    from teakit.train import TrainConfig
+
+    out = tmp_path_factory.mktemp("glyphs-teacher")
+    C.train_teacher("glyphs-on-places", "debiased", out, cfg=TrainConfig(epochs=1, lr=3e-3, batch_size=32),
+                    data_options={"limit": 64}, progress=False)
+    return out
+
+
+def test_lobo_end_to_end_reports_each_benchmarks_choice_from_the_other(teacher_dir, glyphs_teacher, tmp_path,
+                                                                        capsys, tea_cli):
+    from teakit.commands import evaluate_run
+    from teakit.config import CNN_DEPTH, CNN_WIDTH, command_train_config
+    from teakit.lobo import lobo
+    from teakit.runs import model_spec
+
+    teachers = {A: str(teacher_dir), C: str(glyphs_teacher)}
+    out = tmp_path / "lobo"
+    # what the command line passes (so that its call below reuses these runs)
+    cfg = command_train_config("study", "tea", epochs=1, batch_size=32)
+    spec = model_spec("cnn", None, width=CNN_WIDTH, depth=CNN_DEPTH)
+    kw = {"seeds": [0, 1], "cfg": cfg, "spec": spec, "data_options": {"limit": 64}, "progress": False}
+    with pytest.raises(ValueError, match="trained on colored-digits"):
+        lobo([A, C], {A: str(teacher_dir), C: str(teacher_dir)}, ["default"], out, **kw)
+    with pytest.raises(ValueError, match="unknown variant"):
+        lobo([A, C], teachers, ["default", "bogus"], out, **kw)
+    assert not out.exists()  # refused before any training
+    md = lobo([A, C], teachers, ["default", "top-class"], out, **kw)
+    rows = read_lobo_csv(out / "lobo.csv")
+    assert [(r["benchmark"], r["figure"]) for r in rows] == [
+        (A, "ood"), (A, "swapped"), (C, "test"), (C, "test worst-group")]
+    score = {(b, c): statistics.fmean(json.loads((out / b / f"{c}-s{s}" / "score.json").read_text())["score"]
+                                      for s in (0, 1))
+             for b in (A, C) for c in ("default", "top-class")}
+    for b, other in ((A, C), (C, A)):
+        mine = [r for r in rows if r["benchmark"] == b]
+        best = "top-class" if score[(other, "top-class")] > score[(other, "default")] else "default"
+        assert all(r["chosen"] == best and r["chosen_on"] == other and not r["held_out"] for r in mine)
+        assert mine[0]["choice_score"] == pytest.approx(score[(other, best)])
+        # the figures are those `tea evaluate` gives for the teacher and the chosen runs
+        t = evaluate_run(b, teachers[b], data_options={"limit": 64}, relevance=False)["splits"]
+        s = [evaluate_run(None, out / b / f"{best}-s{seed}", relevance=False)["splits"] for seed in (0, 1)]
+        for r in mine:
+            split, metric = ("test", "worst_group_accuracy") if r["figure"] == "test worst-group" else (
+                r["figure"], "accuracy")
+            assert r["teacher"] == pytest.approx(t[split][metric])
+            vals = [x[split][metric] for x in s]
+            assert r["student_mean"] == pytest.approx(statistics.fmean(vals))
+            assert r["student_sd"] == pytest.approx(statistics.stdev(vals))
+            assert r["gap"] == pytest.approx(r["teacher"] - r["student_mean"])
+            assert r["agreement"] == pytest.approx(statistics.fmean(x[split]["agreement_with_teacher"] for x in s))
+            assert r["seeds"] == 2
+    table = md.read_text()
+    first = table.splitlines()[2]
+    assert first.startswith(f"| {A} | no | {rows[0]['chosen']} ({C}: {100 * rows[0]['choice_score']:.1f}) | ood | ")
+    assert f"| {100 * rows[0]['teacher']:.1f} |" in first and f"(n=2) | {100 * rows[0]['gap']:+.1f} |" in first
+    assert "Scores (val agreement" in table
+    printed = capsys.readouterr().out
+    assert printed.count(": 1 epochs") == 8 and "| benchmark | held out?" in printed
+
+    # a run trained with other settings is not silently reused
+    with pytest.raises(ValueError, match=r"other settings \(train\)"):
+        lobo([A, C], teachers, ["default"], out, **{**kw, "cfg": command_train_config("study", "tea", epochs=2,
+                                                                                      batch_size=32)})
+
+    # the command line reuses every run (its options make the same settings); holding glyphs-on-places out
+    # leaves colored-digits nothing to be chosen on
+    rc, text = tea_cli(["study", "lobo", "--benchmarks", f"{A},{C}", "--teachers",
+                        f"{A}={teacher_dir},{C}={glyphs_teacher}", "--candidates", "default,top-class",
+                        "--seeds", "0,1", "--held-out", C, "--epochs", "1", "--batch-size", "32", "--limit", "64",
+                        "--out", str(out), "--no-progress"])
+    assert rc == 0, text
+    assert text.count("finished earlier") == 8 and ": 1 epochs" not in text and f"wrote {out / 'lobo.md'}" in text
+    held = read_lobo_csv(out / "lobo.csv")
+    assert [(r["benchmark"], r["figure"]) for r in held] == [(r["benchmark"], r["figure"]) for r in rows]
+    assert all(r["chosen"] == "default" and r["chosen_on"] == "" and r["choice_score"] is None and not r["held_out"]
+               for r in held if r["benchmark"] == A)
+    best_on_a = "top-class" if score[(A, "top-class")] > score[(A, "default")] else "default"
+    assert all(r["held_out"] and r["chosen"] == best_on_a and r["chosen_on"] == A
+               for r in held if r["benchmark"] == C)
+    for r, before in zip(held, rows):  # the same runs, the same figures where the choice is the same
+        if r["chosen"] == before["chosen"]:
+            assert r["student_mean"] == pytest.approx(before["student_mean"])
+    table = (out / "lobo.md").read_text()
+    assert "| glyphs-on-places | yes |" in table and "no other benchmark: first listed" in table
+    assert "glyphs-on-places (held out: unused)" in table
+
+    rc, text = tea_cli(["study", "lobo", "--benchmarks", A, "--teachers", f"{A}={teacher_dir}", "--out", str(out)])
+    assert rc == 2 and "--candidates is required" in text
+    rc, text = tea_cli(["study", "lobo", "--benchmarks", A, "--teachers", str(teacher_dir), "--candidates",
+                        "default", "--out", str(out)])
+    assert rc == 2 and "expected BENCHMARK=DIR" in text
+
+
+def test_lobo_options_from_a_config_file_may_be_lists(tmp_path, tea_cli):
+    cfg = tmp_path / "lobo.yaml"
+    cfg.write_text(f"benchmarks: [{A}, {C}]\nteachers: {{{A}: t1, {C}: t2}}\ncandidates: [default, bogus]\n"
+                   f"seeds: [0, 1]\nheld-out: [{C}]\nout: {tmp_path / 'out'}\n")
+    rc, text = tea_cli(["study", "lobo", "--config", str(cfg)])
+    assert rc == 2 and "unknown variant 'bogus'" in text  # every list reached teakit.lobo (names checked first)
+    cfg.write_text(cfg.read_text().replace("held-out: [", "held-out: [nope, "))
+    rc, text = tea_cli(["study", "lobo", "--config", str(cfg)])
+    assert rc == 2 and "held-out benchmark(s) nope are not among" in text
+    assert not (tmp_path / "out").exists()
