@@ -2,8 +2,10 @@
 
 A TEA student's weights do not depend on the prior: the heatmaps, and so the loss, never depend on the
 head's bias, and the calibration sets that bias from the weights alone.  So one trained student, re-
-calibrated to each prior, is the student that training with that prior would have given.  Priors:
-uniform, none (the bias as trained: its initial value), teacher (the teacher's mean prediction on the
+calibrated to each prior, is the student that training with that prior would have given.  The
+biased validation set's agreement with the teacher (no labels) is the figure to choose by; the
+test splits are printed beside it and must not be.  Priors:
+uniform, none (the bias as initialised: heatmaps never move it), teacher (the teacher's mean prediction on the
 unlabelled training images) and the true training class frequencies (an oracle: labels).
 
     python scripts/prior_study.py RUN_DIR [--checkpoint best] [--json OUT.json]
@@ -17,10 +19,10 @@ import json
 import torch
 
 from teakit.calibrate import calibrate_to_prior, teacher_prior
-from teakit.commands import evaluate_run
 from teakit.data.load import TRAINING_SPLITS, load_data
 from teakit.evaluate import evaluate_splits
-from teakit.runs import load_model, load_teacher
+from teakit.models import get_head
+from teakit.runs import build_student, load_model, load_teacher
 
 
 def main():
@@ -35,11 +37,18 @@ def main():
     train = data["train"]
     priors = {"uniform": "uniform", "teacher": teacher_prior(teacher, train, "cpu"),
               "oracle (train labels)": (torch.bincount(train.y) / len(train)).double()}
-    tests = {s: d for s, d in data.items() if s not in TRAINING_SPLITS}
-    rows = {"none (as trained)": evaluate_run(config["dataset"], a.run, which=a.checkpoint, relevance=False)}
-    for name, prior in priors.items():
+    # the biased validation set first: its agreement with the teacher (no labels) is what a choice may use;
+    # the test splits are reported, never chosen on
+    tests = {"val": data["val"], **{s: d for s, d in data.items() if s not in TRAINING_SPLITS}}
+    # "none": the head's bias as initialised (heatmaps never move it)
+    initial = get_head(build_student(config["model"], config["train"]["seed"], config.get("student_init", "own")))
+    rows = {}
+    for name, prior in {"none (initial bias)": None, **priors}.items():
         student = copy.deepcopy(model)
-        calibrate_to_prior(student, train, "cpu", prior)
+        with torch.no_grad():
+            get_head(student).bias.copy_(initial.bias)
+        if prior is not None:
+            calibrate_to_prior(student, train, "cpu", prior)
         rows[name] = evaluate_splits(student.eval(), tests, teacher=teacher, relevance=False,
                                      train_groups=train.bias)
     print(f"prior of the teacher: {[round(v, 3) for v in priors['teacher'].tolist()]}, "

@@ -12,10 +12,12 @@ mean predicted class distribution over a set of images equals a prior ``π``:
 ``mean_i softmax(z_i + b) = π``, by the fixed-point iteration
 ``b ← b − log(p̄ / π)`` (the prior-adjustment step of Saerens et al., 2002).
 :func:`calibrate_head_bias` adds those offsets to the head's bias, using the
-student's logits on unlabelled training images.  It needs no labels and no
-teacher output, only the assumption that the classes are balanced (the
-uniform prior, true of the built-in benchmarks; give a prior otherwise).  It
-leaves every weight and therefore every heatmap unchanged.
+student's logits on unlabelled training images; it uses no labels and leaves
+every weight, and therefore every heatmap, unchanged.  The prior is TEA's
+``bias_prior``: by default the teacher's mean predicted distribution on the
+same images (:func:`teacher_prior`: one teacher pass, no labels; it assumes
+the teacher is right about the class frequencies on average), or the uniform
+one (balanced classes), or one you know.
 """
 from __future__ import annotations
 
@@ -66,8 +68,8 @@ def calibrate_head_bias(model: torch.nn.Module, data, device, prior: torch.Tenso
 
 
 def calibrate_to_prior(model: torch.nn.Module, data, device, bias_prior) -> dict:
-    """TEA's after-epoch step: :func:`calibrate_head_bias` to ``bias_prior`` (``"uniform"``, ``"none"`` or
-    class frequencies).  Skipped, with no logs, for ``"none"``, a model without a linear head, a head
+    """TEA's after-epoch step: :func:`calibrate_head_bias` to ``bias_prior``: ``"uniform"``, ``"none"``, or K
+    class frequencies (e.g. :func:`teacher_prior`'s).  Skipped, with no logs, for ``"none"``, a model without a linear head, a head
     without a bias and a frozen (copied) head."""
     if bias_prior == "none":
         return {}

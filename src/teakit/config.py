@@ -109,13 +109,13 @@ class TEAConfig:
     loss: str = _opt("l1", "l1 (the normalised pyramid L1), mse or cosine")
     pyramid: bool = _opt(True, "compare the maps at 2x, 4x, ... average-pooled levels too")
     min_side: int = _opt(8, "smallest pyramid level side")
-    bias_prior: object = _opt("uniform", "after every epoch, set the head bias so the mean prediction on the "
+    bias_prior: object = _opt("teacher", "after every epoch, set the head bias so the mean prediction on the "
                                          "unlabelled training images matches a class prior (heatmaps cannot "
-                                         "teach per-class logit offsets; no labels): uniform (assumes balanced "
-                                         "classes), teacher (the teacher's mean predicted distribution on those "
-                                         "images; assumes the teacher's predictions are calibrated in the mean), "
-                                         "none (leave the bias), or one frequency per class, e.g. 0.7,0.3 (a "
-                                         "prior you know)")
+                                         "teach per-class logit offsets; no labels): teacher (the teacher's mean "
+                                         "predicted distribution on those images; assumes the teacher is right "
+                                         "about the class frequencies on average), uniform (assumes balanced "
+                                         "classes), none (leave the bias as initialised), or one frequency per "
+                                         "class, e.g. 0.7,0.3 (a prior you know)")
     feature_weight: float = _opt(1.0, "+ w x the same loss (no pyramid) between the student's and the "
                                       "teacher's LRP relevance of a hidden ReLU layer, channel by channel; needs "
                                       "the live teacher and a student whose layer has the teacher's shape; 0: "

@@ -60,7 +60,7 @@ from .runs import default_spec, model_spec
 
 EXPENSIVE = set(HEATMAP_OBJECTIVES) - {"tea"}
 # options of every heatmap objective (TEA and the explanation distillations); part of their stage keys, so
-# a change recomputes them: the head bias is calibrated to the uniform class prior (teakit.calibrate)
+# a change recomputes them: the head bias is calibrated to TEAConfig's class prior (teakit.calibrate)
 HEATMAP_OPTIONS = {"bias_prior": TEAConfig.bias_prior}
 # TEA as `tea distill` runs it: the input maps and one hidden layer's relevance (TEAConfig); the live teacher,
 # since the cache holds input maps only.  "TEA, input maps only" is the paper's objective, from the cache.

@@ -12,9 +12,9 @@ One step, on a batch of images ``x`` (labels are never used):
    times the same loss between the relevances of one hidden ReLU layer, which the same
    LRP-ε pass gives (``feature_layer``; both networks need that layer's shape).
 
-After every epoch the student's head bias is calibrated to a class prior
-(:func:`teakit.calibrate.calibrate_to_prior`): heatmaps cannot teach per-class
-logit offsets.  The options and their defaults are
+After every epoch the student's head bias is calibrated to a class prior, by
+default the teacher's mean prediction on the unlabelled training images
+(:mod:`teakit.calibrate`): heatmaps cannot teach per-class logit offsets.  The options and their defaults are
 :class:`teakit.config.TEAConfig`'s, the same as `tea distill`'s; ``shift``,
 ``student_bn``, ``joint_norm``, ``label_weight`` and ``kd_weight`` are
 extensions and ablations.  The teacher is frozen and in eval mode.
