@@ -10,7 +10,8 @@ from teakit.train import TrainConfig
 
 def _write_curve(path, variant, per_epoch):
     """A study curve: per_epoch = [(val heatmap loss, val agreement, ood, swapped), ...]."""
-    from teakit.study import _write_csv
+    from teakit.atomic import atomic_write_csv
+    from teakit.study import FIELDS
     rows = []
     for e, (loss, agr, ood, swapped) in enumerate(per_epoch, start=1):
         base = {"variant": variant, "epoch": e, "step": 10 * e, "seconds": float(e)}
@@ -18,7 +19,7 @@ def _write_curve(path, variant, per_epoch):
         for split, acc in (("id", ood), ("ood", ood), ("swapped", swapped)):
             rows.append({**base, "split": split, "accuracy": acc, "agreement": acc - 0.01, "heatmap_loss": None})
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_csv(path, rows)
+    atomic_write_csv(path, rows, FIELDS)
 
 
 def test_variant_setup_changes_one_thing():

@@ -54,3 +54,15 @@ def read_json_object(path: Path, what: str, hint: str = "") -> dict:
     if not isinstance(obj, dict):
         raise ValueError(f"{what}: {path} does not hold a JSON object{suffix}")
     return obj
+
+
+def atomic_write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
+    """Write ``rows`` (dicts with the keys ``fields``) as a CSV file with a header, atomically."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode())

@@ -31,13 +31,13 @@ reused, unless ``fresh``; a run without one restarts), then ``lobo.md`` and
 from __future__ import annotations
 
 import csv
-import io
 import json
 import shutil
 import statistics
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from .atomic import atomic_write_csv
 from .config import TEAConfig, TrainConfig, command_train_config
 from .study import variant_setup
 
@@ -236,21 +236,11 @@ def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=()
                          "student_sd": statistics.stdev(f["students"]) if len(seeds) > 1 else None,
                          "seeds": len(seeds), "gap": f["teacher"] - mean,
                          "agreement": statistics.fmean(f["agreements"])})
-    _write_csv(out / "lobo.csv", rows)
+    atomic_write_csv(out / "lobo.csv", rows, CSV_FIELDS)
     text = lobo_table(rows) + "\n\n" + score_table(scores, candidates, benchmarks, held_out) + "\n"
     (out / "lobo.md").write_text(text)
     print(text, end="")
     return out / "lobo.md"
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    from .atomic import atomic_write_bytes
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def read_lobo_csv(path) -> list[dict]:

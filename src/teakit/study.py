@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import atomic_write_csv
 from .config import TrainConfig, command_train_config
 from .names import VARIANTS
 from .runs import default_spec
@@ -76,20 +77,8 @@ def _probe(name: str, teacher, tests: dict, rows: list, clock: list, partial: Pa
                 rows.append({**base, "split": split, "accuracy": (pred == data.y).float().mean().item(),
                              "agreement": (pred == t_pred[split]).float().mean().item(), "heatmap_loss": None})
         if partial is not None:
-            _write_csv(partial, rows)
+            atomic_write_csv(partial, rows, FIELDS)
     return on_epoch
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    import io
-
-    from .atomic import atomic_write_bytes
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=FIELDS)
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def read_curves(path) -> list[dict]:
@@ -139,10 +128,10 @@ def convergence(dataset: str, teacher_dir, out, variants, *, cfg: TrainConfig | 
         distill(dataset, teacher_dir, run_dir, spec=v_spec, cfg=v_cfg, tea=v_tea, copy_head=copy_head,
                 data_seed=data_seed, data_options=data_options, progress=progress, fabric=fabric,
                 on_epoch=_probe(name, teacher, tests, rows, clock, partial))
-        _write_csv(curve, rows)
+        atomic_write_csv(curve, rows, FIELDS)
         partial.unlink(missing_ok=True)
         all_rows += read_curves(curve)
-    _write_csv(out / "study.csv", all_rows)
+    atomic_write_csv(out / "study.csv", all_rows, FIELDS)
     plot_study(all_rows, out / "study.png")
     table = summary_table(all_rows)
     (out / "study.md").write_text(table + "\n")
