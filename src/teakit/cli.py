@@ -48,6 +48,26 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _seed_list(text: str) -> list[int]:
+    """--seeds: comma-separated distinct non-negative whole numbers."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if not all(p.isascii() and p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated non-negative whole numbers, e.g. 0,1,2; "
+                                         f"got {text!r}")
+    if len(set(map(int, parts))) != len(parts):
+        raise argparse.ArgumentTypeError(f"each seed once, got {text!r}")
+    return [int(p) for p in parts]
+
+
+def _seeds_given(value) -> list | None:
+    """--seeds as parsed (a list), or as a --config file may give it: a YAML list or one number."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    if value is not None and not isinstance(value, list):
+        raise ValueError(f"--seeds: expected comma-separated non-negative whole numbers, e.g. 0,1,2; got {value!r}")
+    return value
+
+
 def _prior(text: str):
     """--bias-prior: one of teakit.config.BIAS_PRIORS, or comma-separated positive class frequencies."""
     if text in BIAS_PRIORS:
@@ -353,10 +373,7 @@ def _cmd_study(a):
             if name.strip() in teachers:
                 raise ValueError(f"--teachers: {name.strip()} given twice")
             teachers[name.strip()] = folder.strip()
-        try:
-            seeds = [int(s) for s in _names(a.seeds)] if a.seeds is not None else [a.seed]
-        except ValueError:
-            raise ValueError(f"--seeds: expected comma-separated whole numbers, got {a.seeds!r}") from None
+        seeds = _seeds_given(a.seeds) or [a.seed]
         common = _common(a)
         if a.data_root:
             raise ValueError("tea study lobo: the benchmarks are built in; --data-root does not apply")
@@ -391,11 +408,7 @@ def _cmd_study(a):
 
 def _cmd_demo(a):
     from .demo import default_jobs, run_demo
-    seeds = a.seeds  # a list; from a --config file also one number, or a YAML list (run_demo checks its entries)
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        seeds = [seeds]
-    if seeds is not None and not isinstance(seeds, list):
-        raise ValueError(f"--seeds: expected comma-separated non-negative whole numbers, e.g. 0,1,2; got {seeds!r}")
+    seeds = _seeds_given(a.seeds)  # run_demo checks the entries of a YAML list
     if seeds is not None and a.seed is not None:  # both from a --config file (on the command line argparse refuses)
         raise ValueError("--seed and --seeds: give one (--seed N is the same as --seeds N)")
     run_demo(a.out, quick=a.quick, fresh=a.fresh, seed=a.seed, seeds=seeds, report_only=a.report_only,
@@ -540,7 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(required)")
     c.add_argument("--candidates", help="lobo: comma-separated recipes from the variants ('default': tea "
                                         "distill's defaults; ties go to the one listed first) (required)")
-    c.add_argument("--seeds", help="lobo: comma-separated training seeds (default: --seed)")
+    c.add_argument("--seeds", type=_seed_list, metavar="N,N,...",
+                   help="lobo: comma-separated training seeds (default: --seed)")
     c.add_argument("--held-out", help="lobo: comma-separated benchmarks that no choice may look at (reported, "
                                       "chosen on the others)")
     c.add_argument("--runs", nargs="+", help="summary: study folders to read (searched for curve*.csv)")
@@ -558,17 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--report-only", action="store_true",
                    help="train nothing: results and report from the stages finished so far")
 
-    def seed_list(text: str) -> list[int]:  # --seeds: comma-separated distinct non-negative whole numbers
-        parts = [p.strip() for p in str(text).split(",")]
-        if not all(p.isascii() and p.isdigit() for p in parts):
-            raise argparse.ArgumentTypeError(f"expected comma-separated non-negative whole numbers, e.g. 0,1,2; "
-                                             f"got {text!r}")
-        if len(set(map(int, parts))) != len(parts):
-            raise argparse.ArgumentTypeError(f"each seed once, got {text!r}")
-        return [int(p) for p in parts]
     seed = c.add_mutually_exclusive_group()
     seed.add_argument("--seed", type=int, default=None, help="run every stage with this one seed (default 0)")
-    seed.add_argument("--seeds", type=seed_list, default=None, metavar="N,N,...",
+    seed.add_argument("--seeds", type=_seed_list, default=None, metavar="N,N,...",
                       help="run every stage once per seed (comma-separated, e.g. 0,1,2); the report shows each "
                            "result's mean ± sd over the seeds and whether differences exceed the seed spread")
     c.add_argument("--jobs", type=_positive_int, default=None,

@@ -64,3 +64,15 @@ def get_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model.features(x)
     raise TypeError(f"model of type {type(model).__name__} has no known features; "
                     "give it a features(x) method")
+
+
+def forward_with_input_of(model: nn.Module, layer: nn.Module, x: torch.Tensor):
+    """``(model(x), the input `layer` received in that same pass)`` (its last call; None if it was not
+    called): one forward pass, so BatchNorm statistics are updated once."""
+    seen = []
+    handle = layer.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    try:
+        out = model(x)
+    finally:
+        handle.remove()
+    return out, (seen[-1] if seen else None)

@@ -24,6 +24,7 @@ import torch.nn as nn
 from torchvision.models import ResNet
 
 from ..models import SmallCNN, get_feature_map
+from ..models.parts import forward_with_input_of
 from .base import Objective, output_logs, touch_all_parameters
 from .heatmap_loss import heatmap_loss
 
@@ -47,13 +48,10 @@ def feature_map_and_logits(model: nn.Module, x: torch.Tensor):
     pool = _pooling_layer(inner)
     if pool is None:
         return get_feature_map(inner, x), model(x)
-    seen = []
-    handle = pool.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
-    try:
-        logits = model(x)
-    finally:
-        handle.remove()
-    return seen[-1], logits
+    logits, feature_map = forward_with_input_of(model, pool, x)
+    if feature_map is None:
+        raise ValueError("the model's pooling layer was not called in its forward pass")
+    return feature_map, logits
 
 
 class FeatureDistillation(Objective):

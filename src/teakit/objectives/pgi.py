@@ -45,7 +45,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..models.parts import get_head
+from ..models.parts import forward_with_input_of, get_head
 from .base import Objective, output_logs
 
 
@@ -53,15 +53,10 @@ def logits_and_head_input(model, x: torch.Tensor):
     """``(logits, h)`` of one forward pass, ``h`` the input of the model's final linear layer
     (a Fabric / DDP wrapper is reached through ``.module``)."""
     head = get_head(getattr(model, "module", model))
-    seen = []
-    handle = head.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
-    try:
-        logits = model(x)
-    finally:
-        handle.remove()
-    if not seen:
+    logits, h = forward_with_input_of(model, head, x)
+    if h is None:
         raise ValueError("the model's final linear layer was not called in its forward pass")
-    return logits, seen[-1], head
+    return logits, h, head
 
 
 def pgi_penalty(probs: torch.Tensor, y: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
