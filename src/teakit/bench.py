@@ -18,12 +18,18 @@ forward, loss, backward, SGD step):
 
 Per-sample ε and the class choice are TEA's (:mod:`teakit.objectives.sampling`).  After a warm-up the
 variants run interleaved (A B C, A B C, …) and ratios are medians of the
-per-round ratios, which is robust to a shared, noisy machine.
+per-round ratios, which is robust to a shared, noisy machine.  ``accelerator``
+``"cuda"`` runs it all on the GPU (each timing synchronises the device); next to
+each variant's seconds per step the table gives images per second and the peak
+memory of one step (the GPU's allocator peak on CUDA, the process's peak
+resident memory growth on CPU, which only ever rises, so it is reported once).
 """
 from __future__ import annotations
 
 import json
+import resource
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -37,27 +43,57 @@ from .objectives.heatmap_loss import heatmap_loss
 from .objectives.sampling import sample_classes, sample_eps
 
 
-def _time(fn) -> float:
+def _device(accelerator: str) -> torch.device:
+    if accelerator in ("cuda", "gpu"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"tea bench: --accelerator {accelerator} asked for, but torch sees no CUDA device")
+        return torch.device("cuda")
+    if accelerator != "cpu":
+        raise ValueError(f"tea bench: --accelerator must be cpu, cuda or gpu, not {accelerator!r}")
+    return torch.device("cpu")
+
+
+def _time(fn, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - t0
 
 
+def _peak_memory_mb(fn, device: torch.device) -> float:
+    """Peak memory of one call of ``fn`` in MiB: the CUDA allocator's peak above what was allocated
+    before, or on CPU the process's peak resident set (``ru_maxrss``)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
+    fn()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
+
+
 def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
-              seed: int = 0) -> dict:
+              seed: int = 0, accelerator: str = "cpu") -> dict:
+    device = _device(accelerator)
     torch.manual_seed(seed)
     num_classes = 10
-    student = torchvision.models.resnet18(num_classes=num_classes).train()
-    teacher = torchvision.models.resnet34(num_classes=num_classes).eval().requires_grad_(False)
+    student = torchvision.models.resnet18(num_classes=num_classes).train().to(device)
+    teacher = torchvision.models.resnet34(num_classes=num_classes).eval().requires_grad_(False).to(device)
     opt = torch.optim.SGD(student.parameters(), lr=1e-3, momentum=0.9)
     params = list(student.parameters())
-    x = torch.rand(batch, 3, size, size)
-    y = torch.randint(0, num_classes, (batch,))
+    x = torch.rand(batch, 3, size, size).to(device)
+    y = torch.randint(0, num_classes, (batch,)).to(device)
     gen = torch.Generator().manual_seed(seed)
 
     def teacher_maps(feature_layer=None):
         """(the teacher's map, or (map, hidden-layer map) with ``feature_layer``), classes, ε."""
-        eps = sample_eps(batch, gen)
+        eps = sample_eps(batch, gen, device=device)
         with torch.no_grad():
             top = teacher(x).argmax(1)
         target = sample_classes(top, num_classes, generator=gen)
@@ -90,7 +126,7 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
         (heatmap_loss(S, T) + heatmap_loss(S_f, T_f, pyramid=False)).backward(inputs=params)
         opt.step()
 
-    all_target = torch.arange(num_classes).repeat_interleave(batch)
+    all_target = torch.arange(num_classes, device=device).repeat_interleave(batch)
     all_eps = cached_eps.repeat(num_classes)
     all_T = explain(teacher, x.repeat(num_classes, 1, 1, 1), all_target, eps=all_eps)
 
@@ -117,9 +153,12 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
     times = {k: [] for k in variants}
     for _ in range(rounds):
         for k, fn in variants.items():
-            times[k].append(_time(fn))
+            times[k].append(_time(fn, device))
     ratio = lambda k: statistics.median(a / b for a, b in zip(times[k], times["erm"]))  # noqa: E731
+    peak = {k: _peak_memory_mb(fn, device) for k, fn in variants.items()}
     return {
+        **{f"{k}_images_per_s": batch / statistics.median(times[k]) for k in variants},
+        **{f"{k}_peak_mb": peak[k] for k in variants},
         "erm_step_s": statistics.median(times["erm"]),
         "tea_live_step_s": statistics.median(times["tea_live"]),
         "tea_cached_step_s": statistics.median(times["tea_cached"]),
@@ -136,17 +175,22 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
         "rounds": rounds,
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
-        "device": "cpu",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
     }
 
 
 def print_table(result: dict) -> None:
-    print(f"step cost, batch {tuple(result['batch'])}, torch {result['torch_version']}, "
+    cpu = result["device"] == "cpu"
+    print(f"step cost on {result['device']}, batch {tuple(result['batch'])}, torch {result['torch_version']}, "
           f"{result['threads']} threads, median of {result['rounds']} interleaved rounds")
-    print(f"{'variant':<20}{'s/step':>10}{'× ERM':>10}")
-    print(f"{'erm':<20}{result['erm_step_s']:>10.3f}{1.0:>10.2f}")
-    for k in ("tea_live", "tea_cached", "tea_live_features", "tea_all_cached", "tea_all_sequential"):
-        print(f"{k:<20}{result[k + '_step_s']:>10.3f}{result[k + '_over_erm']:>10.2f}")
+    memory = "" if cpu else f"{'peak MiB':>10}"
+    print(f"{'variant':<20}{'s/step':>10}{'× ERM':>10}{'images/s':>10}{memory}")
+    for k in ("erm", "tea_live", "tea_cached", "tea_live_features", "tea_all_cached", "tea_all_sequential"):
+        over = 1.0 if k == "erm" else result[k + "_over_erm"]
+        memory = "" if cpu else f"{result[k + '_peak_mb']:>10.0f}"
+        print(f"{k:<20}{result[k + '_step_s']:>10.4f}{over:>10.2f}{result[k + '_images_per_s']:>10.0f}{memory}")
+    if cpu:
+        print(f"peak resident memory of the process: {max(v for k, v in result.items() if k.endswith('_peak_mb')):.0f} MiB")
 
 
 def run_step_cost(json_path: str | None = None, **kw) -> dict:

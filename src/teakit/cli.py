@@ -11,6 +11,7 @@ from .config import (
     CLASS_MODES,
     CNN_DEPTH,
     CNN_WIDTH,
+    DEMO_BENCHMARKS,
     FEATURE_MATCHES,
     HEATMAP_OBJECTIVES,
     LOSS_KINDS,
@@ -24,7 +25,7 @@ from .config import (
     command_train_config,
     option_help,
 )
-from .data.names import COLOR_MODES, DATASETS, DISK_DATASETS, NORMALIZE_MODES
+from .data.names import BUILTIN, COLOR_MODES, DATASETS, DISK_DATASETS, NORMALIZE_MODES
 from .names import FILLS, HEATMAP_OF, MODEL_NAMES, VARIANTS
 
 DISK = DISK_DATASETS
@@ -57,6 +58,18 @@ def _seed_list(text: str) -> list[int]:
     if len(set(map(int, parts))) != len(parts):
         raise argparse.ArgumentTypeError(f"each seed once, got {text!r}")
     return [int(p) for p in parts]
+
+
+def _benchmark_list(text: str) -> list[str]:
+    """--benchmarks: comma-separated distinct names of built-in benchmarks."""
+    parts = [p.strip() for p in str(text).split(",")]
+    unknown = [p for p in parts if p not in BUILTIN]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"expected comma-separated built-in benchmarks ({', '.join(BUILTIN)}); "
+                                         f"unknown: {', '.join(repr(p) for p in unknown)}")
+    if len(set(parts)) != len(parts):
+        raise argparse.ArgumentTypeError(f"each benchmark once, got {text!r}")
+    return parts
 
 
 def _seeds_given(value) -> list | None:
@@ -350,7 +363,7 @@ def _cmd_export(a):
 
 def _cmd_bench(a):
     from .bench import run_step_cost
-    run_step_cost(a.json, rounds=a.rounds, seed=a.seed)
+    run_step_cost(a.json, rounds=a.rounds, seed=a.seed, accelerator=a.accelerator, batch=a.batch, size=a.size)
 
 
 def _cmd_study(a):
@@ -412,7 +425,8 @@ def _cmd_demo(a):
     if seeds is not None and a.seed is not None:  # both from a --config file (on the command line argparse refuses)
         raise ValueError("--seed and --seeds: give one (--seed N is the same as --seeds N)")
     run_demo(a.out, quick=a.quick, fresh=a.fresh, seed=a.seed, seeds=seeds, report_only=a.report_only,
-             jobs=a.jobs or default_jobs(), width=a.width, depth=a.depth, lr_scale=a.lr_scale)
+             jobs=a.jobs or default_jobs(), width=a.width, depth=a.depth, lr_scale=a.lr_scale,
+             benchmarks=a.benchmarks)
 
 # ----------------------------------------------------------------- parser
 
@@ -535,6 +549,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", help="write the figures to this JSON file")
     c.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (default 7)")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--accelerator", default="cpu", help="cpu or cuda (default cpu)")
+    c.add_argument("--batch", type=int, default=32, help="images per step (default 32)")
+    c.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
 
     c = cmd("study", _cmd_study, "convergence study: TEA variants, one change each from the baseline recipe, "
                                  "probed on the test splits every epoch; writes study.csv and study.png; or the "
@@ -565,9 +582,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tea(c, "baseline TEA objective (default: tea distill's)")
     _add_train(c, "study")
 
-    c = cmd("demo", _cmd_demo, "the main job: both built-in benchmarks end to end, with a report")
+    c = cmd("demo", _cmd_demo, "the main job: the built-in benchmarks end to end, with a report")
     c.add_argument("--out", default="runs/demo")
     c.add_argument("--quick", action="store_true", help="minutes-long smoke version")
+    c.add_argument("--benchmarks", type=_benchmark_list, default=None, metavar="NAME,NAME,...",
+                   help="run these built-in benchmarks only (comma-separated; default: all, "
+                        + ",".join(DEMO_BENCHMARKS) + ")")
     c.add_argument("--fresh", action="store_true", help="recompute every stage")
     c.add_argument("--report-only", action="store_true",
                    help="train nothing: results and report from the stages finished so far")
