@@ -28,7 +28,7 @@ run() {  # NAME COMMAND...: train under the time limit, then evaluate whatever c
   OMP_NUM_THREADS=2 "${TEA[@]}" evaluate --model "$WORK/$name" --json "$WORK/$name.eval.json" \
     >"$WORK/$name.eval.txt" 2>&1 || echo "evaluate failed" >>"$WORK/$name.eval.txt"
 }
-if [ "$ACCEL" = cuda ]; then
+if [ "$ACCEL" = cuda ] && [ "${BENCH:-1}" = 1 ]; then
   "${TEA[@]}" bench step-cost --accelerator cuda --rounds 5 --json "$OUT/bench-32x64.json" >"$OUT/bench.txt" 2>&1
   "${TEA[@]}" bench step-cost --accelerator cuda --rounds 5 --batch 128 --size 128 \
     --json "$OUT/bench-128x128.json" >>"$OUT/bench.txt" 2>&1

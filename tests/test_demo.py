@@ -1,6 +1,7 @@
 """`tea demo --quick` end to end on tiny subsets: every stage runs, results.json has
 the contracted rows, the report and figures exist, and a re-run reuses stages;
-`--seeds` runs a few stages once per seed and reports their spread."""
+`--seeds` runs a few stages once per seed and reports their spread; the two new
+benchmarks (glyphs-on-places, phantom-xrays) with their own splits, metrics and figures."""
 import json
 
 import pytest
@@ -17,7 +18,7 @@ def _tiny(monkeypatch, keep=None):
     def tiny_plan(*args, **kwargs):
         stages = [s for s in original(*args, **kwargs) if keep is None or s.name in keep]
         for s in stages:
-            s.params["data_options"] = {"limit": 48}
+            s.params["data_options"] = {**s.params["data_options"], "limit": 48}
             for key in ("cfg", "seg_cfg"):
                 if key in s.params:
                     s.params[key] = {**s.params[key], "epochs": 1}
@@ -25,9 +26,12 @@ def _tiny(monkeypatch, keep=None):
     monkeypatch.setattr(demo, "plan", tiny_plan)
 
 
+DIGITS = ("colored-digits", "digits-on-scenes")
+
+
 def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     _tiny(monkeypatch)
-    rows = demo.run_demo(tmp_path, quick=True)
+    rows = demo.run_demo(tmp_path, quick=True, benchmarks=DIGITS)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved == rows
     assert {r["dataset"] for r in rows} == {"colored-digits", "digits-on-scenes"}
@@ -83,34 +87,80 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     assert "±" not in report and report.count("| one seed: spread unknown |") == 10
     assert "targets met: " in capsys.readouterr().out
     capsys.readouterr()
-    demo.run_demo(tmp_path, quick=True)  # second run: every stage reused
-    assert capsys.readouterr().out.count("reused") == len(demo.plan(True, 0))
+    demo.run_demo(tmp_path, quick=True, benchmarks=DIGITS)  # second run: every stage reused
+    assert capsys.readouterr().out.count("reused") == len(demo.plan(True, 0, benchmarks=DIGITS))
     assert "(total of the timed ones:" in (tmp_path / "report.md").read_text()
     lr = next(s for s in demo.plan(True, 0) if s.name == "colored-digits-tea").params["cfg"]["lr"]
     assert f"- `colored-digits-tea` (lr {lr:g}, " in (tmp_path / "report.md").read_text()
-    assert f"tea demo --out {tmp_path} --seed 0 --quick\n" in (tmp_path / "report.md").read_text()
+    command = f"tea demo --out {tmp_path} --seed 0 --quick\n"
+    assert command in (tmp_path / "report.md").read_text()
     # --report-only trains nothing: an unfinished stage is listed as not run yet
     gradcam = next((tmp_path / "stages").glob("digits-on-scenes-gradcam-*"))
     (gradcam / "done.json").unlink()
-    rows = demo.run_demo(tmp_path, quick=True, report_only=True)
+    rows = demo.run_demo(tmp_path, quick=True, report_only=True, benchmarks=DIGITS)
     out = capsys.readouterr().out
     assert "digits-on-scenes-gradcam" in out and "not run yet" in out and out.count("reused") == len(
-        demo.plan(True, 0)) - 1
+        demo.plan(True, 0, benchmarks=DIGITS)) - 1
     assert not (gradcam / "done.json").exists()
     assert not any(r["method"] == "Grad-CAM distillation" and r["dataset"] == "digits-on-scenes" for r in rows)
     assert "- `digits-on-scenes-gradcam`: not run yet" in (tmp_path / "report.md").read_text()
     # two stages at a time, in worker processes: a stage starts only after the one it builds on (JTT after ERM)
     for name in ("digits-on-scenes-erm", "digits-on-scenes-jtt", "colored-digits-kd"):
         (next((tmp_path / "stages").glob(f"{name}-*")) / "done.json").unlink()
-    rows = demo.run_demo(tmp_path, quick=True, jobs=2)
+    rows = demo.run_demo(tmp_path, quick=True, jobs=2, benchmarks=DIGITS)
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if "digits-on-scenes-erm " in line or "digits-on-scenes-jtt " in line]
     assert len(lines) == 2 and "-erm " in lines[0] and not any("reused" in line for line in lines)
-    assert out.count("reused") == len(demo.plan(True, 0)) - 4
+    assert out.count("reused") == len(demo.plan(True, 0, benchmarks=DIGITS)) - 4
     for name in ("digits-on-scenes-erm", "digits-on-scenes-jtt", "colored-digits-kd", "digits-on-scenes-gradcam"):
         assert "epoch" in (tmp_path / "logs" / f"{name}.log").read_text(), name
     assert {r["method"] for r in rows} == {"teacher", "ERM", "TEA", demo.TEA_INPUT} | {m for m, _, _ in demo.BASELINES}
     assert rows == json.loads((tmp_path / "results.json").read_text())
+
+
+NEW_SUBSET = tuple(f"{ds}-{stage}" for ds in ("glyphs-on-places", "phantom-xrays") for stage in ("teacher", "erm", "tea")
+                   ) + ("phantom-xrays-groupdro",)
+
+
+def test_quick_demo_on_the_new_benchmarks(tmp_path, monkeypatch, capsys):
+    """glyphs-on-places and phantom-xrays end to end (teacher, ERM, TEA; GroupDRO with the hospitals as
+    groups): their own test splits and metrics in results.json, tables, targets and figures in the report."""
+    _tiny(monkeypatch, keep=NEW_SUBSET)
+    rows = demo.run_demo(tmp_path, quick=True, benchmarks=["glyphs-on-places", "phantom-xrays"])
+    assert rows == json.loads((tmp_path / "results.json").read_text())
+    cells = {(r["dataset"], r["method"], r["split"], r["metric"]) for r in rows if r["value"] is not None}
+    assert {(d, s) for d, _, s, _ in cells} == {("glyphs-on-places", "test"), ("phantom-xrays", "id"),
+                                                ("phantom-xrays", "swapped"), ("phantom-xrays", "external")}
+    for method in ("teacher", "ERM", "TEA"):
+        for metric in ("worst_group_accuracy", "adjusted_average_accuracy", "group_accuracy:round/land",
+                       "group_accuracy:angular/water", "background_relevance"):
+            assert ("glyphs-on-places", method, "test", metric) in cells, (method, metric)
+        for metric in ("accuracy", "macro_f1", "auc", "background_relevance", "source_accuracy:Glenrock",
+                       "source_macro_f1:Harwick", "source_auc:Glenrock"):
+            assert ("phantom-xrays", method, "external", metric) in cells, (method, metric)
+        assert ("phantom-xrays", method, "id", "source_accuracy:Ashford") in cells
+    assert ("phantom-xrays", "GroupDRO", "swapped", "accuracy") in cells
+    assert all(0.0 <= r["value"] <= 1.0 for r in rows if r["value"] is not None)
+    na = {(r["dataset"], r["method"], r["split"]) for r in rows if r["value"] is None}
+    assert na == {("glyphs-on-places", "GALS", "test")} | {("phantom-xrays", "GALS", s)
+                                                           for s in ("id", "swapped", "external")}
+    groupdro = next((tmp_path / "stages").glob("phantom-xrays-groupdro-*"))
+    from teakit.checkpoint import load_checkpoint
+    assert load_checkpoint(groupdro, "best").config["objective"]["num_groups"] == 18  # class × hospital
+    report = (tmp_path / "report.md").read_text()
+    assert "| glyphs-on-places | TEA's test worst-group accuracy within 3 points of the teacher's |" in report
+    assert "| phantom-xrays | TEA's external accuracy within 3 points of the teacher's |" in report
+    assert "| phantom-xrays | TEA's background relevance at most a third of ERM's |" in report
+    assert report.count("| one seed: spread unknown |") == 4 and "not decided" not in report
+    assert "| method | test accuracy | worst group | adjusted average | round/land |" in report
+    assert "| method | Glenrock accuracy | Glenrock macro-F1 | Glenrock AUC |" in report
+    assert "not yet selected on validation" in report
+    for name in ("glyphs-on-places-accuracy", "glyphs-on-places-heatmaps", "phantom-xrays-accuracy",
+                 "phantom-xrays-heatmaps", "phantom-xrays-erm-vs-tea"):
+        assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 200, name
+        assert f"figures/{name}.png" in report and f"figures/{name}.png" in (tmp_path / "report.html").read_text()
+    out = capsys.readouterr().out
+    assert "targets met: " in out and "| test=" in out and " external=" in out
 
 
 SUBSET = ("colored-digits-teacher", "colored-digits-erm", "colored-digits-tea", "colored-digits-kd")
@@ -121,7 +171,8 @@ def test_quick_demo_over_two_seeds(tmp_path, monkeypatch, tea_cli):
     those of the one-seed demo), one results row per seed, mean ± sd in the report; two at a time, each
     seed's stage logs apart."""
     _tiny(monkeypatch, keep=SUBSET)
-    rc, text = tea_cli(["demo", "--quick", "--seeds", "0,1", "--jobs", "1", "--out", str(tmp_path)])
+    only = ["--benchmarks", "colored-digits"]
+    rc, text = tea_cli(["demo", "--quick", "--seeds", "0,1", "--jobs", "1", "--out", str(tmp_path)] + only)
     assert rc == 0, text
     rows = json.loads((tmp_path / "results.json").read_text())
     seeds = {}
@@ -132,19 +183,20 @@ def test_quick_demo_over_two_seeds(tmp_path, monkeypatch, tea_cli):
     assert all(s == [0, 1] for s in seeds.values()), seeds  # two rows per cell, n/a ones included
     assert (("colored-digits", "TEA", "swapped", "accuracy", False) in seeds
             and ("colored-digits", "RRR", "ood", "accuracy", True) in seeds)
-    folders = [demo.stage_folders(demo.plan(True, seed), tmp_path) for seed in (0, 1)]
+    folders = [demo.stage_folders(demo.plan(True, seed, benchmarks=["colored-digits"]), tmp_path) for seed in (0, 1)]
     for name in SUBSET:
         assert folders[0][name] != folders[1][name], name
         assert all((f[name] / "done.json").exists() for f in folders), name
     assert text.count(" (seed 1)") == len(SUBSET)  # progress lines name the seed
     report = (tmp_path / "report.md").read_text()
     assert "(n=2)" in report and "±" in report and "sum of the two standard deviations" in report
-    assert f"tea demo --out {tmp_path} --seeds 0,1 --quick\n" in report and "Seed 1:" in report
+    assert f"tea demo --out {tmp_path} --seeds 0,1 --quick --benchmarks colored-digits\n" in report
+    assert "Seed 1:" in report and "## digits-on-scenes" not in report
     within = next(line for line in report.splitlines() if "TEA's ood accuracy within 3 points" in line)
     assert "±" in within and ("| yes: " in within or "| no: " in within), within  # the spread is known
     assert "±" in (tmp_path / "report.html").read_text()
     # the one-seed form is seed 0's part of it: every stage reused, its rows the seed-0 rows
-    rc, text = tea_cli(["demo", "--quick", "--jobs", "1", "--out", str(tmp_path)])
+    rc, text = tea_cli(["demo", "--quick", "--jobs", "1", "--out", str(tmp_path)] + only)
     assert rc == 0 and text.count("reused") == len(SUBSET), text
     one = json.loads((tmp_path / "results.json").read_text())
     assert one == [r for r in rows if r["seed"] == 0]
@@ -152,7 +204,7 @@ def test_quick_demo_over_two_seeds(tmp_path, monkeypatch, tea_cli):
     # two at a time: a stage of each seed again, each with its own log
     for f in folders:
         (f["colored-digits-erm"] / "done.json").unlink()
-    rc, text = tea_cli(["demo", "--quick", "--seeds", "0,1", "--jobs", "2", "--out", str(tmp_path)])
+    rc, text = tea_cli(["demo", "--quick", "--seeds", "0,1", "--jobs", "2", "--out", str(tmp_path)] + only)
     assert rc == 0 and text.count("reused") == 2 * len(SUBSET) - 2, text
     for seed in (0, 1):
         assert "epoch" in (tmp_path / "logs" / f"seed-{seed}" / "colored-digits-erm.log").read_text()
@@ -185,8 +237,9 @@ def test_seeds_option(tea_cli, tmp_path):
 def test_plan_sizes_every_classifier_and_keys_follow():
     """--width/--depth reach every stage's model (teachers' included) and so its folder name;
     the full plan trains each stage for the demo's epochs."""
-    default, wide = demo.plan(False, 0), demo.plan(False, 0, width=16, depth=4)
-    assert len(default) == len(wide) == 31
+    default = demo.plan(False, 0, benchmarks="all")
+    wide = demo.plan(False, 0, width=16, depth=4, benchmarks="all")
+    assert len(default) == len(wide) == 31 + 17 + 17  # the digit benchmarks', glyphs-on-places', phantom-xrays'
     for a, b in zip(default, wide):
         assert a.params["model"] == {"depth": 6, "width": demo.WIDTH}
         assert b.params["model"] == {"depth": 4, "width": 16}
@@ -206,7 +259,7 @@ def test_report_only_before_any_stage_names_the_options(tmp_path):
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. matplotlib's "no artists" legend warning
-        rows = demo.run_demo(tmp_path / "new", quick=True, report_only=True, width=16, depth=4)
+        rows = demo.run_demo(tmp_path / "new", quick=True, report_only=True, width=16, depth=4, benchmarks=DIGITS)
     assert all(r["value"] is None for r in rows)  # only the n/a rows
     report = (tmp_path / "new" / "report.md").read_text()
     assert f"tea demo --out {tmp_path / 'new'} --seed 0 --quick --width 16 --depth 4\n" in report
@@ -269,7 +322,7 @@ def _fake_demo(out, scale, score):
 
 
 def test_select_lr_scales_takes_the_lowest_validation_score(tmp_path, monkeypatch):
-    monkeypatch.setattr(demo, "data_version", lambda dataset: "v")  # the folders' keys only need to agree
+    monkeypatch.setattr(demo, "data_version", lambda dataset, **options: "v")  # the keys only need to agree
     scores = {  # per scale, per stage: the best validation selection metric
         0.5: lambda n: 1.0 if n.endswith("-tea") else 0.5,
         1.0: lambda n: 0.8 if n.endswith("-tea") else 0.9 if n.endswith("-kd") else 0.5,
@@ -278,7 +331,7 @@ def test_select_lr_scales_takes_the_lowest_validation_score(tmp_path, monkeypatc
     for scale, score in scores.items():
         _fake_demo(tmp_path / str(scale), scale, score)
     table = demo.select_lr_scales({s: tmp_path / str(s) for s in scores}, quick=True)
-    assert len(table) == 29  # every student, no teacher
+    assert len(table) == 29 + 16 + 16  # every student of the four benchmarks, no teacher
     assert table["colored-digits-tea"] == {"scores": {0.5: 1.0, 1.0: 0.8, 2.0: 0.7}, "selected": 2.0}
     assert table["digits-on-scenes-erm"]["selected"] == 2.0
     assert table["colored-digits-erm"]["selected"] == 1.0  # a three-way tie: the base rate

@@ -45,6 +45,9 @@ def test_source_metrics_by_hand():
     # C: only class 0 -> accuracy 1/2 (z = 1 predicts 1), AUC undefined
     assert m["source_accuracy"] == pytest.approx({"A": 0.5, "B": 2 / 3, "C": 0.5})
     assert m["source_auc"] == {"A": pytest.approx(0.75), "B": pytest.approx(0.5), "C": None}
+    # macro-F1 over the classes among each source's labels and predictions: A 0.5 and 0.5; B class 1
+    # P 2/3 R 1 -> 0.8, class 0 none right -> 0; C class 0 P 1 R 1/2 -> 2/3, class 1 (predicted once) 0
+    assert m["source_macro_f1"] == pytest.approx({"A": 0.5, "B": 0.4, "C": 1 / 3})
     # three classes: one-vs-rest per class present in the source
     logits3 = torch.tensor([[2., 0, 0], [0, 2, 0], [0, 0, 2], [1, 0, 2]])
     m3 = source_metrics(logits3, torch.tensor([0, 1, 2, 1]), ["A"] * 4)

@@ -11,6 +11,7 @@ Python classes and the demo all read.
   ``TEA(teacher, K)`` trains what `tea distill` trains.
 * The model the commands build when none is given (:data:`CNN_WIDTH`,
   :data:`CNN_DEPTH`).
+* The benchmarks `tea demo` runs by default (:data:`DEMO_BENCHMARKS`).
 
 Each field's help text is the `--help` of its option.  Free of third-party
 imports, so that `tea --help` stays fast.  Why each default is what it is:
@@ -34,6 +35,10 @@ HEATMAP_OBJECTIVES = ("tea", "gradxinput", "inputgrad", "gradcam")
 HEATMAP_HEAD_LR_SCALE = 10.0
 CNN_WIDTH = 16
 CNN_DEPTH = 6
+# the built-in benchmarks `tea demo` runs by default: the two 32-px ones, which fit its 25-minute budget on 2 CPU
+# cores; `--benchmarks all` adds the 64-px ones (each one's splits, figures and targets: teakit.methods.BENCHMARKS)
+DEMO_BENCHMARKS = ("colored-digits", "digits-on-scenes")
+ALL_DEMO_BENCHMARKS = ("colored-digits", "digits-on-scenes", "glyphs-on-places", "phantom-xrays")
 
 
 def _opt(default, help: str):

@@ -1,16 +1,36 @@
 """`tea demo`: the built-in shortcut benchmarks end to end, with a report.
 
-For each benchmark: train the teacher, train ERM on the biased data, distil a
-TEA student from the teacher (`tea distill`'s recipe, hidden-layer relevance
-included) and one of input maps only (the paper's objective, from the cache),
-train every baseline (:data:`BASELINES`), and evaluate them all on every test
-split.  Stages run in order of information: teacher, ERM and the TEA students
-of both benchmarks first, then the cheap baselines, then
-the explanation-distillation ones (as costly per step as TEA with a live
+The benchmarks are :data:`teakit.config.DEMO_BENCHMARKS` (colored-digits and
+digits-on-scenes, which fit the 25-minute budget on 2 CPU cores), or those
+``--benchmarks NAME,NAME`` names (``all``: those two and the 64-px
+glyphs-on-places and phantom-xrays).  Each declares its own test splits,
+the figures that matter, its report columns and targets and the methods that
+cannot apply there (:data:`teakit.methods.BENCHMARKS`): the digit benchmarks
+``id``/``ood``/``swapped`` accuracy; glyphs-on-places (Waterbirds-shaped) its
+``test`` split's worst-group accuracy, adjusted average and per-group
+accuracy; phantom-xrays (chest-X-ray-shaped) ``external`` and ``swapped``
+accuracy, with accuracy, macro-F1 and ROC-AUC per hospital and background
+relevance outside the lungs.
+
+For each benchmark: train the teacher (its :class:`~teakit.methods.Benchmark`'s kind: debiased on
+colored-digits, a U-Net segmenter from the masks + a classifier on the others), train ERM on the biased data,
+distil a TEA student from the teacher (`tea distill`'s recipe, hidden-layer
+relevance included) and one of input maps only (the paper's objective, from
+the cache), train every baseline (:data:`BASELINES`), and evaluate them all on
+the benchmark's test splits.  Stages run in order of information: teacher,
+ERM and the TEA students of every benchmark first, then the cheap baselines,
+then the explanation-distillation ones (as costly per step as TEA with a live
 teacher).  A baseline that cannot apply to a benchmark (mask methods where the
-shortcut is in the foreground) is listed as n/a with the reason.
+shortcut is in the foreground; GALS, which needs an attention model the demo
+does not bundle) is listed as n/a with the reason.  Mask methods use each
+benchmark's masks (the glyph on glyphs-on-places, the lungs on phantom-xrays);
+GroupDRO and PGI group by the bias attribute as `tea train` decides
+(``group_options``: class x place on glyphs-on-places, class x hospital on
+phantom-xrays), IRM's environments are the bias values.
 Writes ``OUT/results.json`` (rows ``{"dataset", "method", "split", "metric",
-"value", "seed"}``), ``OUT/report.md``, ``OUT/report.html`` and PNG figures.
+"value", "seed"}``; dict-valued metrics as one row per key, e.g.
+``group_accuracy:round/land``, ``source_accuracy:Glenrock``,
+:func:`result_rows`), ``OUT/report.md``, ``OUT/report.html`` and PNG figures.
 
 ``--seeds 0,1,2`` runs every stage once per seed (each seed's stages in folders
 of their own: the seed is in every stage's config, so in its key) and keeps one
@@ -23,12 +43,16 @@ the stage's config, its dependencies' folders and the fingerprints of its
 dataset's splits, so a changed dataset is never served stale results); a
 stage whose folder holds a ``done.json`` is reused, so re-running skips
 finished work (``--fresh`` recomputes everything).  ``--quick`` is a smoke
-version (small subsets, few epochs) for CI.  To fit 20 minutes on 2 CPU cores,
+version for CI: the first 192 images of each split (glyphs-on-places at 32 px),
+2 epochs.  To fit 20 minutes on 2 CPU cores with the two digit benchmarks,
 every classifier is the commands' CNN at width :data:`WIDTH` and every stage
-trains for :data:`EPOCHS` epochs (``--width``/``--depth`` change the network).
+trains for :data:`EPOCHS` epochs (``--width``/``--depth`` change the network);
+the 64-px benchmarks keep these settings and cost several times more per epoch.
 Every distilled student draws its initial weights apart from the teacher's;
 each student's learning rate is its base one times a scale selected on the
-biased validation set (:data:`LR_SCALES`, :func:`select_lr_scales`).
+biased validation set of the digit benchmarks (:data:`LR_SCALES`,
+:func:`select_lr_scales`); on glyphs-on-places and phantom-xrays every student
+keeps its base rate, not yet selected on validation.
 """
 from __future__ import annotations
 
@@ -49,13 +73,15 @@ import torch
 
 from . import commands as C
 from .config import (
+    ALL_DEMO_BENCHMARKS,
+    DEMO_BENCHMARKS,
     HEATMAP_OBJECTIVES,
     SEGMENTER_TRAINING,
     TEAConfig,
     TrainConfig,
     command_train_config,
 )
-from .methods import BASELINES, SPLITS, TEA_INPUT, method_label  # noqa: F401 (re-exported)
+from .methods import BASELINES, BENCHMARKS, TEA_INPUT, Benchmark, method_label  # noqa: F401 (re-exported)
 from .runs import default_spec, model_spec
 
 EXPENSIVE = set(HEATMAP_OBJECTIVES) - {"tea"}
@@ -73,7 +99,9 @@ EPOCHS, SEGMENTER_EPOCHS = 20, 15
 # Each student's learning rate is its base one (3e-3 for the label-trained, 2e-3 for the distilled) times its
 # stage's scale here, selected from 0.5, 1, 2, 4 and 8 by each method's own validation selection metric on the
 # biased validation set, seed 0 (`scripts/select_lr.py`; docs/recipe.md "Learning rates, selected on
-# validation").  Stages not listed keep 1.  Teachers are not scaled.
+# validation").  Stages not listed keep 1.  Teachers are not scaled.  Selected on colored-digits and
+# digits-on-scenes only: every glyphs-on-places and phantom-xrays student has scale 1, its base rate, not yet
+# selected on validation (Benchmark.lr_selected; the report says so).
 LR_SCALES: dict[str, float] = {
     "colored-digits-erm": 8, "colored-digits-tea": 8, "colored-digits-tea-input": 8, "colored-digits-feature": 8,
     "colored-digits-attention": 4, "colored-digits-groupdro": 2, "colored-digits-irm": 2, "colored-digits-jtt": 8,
@@ -83,17 +111,6 @@ LR_SCALES: dict[str, float] = {
     "digits-on-scenes-irm": 2, "digits-on-scenes-gradxinput": 8,
     "digits-on-scenes-inputgrad": 4, "digits-on-scenes-gradcam": 0.5,
 }
-_NO_ATTENTION_MODEL = ("GALS needs a local vision-language attention model file (`tea train --objective gals "
-                       "--attention-model FILE`, e.g. CLIP's); the demo bundles none and downloads nothing")
-NOT_APPLICABLE = {  # (dataset, objective): why
-    ("colored-digits", "rrr"): "the shortcut is the stroke colour, inside the foreground mask",
-    ("colored-digits", "isnet"): "the shortcut is the stroke colour, inside the foreground mask",
-    ("colored-digits", "gain"): "the shortcut is the stroke colour, inside the foreground mask",
-    ("colored-digits", "gals"): _NO_ATTENTION_MODEL,
-    ("digits-on-scenes", "gals"): _NO_ATTENTION_MODEL,
-}
-
-
 @dataclass
 class Stage:
     name: str
@@ -121,13 +138,32 @@ def _scaled(stage: Stage, lr_scale: float | None) -> Stage:
     return Stage(stage.name, stage.kind, stage.dataset, {**stage.params, "cfg": cfg}, stage.deps)
 
 
+def benchmark_list(benchmarks=None) -> list[str]:
+    """The benchmarks a demo runs: ``benchmarks`` (names of :data:`teakit.methods.BENCHMARKS`, each once, at
+    least one; a comma-separated string is split), else :data:`teakit.config.DEMO_BENCHMARKS`."""
+    if benchmarks is None:
+        return list(DEMO_BENCHMARKS)
+    if benchmarks == "all":
+        return list(ALL_DEMO_BENCHMARKS)
+    names = [b.strip() for b in benchmarks.split(",")] if isinstance(benchmarks, str) else list(benchmarks)
+    unknown = [b for b in names if b not in BENCHMARKS]
+    if not names or unknown or "" in names:
+        raise ValueError(f"benchmarks={benchmarks!r}: expected one or more of {', '.join(BENCHMARKS)}"
+                         + (f" (unknown: {', '.join(map(str, unknown))})" if unknown else ""))
+    if len(set(names)) != len(names):
+        raise ValueError(f"benchmarks={benchmarks!r}: each benchmark once")
+    return names
+
+
 def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = None,
-         lr_scale: float | None = None) -> list[Stage]:
+         lr_scale: float | None = None, benchmarks=None) -> list[Stage]:
     """The demo's stages, in order.  Settings are the library defaults unless noted;
     ``width`` (default :data:`WIDTH`) and ``depth`` (default: the commands' CNN) set every classifier's size;
-    ``lr_scale`` multiplies every student's base learning rate instead of its :data:`LR_SCALES` entry."""
+    ``lr_scale`` multiplies every student's base learning rate instead of its :data:`LR_SCALES` entry;
+    ``benchmarks``: the benchmarks to run (:func:`benchmark_list`; default all of
+    :data:`teakit.config.DEMO_BENCHMARKS`), each with the teacher its :class:`~teakit.methods.Benchmark`
+    names and every method that applies there."""
     limit = 192 if quick else None
-    data_opts = {"limit": limit} if limit else {}
     t_ep, s_ep, seg_ep = (2, 2, 2) if quick else (EPOCHS, EPOCHS, SEGMENTER_EPOCHS)
     # every classifier (teachers' and students') is the commands' CNN at the demo's width; its options are in
     # each stage's key
@@ -136,7 +172,11 @@ def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = N
         if value is not None:
             model[name] = value
     core, cheap, costly = [], [], []
-    for ds, kind in (("colored-digits", "debiased"), ("digits-on-scenes", "segmenter")):
+    for ds in benchmark_list(benchmarks):
+        bench = BENCHMARKS[ds]
+        kind = bench.teacher
+        # --quick: the first `limit` images of each split, and smaller images where the benchmark says so
+        data_opts = {"limit": limit, **dict(bench.quick_options)} if limit else {}
         teacher = Stage(f"{ds}-teacher", "teacher", ds, {
             "kind": kind, "cfg": asdict(command_train_config("train-teacher", epochs=t_ep, seed=seed)),
             "seg_cfg": asdict(TrainConfig(**{**SEGMENTER_TRAINING, "epochs": seg_ep, "seed": seed})),
@@ -158,7 +198,7 @@ def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = N
             "data_options": data_opts, "model": model, "cache": True}, deps=(teacher.name,))
         core += [teacher, erm, tea, tea_input]
         for label, command, objective in BASELINES:
-            if (ds, objective) in NOT_APPLICABLE:
+            if objective in bench.why_not:
                 continue
             # distillation baselines get TEA's schedule (the explanation distillations with TEA's head learning
             # rate and calibration too), label-based ones ERM's
@@ -178,18 +218,29 @@ def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = N
     return [s if s.kind == "teacher" else _scaled(s, lr_scale) for s in core + cheap + costly]
 
 
-def data_version(dataset: str) -> str:
-    """A digest of every split's fingerprint (the demo's data seed, 0): it changes whenever the data do."""
-    data = C.load_data(dataset)
+def data_version(dataset: str, **options) -> str:
+    """A digest of every split's fingerprint (the demo's data seed, 0; ``options``: the builder's, e.g.
+    ``size``): it changes whenever the data do."""
+    data = C.load_data(dataset, **options)
     blob = json.dumps({name: d.fingerprint() for name, d in sorted(data.items())})
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def data_versions(stages: list[Stage]) -> dict[str, str]:
+    """:func:`data_version` of each dataset of ``stages``, built with its stages' options but the subset
+    (``--quick``'s smaller images)."""
+    options = {}
+    for stage in stages:
+        options.setdefault(stage.dataset, {k: v for k, v in (stage.params.get("data_options") or {}).items()
+                                           if k != "limit"})
+    return {ds: data_version(ds, **opts) for ds, opts in options.items()}
 
 
 def stage_folders(stages: list[Stage], out: Path, versions: dict[str, str] | None = None) -> dict[str, Path]:
     """Each stage's folder under ``out/stages``, named by its key (its dependencies' folders included).
     ``versions``: each dataset's :func:`data_version`, when already known."""
-    versions = versions or {}
-    versions = {ds: versions.get(ds) or data_version(ds) for ds in dict.fromkeys(s.dataset for s in stages)}
+    known = versions or {}
+    versions = {**data_versions([s for s in stages if s.dataset not in known]), **known}
     folders: dict[str, Path] = {}
     for stage in stages:
         folders[stage.name] = Path(out) / "stages" / stage.key({d: str(folders[d]) for d in stage.deps},
@@ -198,21 +249,22 @@ def stage_folders(stages: list[Stage], out: Path, versions: dict[str, str] | Non
 
 
 def select_lr_scales(runs: dict[float, str | Path], seed: int = 0, width: int | None = None,
-                     depth: int | None = None, quick: bool = False) -> dict[str, dict]:
+                     depth: int | None = None, quick: bool = False, benchmarks=None) -> dict[str, dict]:
     """Learning-rate selection on the validation set from full demos run with ``tea demo --lr-scale S``.
 
     ``runs`` maps each scale S to its demo folder.  For every student stage, each scale's score is the
     best value of the stage's own validation selection metric (``best`` in its ``best.json``; lower is
     better; the biased validation set, never a test split).  Returns ``{stage name: {"scores": {S: score},
     "selected": S}}``: the lowest score wins, ties going to the scale nearest 1, then the smaller.  Raises if a run
-    misses a finished stage.  ``seed``, ``width``, ``depth`` and ``quick`` are the demos' options."""
+    misses a finished stage.  ``seed``, ``width``, ``depth``, ``quick`` and ``benchmarks`` are the demos'
+    options."""
     from .checkpoint import load_checkpoint
 
     if not runs:
         raise ValueError("select_lr_scales needs at least one {scale: demo folder}")
     table: dict[str, dict] = {}
     for scale, out in sorted(runs.items()):
-        stages = plan(quick, seed, width, depth, lr_scale=scale)
+        stages = plan(quick, seed, width, depth, lr_scale=scale, benchmarks=benchmarks)
         folders = stage_folders(stages, Path(out))
         for stage in stages:
             if stage.kind == "teacher":
@@ -249,10 +301,13 @@ def _run_stage(stage: Stage, folder: Path, folders: dict, progress: bool) -> dic
         from .evaluate import evaluate_splits
         from .runs import load_teacher
         teacher = load_teacher(folder)
-        data = C.load_data(stage.dataset, **(p.get("data_options") or {}))
+        data, info = C.load_data(stage.dataset, with_info=True, **(p.get("data_options") or {}))
+        tests = {s: data[s] for s in BENCHMARKS[stage.dataset].splits}
+        sources = {s: v for s, v in info.get("sources", {}).items() if s in tests}  # phantom-xrays' hospitals
         gen = torch.Generator().manual_seed(0)
-        res = evaluate_splits(_TeacherAsModel(teacher), {s: data[s] for s in SPLITS}, heatmap_fn=lambda x:
-                              teacher.heatmap(x, lambda lg: lg.argmax(1), 0.01, generator=gen))
+        res = evaluate_splits(_TeacherAsModel(teacher), tests, heatmap_fn=lambda x:
+                              teacher.heatmap(x, lambda lg: lg.argmax(1), 0.01, generator=gen),
+                              train_groups=data["train"].bias, sources=sources or None)
     else:
         res = C.evaluate_run(stage.dataset, folder, data_options=p.get("data_options") or None)
     return res
@@ -271,13 +326,37 @@ class _TeacherAsModel:
         return self.teacher(x, generator=torch.Generator().manual_seed(0))
 
 
-def _rows(dataset: str, method: str, res: dict, seed: int = 0) -> list[dict]:
+def _detail(metric: str, value, bench: Benchmark) -> dict[str, float]:
+    """The rows ``{row metric: value}`` of one dict-valued evaluation metric (:attr:`Benchmark.detail_metrics`):
+    ``auc_per_class`` gives ``auc``, the mean of the one-vs-rest AUCs (macro); the per-group and per-source
+    ones give ``metric:key`` (a group by its name in ``bench.group_names``), a per-source AUC of several
+    classes the mean of its one-vs-rest AUCs; a source with one class has no AUC and no row."""
+    if metric == "auc_per_class":
+        return {"auc": sum(value.values()) / len(value)}
+    out = {}
+    for key, v in value.items():
+        if isinstance(v, dict):
+            v = sum(v.values()) / len(v) if v else None
+        if v is None:
+            continue
+        name = bench.group_names[int(key)] if metric == "group_accuracy" and bench.group_names else key
+        out[f"{metric}:{name}"] = float(v)
+    return out
+
+
+def result_rows(dataset: str, method: str, res: dict, seed: int = 0) -> list[dict]:
+    """The results.json rows of one stage's evaluation ``res`` (``{"splits": {split: {metric: value}}}``):
+    one per float metric of each split, and those of the benchmark's dict-valued detail metrics
+    (:func:`_detail`)."""
+    bench = BENCHMARKS[dataset]
     rows = []
     for split, metrics in res["splits"].items():
-        for metric, value in metrics.items():
-            if metric != "n" and isinstance(value, float):
-                rows.append({"dataset": dataset, "method": method, "split": split, "metric": metric,
-                             "value": value, "seed": seed})
+        values = {m: v for m, v in metrics.items() if m != "n" and isinstance(v, float)}
+        for metric in bench.detail_metrics:
+            if metrics.get(metric):
+                values.update(_detail(metric, metrics[metric], bench))
+        rows += [{"dataset": dataset, "method": method, "split": split, "metric": metric, "value": value,
+                  "seed": seed} for metric, value in values.items()]
     return rows
 
 
@@ -386,7 +465,7 @@ def seed_list(seed: int | None = None, seeds=None) -> list[int]:
 
 def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: int | None = None,
              progress: bool = False, report_only: bool = False, jobs: int = 1, width: int | None = None,
-             depth: int | None = None, lr_scale: float | None = None, seeds=None):
+             depth: int | None = None, lr_scale: float | None = None, seeds=None, benchmarks=None):
     """Run (or reuse) every stage, then write results.json and the report.  With
     ``report_only`` nothing is trained: the results and report cover the stages
     finished so far (e.g. while a long demo still runs elsewhere).  ``jobs`` > 1
@@ -397,24 +476,27 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
     ``lr_scale`` (for learning-rate selection) replaces every student's :data:`LR_SCALES` entry.
     ``seeds`` (e.g. ``[0, 1, 2]``) runs every stage once per seed, seed after seed (with ``jobs`` > 1 the
     next seed's stages fill free workers); ``seed`` (default 0) is the one-seed form; not both
-    (:func:`seed_list`).  Every results row carries its ``"seed"``."""
+    (:func:`seed_list`).  Every results row carries its ``"seed"``.  ``benchmarks`` (names, or one
+    comma-separated string) runs those built-in benchmarks only (default: all of
+    :data:`teakit.config.DEMO_BENCHMARKS`; :func:`benchmark_list`)."""
     from .report.report import write_report
 
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs={jobs!r}: expected a positive number of stages to run at once")
     seeds = seed_list(seed, seeds)
+    names = benchmark_list(benchmarks)
     out = Path(out)
     if fresh and (out / "stages").exists():
         shutil.rmtree(out / "stages")
     if lr_scale is not None and not lr_scale > 0:
         raise ValueError(f"lr_scale={lr_scale!r}: expected a positive factor")
-    plans = {s: plan(quick, s, width, depth, lr_scale) for s in seeds}
+    plans = {s: plan(quick, s, width, depth, lr_scale, names) for s in seeds}
     total = sum(len(stages) for stages in plans.values())
     results: dict[tuple[int, str], dict] = {}
     t0 = time.perf_counter()
     print(f"tea demo: {total} stages → {out}{' (quick)' if quick else ''}"
           f"{f', seeds {seeds}' if len(seeds) > 1 else ''}{f', {jobs} at a time' if jobs > 1 else ''}", flush=True)
-    versions = {ds: data_version(ds) for ds in dict.fromkeys(s.dataset for p in plans.values() for s in p)}
+    versions = data_versions([s for stages in plans.values() for s in stages])
     folders = {s: stage_folders(stages, out, versions) for s, stages in plans.items()}
 
     ran = []
@@ -423,7 +505,7 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
         results[seed, stage.name] = res
         if status != "reused":
             ran.append((seed, stage.name))
-        accs = " ".join(f"{s}={res['splits'][s]['accuracy']:.3f}" for s in SPLITS)
+        accs = " ".join(f"{s}={res['splits'][s]['accuracy']:.3f}" for s in BENCHMARKS[stage.dataset].splits)
         print(f"{_bar(len(results), total, time.perf_counter() - t0, len(ran))} | "
               f"{stage.name + _of_seed(seed, plans):<32} {status:>7} | {accs}", flush=True)
 
@@ -449,16 +531,19 @@ def run_demo(out="runs/demo", quick: bool = False, fresh: bool = False, seed: in
     for seed_, stages in plans.items():  # seed by seed, in plan order, whatever order the stages finished in
         for stage in stages:
             if (seed_, stage.name) in results:
-                rows += _rows(stage.dataset, method_label(stage), results[seed_, stage.name], seed_)
+                rows += result_rows(stage.dataset, method_label(stage), results[seed_, stage.name], seed_)
         rows += [{"dataset": ds, "method": next(m for m, _, o in BASELINES if o == objective), "split": split,
                   "metric": "accuracy", "value": None, "seed": seed_, "note": f"n/a: {why}"}
-                 for (ds, objective), why in NOT_APPLICABLE.items() for split in SPLITS]
+                 for ds in names for objective, why in BENCHMARKS[ds].not_applicable
+                 for split in BENCHMARKS[ds].splits]
     out.mkdir(parents=True, exist_ok=True)  # --report-only before any stage ran
     (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     seconds = {s: {name: res.get("seconds", float("nan")) for (s_, name), res in results.items() if s_ == s}
                for s in seeds}
+    chosen = ",".join(names) if names != list(DEMO_BENCHMARKS) else None
     options = " ".join(f"--{name} {value}" for name, value in (("width", width), ("depth", depth),
-                                                                ("lr-scale", lr_scale)) if value is not None)
+                                                                ("lr-scale", lr_scale), ("benchmarks", chosen))
+                       if value is not None)
     checks = write_report(out, rows, {s: (plans[s], folders[s]) for s in seeds}, quick=quick, seconds=seconds,
                           options=options)
     from .report.targets import summary

@@ -4,7 +4,7 @@ Per split: ``accuracy``, ``macro_f1`` (scikit-learn), and over the groups of
 the bias attribute (colour, scene, (label, place) for Waterbirds, source
 hospital for X-rays) ``group_accuracy`` (a dict), ``worst_group_accuracy`` and
 ``average_group_accuracy``; given the source (hospital / dataset of origin) of
-every image, ``source_accuracy`` and ``source_auc`` per source (an ``external``
+every image, ``source_accuracy``, ``source_macro_f1`` and ``source_auc`` per source (an ``external``
 split of X-rays holds its own sources, so they are reported apart; AUC is None
 for a source with a single class); ``agreement_with_teacher`` (top-1 agreement)
 when a teacher is given; ``background_relevance`` — the share of the total |LRP-ε|
@@ -106,18 +106,23 @@ def roc_auc(logits: torch.Tensor, y: torch.Tensor) -> dict:
 
 
 def source_metrics(logits: torch.Tensor, y: torch.Tensor, sources) -> dict:
-    """Accuracy and ROC-AUC (as :func:`roc_auc`: a float, a per-class dict, or None for a
-    single-class source) of the images of each source name in ``sources`` (one per image)."""
+    """Accuracy, macro-F1 (over the classes among the source's labels and predictions) and ROC-AUC
+    (as :func:`roc_auc`: a float, a per-class dict, or None for a single-class source) of the
+    images of each source name in ``sources`` (one per image)."""
+    from sklearn.metrics import f1_score
+
     if len(sources) != len(y):
         raise ValueError(f"{len(sources)} source names for {len(y)} images")
-    correct = (logits.argmax(1) == y).float()
-    acc, auc = {}, {}
+    pred = logits.argmax(1)
+    correct = (pred == y).float()
+    acc, f1, auc = {}, {}, {}
     for name in sorted(set(sources)):
         sel = torch.tensor([s == name for s in sources])
         acc[name] = correct[sel].mean().item()
+        f1[name] = float(f1_score(y[sel].numpy(), pred[sel].numpy(), average="macro", zero_division=0))
         a = roc_auc(logits[sel], y[sel])
         auc[name] = a.get("auc", a.get("auc_per_class"))
-    return {"source_accuracy": acc, "source_auc": auc}
+    return {"source_accuracy": acc, "source_macro_f1": f1, "source_auc": auc}
 
 
 def has_foreground_and_background(mask, batch_size: int = 256) -> bool:

@@ -1,4 +1,5 @@
-"""PNG figures: heatmap grids (image | teacher map | student maps) and accuracy bars.
+"""PNG figures: heatmap grids (image | teacher map | student maps), one image beside two students' maps
+with the outline of the region that should matter (:func:`side_by_side`), and accuracy bars.
 
 Heatmaps are summed over colour channels and shown with a diverging colour map
 centred at zero (red positive, blue negative), each map scaled by its own
@@ -135,31 +136,65 @@ def explain_figure(dataset: str | None, model_dir, out_dir, teacher_dir=None, sp
                         [class_label(names, c) for c in y.tolist()])
 
 
-def accuracy_bars(rows: list[dict], path, splits=("id", "ood", "swapped"), title: str = ""):
-    """Grouped bars: accuracy per split (groups) per method (bars).  Rows of several seeds (their ``"seed"``)
-    give each bar the mean over seeds and an error bar of ± the sample standard deviation
+def accuracy_bars(rows: list[dict], path, splits=("id", "ood", "swapped"), title: str = "", figures=None):
+    """Grouped bars: one group per figure, one bar per method.  ``figures``: ``(split, metric, label)``
+    triples (default: accuracy on each of ``splits``, labelled by the split).  Rows of several seeds (their
+    ``"seed"``) give each bar the mean over seeds and an error bar of ± the sample standard deviation
     (:func:`teakit.report.spread.aggregate`)."""
     from .spread import aggregate
 
+    figures = tuple(figures) if figures is not None else tuple((s, "accuracy", s) for s in splits)
     plt = _plt()
     rows = [r for r in rows if r["value"] is not None]  # methods that do not apply have no bars
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    acc = {(m, s): c for (_, m, s, metric), c in aggregate(rows).items() if metric == "accuracy"}
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(splits) * max(1, len(methods)) / 3, 3))
+    val = {(m, s, metric): c for (_, m, s, metric), c in aggregate(rows).items()}
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(figures) * max(1, len(methods)) / 3, 3))
     w = 0.8 / max(1, len(methods))
     for i, m in enumerate(methods):
-        xs = [k + i * w for k in range(len(splits))]
-        cells = [acc.get((m, s)) for s in splits]
+        xs = [k + i * w for k in range(len(figures))]
+        cells = [val.get((m, s, metric)) for s, metric, _ in figures]
         sds = [100 * c.sd if c is not None and c.sd is not None else 0.0 for c in cells]
         ax.bar(xs, [100 * c.mean if c is not None else float("nan") for c in cells], w, label=m,
                yerr=sds if any(sds) else None, capsize=2 if any(sds) else 0)
-    ax.set_xticks([k + 0.4 - w / 2 for k in range(len(splits))])
-    ax.set_xticklabels(splits)
+    ax.set_xticks([k + 0.4 - w / 2 for k in range(len(figures))])
+    ax.set_xticklabels([label for _, _, label in figures])
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=9)
     if methods:  # nothing finished yet (--report-only): empty axes, no legend
         ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def outside_share(heatmap: torch.Tensor, mask: torch.Tensor) -> float:
+    """The share of ``heatmap``'s |relevance| (C, H, W; channels summed) outside ``mask`` (1, H, W or H, W)."""
+    r = heatmap.abs().sum(0)
+    return float(r[~mask.reshape(r.shape)].sum() / r.sum().clamp_min(1e-30))
+
+
+def side_by_side(image: torch.Tensor, mask: torch.Tensor, maps: dict[str, torch.Tensor], path, title: str = ""):
+    """One image (C, H, W) with the outline of ``mask`` (the region that should matter, e.g. the lungs), and
+    each map of ``maps`` (name: C, H, W) beside it with the same outline, titled with the share of its
+    |relevance| outside the mask (:func:`outside_share`)."""
+    plt = _plt()
+    m = mask.reshape(image.shape[-2:]).float().numpy()
+    fig, axes = plt.subplots(1, 1 + len(maps), figsize=(2.4 * (1 + len(maps)), 2.7), squeeze=False)
+    axes = axes[0]
+    axes[0].imshow(image.permute(1, 2, 0).clamp(0, 1).numpy())
+    axes[0].set_title(title or "image", fontsize=8)
+    for ax, (name, h) in zip(axes[1:], maps.items()):
+        r = h.sum(0).numpy()
+        v = max(abs(r).max(), 1e-12)
+        ax.imshow(r, cmap="bwr", vmin=-v, vmax=v)
+        ax.set_title(f"{name}: {100 * outside_share(h, mask):.0f} % outside", fontsize=8)
+    for ax in axes:
+        ax.contour(m, levels=[0.5], colors="k", linewidths=0.6)
+        ax.set_xticks([])
+        ax.set_yticks([])
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -86,10 +86,12 @@ def fill_background(x: torch.Tensor, keep: torch.Tensor, fill: str = "noise",
     if fill == "noise" and isinstance(generator, (list, tuple)):
         if len(generator) != len(x):
             raise ValueError(f"{len(generator)} generators for a batch of {len(x)} images; give one per image")
-        filler = torch.stack([torch.rand(x.shape[1:], generator=g, device=x.device, dtype=x.dtype)
+        filler = torch.stack([torch.rand(x.shape[1:], generator=g, device=g.device, dtype=x.dtype).to(x.device)
                               for g in generator]) if len(x) else torch.empty_like(x)
     elif fill == "noise":
-        filler = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        # drawn where the generator lives (a CPU generator also serves a batch on the GPU)
+        where = generator.device if generator is not None else x.device
+        filler = torch.rand(x.shape, generator=generator, device=where, dtype=x.dtype).to(x.device)
     elif fill == "zero":
         filler = torch.zeros_like(x)
     elif fill == "mean":
