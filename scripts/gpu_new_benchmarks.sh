@@ -66,7 +66,8 @@ resnets() {
 glyphs 0 & glyphs 1 & xrays 0 & xrays 1 & resnets &
 wait
 stamp "all done"
-# what comes back: one archive of the small files (logs, evaluations, run summaries, the CNNs' checkpoints)
-tar -czf "$OUT/runs.tar.gz" --exclude='resnet*/*.safetensors' -C "$WORK" . 2>/dev/null
+# what comes back (at most 16 MiB a file): the logs, evaluations and run summaries, and the CNN runs' checkpoints
+(cd "$WORK" && find . -name '*.json' -o -name '*.log' -o -name '*.txt' -o -name '*.safetensors' ! -path './resnet*' \
+  | tar -czf "$OUT/runs.tar.gz" -T -)
 ls -la "$OUT/runs.tar.gz"
 cat "$OUT/timeline.txt"

@@ -1,4 +1,6 @@
 """Head-bias calibration (teakit.calibrate) and its use by TEA."""
+import copy
+
 import pytest
 import torch
 
@@ -149,3 +151,54 @@ def test_tea_with_the_teachers_prior_computes_it_once(teacher_dir):
     assert torch.allclose(mean, prior, atol=1e-4)
     obj.after_epoch(student, data, "cpu")
     assert obj._teacher_prior is prior
+
+
+def test_decision_bias_matches_the_frequencies_of_top_classes_where_mean_matching_does_not():
+    """A soft (unconfident) student of 3:1 classes: the offsets that make its mean probability of the rare
+    class 0.25 leave it the top class of far fewer rows; matching decisions makes it the top of a quarter."""
+    from teakit.calibrate import decision_bias
+
+    g = torch.Generator().manual_seed(0)
+    n = 4000
+    y = (torch.rand(n, generator=g) < 0.25).long()
+    score = (y.float() * 2 - 1) * 0.3 + torch.randn(n, generator=g) * 0.3   # a weak margin: soft logits
+    z = torch.stack([-score, score], 1) * 0.5
+    frequencies = torch.tensor([0.75, 0.25], dtype=torch.float64)
+
+    def top_share(b):
+        return (z + b).argmax(1).float().mean().item()
+    by_mean, by_decisions = top_share(prior_bias(z, frequencies)), top_share(decision_bias(z, frequencies))
+    assert abs(by_decisions - 0.25) < 0.01, by_decisions
+    assert by_mean < 0.2, by_mean                   # mean matching under-predicts the rare class
+    # three classes, and offsets already in the logits are undone
+    z3 = torch.randn(n, 3, generator=g) * 0.4 + torch.tensor([2.0, 0.0, -1.0])
+    f3 = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    shares = torch.bincount((z3 + decision_bias(z3, f3)).argmax(1), minlength=3).double() / n
+    assert torch.allclose(shares, f3, atol=0.01), shares
+
+
+def test_tea_with_the_teachers_decisions_calibrates_to_their_frequencies(teacher_dir):
+    from teakit import commands as C
+    from teakit.calibrate import teacher_decisions
+    from teakit.objectives.tea import TEA
+    from teakit.models import get_head
+    from teakit.runs import load_teacher
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=64)["train"]
+    want = teacher_decisions(teacher, data, "cpu")
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        tops = teacher(data.x, generator=gen).argmax(1)
+    assert torch.allclose(want, torch.bincount(tops, minlength=10).double().clamp_min(1e-4) / 64, atol=1e-3)
+    obj = TEA(teacher, 10, bias_prior="teacher-decisions", feature_weight=0.0)
+    # a student that ranks like the teacher but with its class offsets lost: calibration must find them again
+    student = copy.deepcopy(teacher.classifier).requires_grad_(True)
+    with torch.no_grad():
+        get_head(student).bias.add_(torch.linspace(-3, 3, 10))
+    assert obj.after_epoch(student, data, "cpu")["bias_shift"] > 1
+    assert torch.equal(obj._teacher_prior, want)
+    student.eval()
+    with torch.no_grad():
+        shares = torch.bincount(student(data.x).argmax(1), minlength=10).double() / 64
+    assert (shares - want).abs().max() <= 2 / 64 + 1e-3, (shares, want)  # 64 images: within two of each count

@@ -46,7 +46,7 @@ def test_cli_errors_and_config(tmp_path, teacher_dir, capsys, tea_cli):
     assert rc == 0 and load_checkpoint(tmp_path / "y2").config["train"]["head_lr_scale"] == 2.0
     for bad in ("1,x", "0.5", "1,-1", "flat"):
         rc, text = tea_cli(["distill", "--config", str(cfg), "--bias-prior", bad, "--out", str(tmp_path / "p")])
-        assert rc != 0 and "--bias-prior: expected uniform, teacher, none or comma-separated positive" in text, bad
+        assert rc != 0 and "--bias-prior: expected uniform, teacher, teacher-decisions, none or comma-separated positive" in text, bad
     rc, text = tea_cli(["distill", "--config", str(cfg), "--bias-prior", "1,1", "--out", str(tmp_path / "p")])
     assert rc != 0 and "expected 10 positive class frequencies" in text  # colored-digits has 10 classes
     cfg.write_text("dataset: colored-digits\nepochz: 1\n")

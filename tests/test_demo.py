@@ -390,3 +390,15 @@ if __name__ == "__main__":
     finally:
         if alive(worker):
             os.kill(worker, signal.SIGKILL)
+
+
+def test_stage_folders_do_not_depend_on_where_the_demo_folder_is(tmp_path):
+    """A demo folder moved or copied elsewhere is reused: keys name the dependencies' folders, not paths."""
+    stages = demo.plan(True, 0)
+    versions = {s.dataset: "v" for s in stages}
+    here = demo.stage_folders(stages, tmp_path / "a", versions)
+    there = demo.stage_folders(stages, tmp_path / "elsewhere" / "b", versions)
+    assert [f.name for f in here.values()] == [f.name for f in there.values()]
+    assert any(s.deps for s in stages)  # the distilled students' keys do cover their teachers' folders
+    other = demo.stage_folders(demo.plan(True, 1), tmp_path / "a", versions)
+    assert here["colored-digits-tea"].name != other["colored-digits-tea"].name

@@ -194,7 +194,7 @@ def _train_cfg(a, command: str, objective: str | None = None) -> TrainConfig:
 TEA_FLAGS = {
     "classes": ("--classes", {"choices": CLASS_MODES}),
     "p_top": ("--p-top", {"type": float}),
-    "bias_prior": ("--bias-prior", {"type": _prior, "metavar": "uniform|teacher|none|P1,...,PK"}),
+    "bias_prior": ("--bias-prior", {"type": _prior, "metavar": "uniform|teacher|teacher-decisions|none|P1,...,PK"}),
     "eps_log_range": ("--eps-range", {"type": float, "nargs": 2, "metavar": ("LO", "HI")}),
     "loss": ("--loss", {"choices": LOSS_KINDS}),
     "pyramid": ("--no-pyramid", {"action": "store_false", "help": "match the full-size maps only (no pyramid)"}),

@@ -25,7 +25,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
 CLASS_MODES = ("sample", "top", "pair", "all")
 LOSS_KINDS = ("l1", "mse", "cosine")
-BIAS_PRIORS = ("uniform", "teacher", "none")
+BIAS_PRIORS = ("uniform", "teacher", "teacher-decisions", "none")
 FEATURE_MATCHES = ("auto", "channels", "summed")
 STUDENT_BN_MODES = ("batch", "running")
 STUDENT_INITS = ("own", "shared")
@@ -118,7 +118,10 @@ class TEAConfig:
                                          "unlabelled training images matches a class prior (heatmaps cannot "
                                          "teach per-class logit offsets; no labels): teacher (the teacher's mean "
                                          "predicted distribution on those images; assumes the teacher is right "
-                                         "about the class frequencies on average), uniform (assumes balanced "
+                                         "about the class frequencies on average), teacher-decisions (each "
+                                         "class is the student's top class as often as the teacher's on those "
+                                         "images; assumes the teacher's decisions are right in number), uniform "
+                                         "(assumes balanced "
                                          "classes), none (leave the bias as initialised), or one frequency per "
                                          "class, e.g. 0.7,0.3 (a prior you know)")
     feature_weight: float = _opt(1.0, "+ w x the same loss (no pyramid) between the student's and the "

@@ -237,13 +237,14 @@ def data_versions(stages: list[Stage]) -> dict[str, str]:
 
 
 def stage_folders(stages: list[Stage], out: Path, versions: dict[str, str] | None = None) -> dict[str, Path]:
-    """Each stage's folder under ``out/stages``, named by its key (its dependencies' folders included).
+    """Each stage's folder under ``out/stages``, named by its key (its dependencies' folder names included,
+    not their paths, so that a demo folder moved or copied elsewhere is still reused).
     ``versions``: each dataset's :func:`data_version`, when already known."""
     known = versions or {}
     versions = {**data_versions([s for s in stages if s.dataset not in known]), **known}
     folders: dict[str, Path] = {}
     for stage in stages:
-        folders[stage.name] = Path(out) / "stages" / stage.key({d: str(folders[d]) for d in stage.deps},
+        folders[stage.name] = Path(out) / "stages" / stage.key({d: folders[d].name for d in stage.deps},
                                                                versions[stage.dataset])
     return folders
 

@@ -69,12 +69,14 @@ class TEA(Objective):
                 "bias_prior": c.bias_prior if isinstance(c.bias_prior, str) else list(c.bias_prior)}
 
     def after_epoch(self, student, train_data, device) -> dict:
-        from ..calibrate import calibrate_to_prior, teacher_prior
+        from ..calibrate import calibrate_to_prior, teacher_decisions, teacher_prior
         prior = self.cfg.bias_prior
-        if prior == "teacher":  # the teacher's mean prediction on the same (unlabelled) images, once
+        if prior in ("teacher", "teacher-decisions"):  # from the teacher on the same (unlabelled) images, once
             if "_teacher_prior" not in self.__dict__:
-                self._teacher_prior = teacher_prior(self.teacher, train_data, device)
-            prior = self._teacher_prior
+                of = teacher_prior if prior == "teacher" else teacher_decisions
+                self._teacher_prior = of(self.teacher, train_data, device)
+            return calibrate_to_prior(student, train_data, device, self._teacher_prior,
+                                      decisions=prior == "teacher-decisions")
         return calibrate_to_prior(student, train_data, device, prior)
 
     def teacher_maps(self, batch: dict, rng, train: bool = True) -> TeacherMaps:
