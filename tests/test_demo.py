@@ -331,7 +331,7 @@ def test_select_lr_scales_takes_the_lowest_validation_score(tmp_path, monkeypatc
     for scale, score in scores.items():
         _fake_demo(tmp_path / str(scale), scale, score)
     table = demo.select_lr_scales({s: tmp_path / str(s) for s in scores}, quick=True)
-    assert len(table) == 29 + 16 + 16  # every student of the four benchmarks, no teacher
+    assert len(table) == 29  # every student of the default demo's two benchmarks, no teacher
     assert table["colored-digits-tea"] == {"scores": {0.5: 1.0, 1.0: 0.8, 2.0: 0.7}, "selected": 2.0}
     assert table["digits-on-scenes-erm"]["selected"] == 2.0
     assert table["colored-digits-erm"]["selected"] == 1.0  # a three-way tie: the base rate

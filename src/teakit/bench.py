@@ -5,7 +5,9 @@ data), one process.  Variants, each a full optimisation step (zero_grad,
 forward, loss, backward, SGD step):
 
 * ``erm``: cross-entropy on the logits;
-* ``tea_live``: teacher (ResNet-34, eval, frozen) LRP-ε heatmap without graph,
+* ``tea_live``: teacher (ResNet-34, eval, frozen) LRP-ε heatmap without graph, the
+  class picked from the logits of the map's own forward pass (one teacher forward, as
+  `tea distill` does: :func:`teakit.objectives.teacher_maps.live_maps`),
   student LRP-ε heatmap with graph, the TEA loss, backward;
 * ``tea_cached``: the same with the teacher heatmap given (as read from a cache);
 * ``tea_live_features``: ``tea_live`` plus the relevance of the second-to-last
@@ -41,6 +43,8 @@ from .config import TEAConfig
 from .explain import explain
 from .objectives.heatmap_loss import heatmap_loss
 from .objectives.sampling import sample_classes, sample_eps
+from .objectives.teacher_maps import live_maps
+from .teachers import DebiasedTeacher
 
 
 def _device(accelerator: str) -> torch.device:
@@ -91,13 +95,16 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
     y = torch.randint(0, num_classes, (batch,)).to(device)
     gen = torch.Generator().manual_seed(seed)
 
+    live_teacher = DebiasedTeacher(teacher).freeze()
+
     def teacher_maps(feature_layer=None):
-        """(the teacher's map, or (map, hidden-layer map) with ``feature_layer``), classes, ε."""
+        """(the teacher's map, or (map, hidden-layer map) with ``feature_layer``), classes, ε: as `tea
+        distill` computes them (:func:`live_maps`: the classes picked from the map's own forward pass)."""
         eps = sample_eps(batch, gen, device=device)
-        with torch.no_grad():
-            top = teacher(x).argmax(1)
-        target = sample_classes(top, num_classes, generator=gen)
-        return explain(teacher, x, target, eps=eps, feature_layer=feature_layer), target, eps
+        t = live_maps(live_teacher, x, eps, lambda logits: sample_classes(logits.argmax(1), num_classes,
+                                                                          generator=gen), 1, gen,
+                      feature_layer=feature_layer)
+        return (t.maps if feature_layer is None else (t.maps, t.hidden)), t.target, t.eps
 
     cached_T, cached_target, cached_eps = teacher_maps()
 

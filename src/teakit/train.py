@@ -47,11 +47,12 @@ def make_fabric(fabric_kw: dict | None = None):
         from lightning.fabric.strategies import DDPStrategy
 
     kw = dict(DEFAULT_FABRIC, **(fabric_kw or {}))
-    # a heatmap never depends on the last layer's bias, so some parameters get no
-    # gradient under TEA: DDP must be told, or it waits for them forever
+    # every objective's training loss reaches every trainable parameter: the supervised ones through
+    # the logits, the heatmap-only ones (TEA: a heatmap never depends on the head's bias) through
+    # objectives.base.touch_all_parameters; so DDP need not search the graph for unused ones each step
     starts = {"ddp": "popen", "ddp_spawn": "spawn", "ddp_fork": "fork", "ddp_notebook": "fork"}
     if kw["strategy"] in starts:
-        kw["strategy"] = DDPStrategy(start_method=starts[kw["strategy"]], find_unused_parameters=True)
+        kw["strategy"] = DDPStrategy(start_method=starts[kw["strategy"]], find_unused_parameters=False)
     return Fabric(**kw)
 
 

@@ -20,8 +20,9 @@ How it is done, without touching the model:
   ``g * y / (y + ε)``; afterwards it back-propagates the true ReLU derivative.
   So the outer backward of a loss on the heatmap (second order) sees the true
   derivative on the forward path, while the modified derivative recorded in
-  the heatmap's own graph is differentiated exactly (it is built from ordinary
-  torch ops on the true pre-activation).
+  the heatmap's own graph is differentiated exactly (one :class:`_EpsilonGrad`
+  node per ReLU, on the true pre-activation, with its derivative written out;
+  tested against the plain torch expression and finite differences).
 * In training mode, batch statistics make the plain gradient of sample b's
   logit depend on the other samples.  The heatmap treats the statistics as
   constants (each sample is explained on its own, as in eval mode); the outer
@@ -94,41 +95,106 @@ class _LRPReLU(torch.autograd.Function):
         if not call.explaining or (isinstance(call.eps, float) and call.eps == 0.0):
             # the true ReLU derivative, as the native ReLU backward computes it
             return torch.ops.aten.threshold_backward(g, x, 0), None
-        y = torch.relu(x)  # true ReLU: differentiating this is exact
-        eps = _per_sample(call.eps, y)
-        # y / (y + eps); where y == 0 the clamp keeps 0/0 away (the ratio is 0 there)
-        return g * (y / (y + eps).clamp_min(1e-12)), None
+        eps = _per_sample(call.eps, x)
+        if torch.is_tensor(eps):  # a per-sample ε = 0 becomes the smallest normal float: y/(y+ε) is then
+            eps = eps.clamp_min(torch.finfo(eps.dtype).tiny)  # 0 where y = 0 and 1 (as for ε = 0) elsewhere
+        if torch.is_grad_enabled():  # create_graph: one node, differentiated exactly by _EpsilonGrad
+            return _EpsilonGrad.apply(g, x, eps), None
+        ratio, _ = _epsilon_ratio(x, eps)  # no graph: the same values, fewer passes
+        return ratio.mul_(g), None
 
 
-class _StatGate(torch.autograd.Function):
-    """Identity; blocks the gradient while explaining (batch stats act as constants)."""
+def _epsilon_ratio(x: torch.Tensor, eps):
+    """``(y / d, d)`` with ``y = relu(x)``, ``d = y + ε`` (ε > 0, see :meth:`_LRPReLU.backward`)."""
+    y = torch.relu(x)
+    d = y + eps
+    return y.div_(d), d
+
+
+class _EpsilonGrad(torch.autograd.Function):
+    """``g · y/(y+ε)`` with ``y = relu(x)`` as one graph node, and its exact derivative.
+
+    d/dg = y/(y+ε); d/dx = g · ε/(y+ε)² where x > 0, else 0.  The same values as the
+    plain torch expression ``g * (y / (y + ε))``, with fewer element-wise passes in the
+    forward and the outer backward.  Exact to second order, as TEA needs; a third-order
+    gradient through it raises (``once_differentiable``) rather than being wrong."""
 
     @staticmethod
-    def forward(ctx, t, call):
+    def forward(ctx, g, x, eps):
+        ratio, d = _epsilon_ratio(x, eps)
+        ctx.eps = eps
+        ctx.save_for_backward(g, x, ratio, d)
+        return g * ratio
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        g, x, ratio, d = ctx.saved_tensors
+        grad_g = grad * ratio if ctx.needs_input_grad[0] else None
+        grad_x = None
+        if ctx.needs_input_grad[1]:
+            # ε/d/d is finite everywhere (d ≥ ε > 0); threshold_backward keeps it where x > 0
+            slope = torch.div(ctx.eps, d).div_(d).mul_(grad).mul_(g)
+            grad_x = torch.ops.aten.threshold_backward(slope, x, 0)
+        return grad_g, grad_x, None
+
+
+class _Affine(torch.autograd.Function):
+    """``x · scale + shift`` (per-channel ``scale``, ``shift``); while explaining only x gets a gradient.
+
+    The heatmap treats BatchNorm's batch statistics as constants, so their branch
+    (through ``scale`` and ``shift``) is not computed then; after, the gradient is addcmul's."""
+
+    @staticmethod
+    def forward(ctx, x, scale, shift, call):
         ctx.call = call
-        return t.view_as(t)
+        ctx.save_for_backward(x, scale)
+        return torch.addcmul(shift, x, scale)
 
     @staticmethod
     def backward(ctx, g):
-        return (None if ctx.call.explaining else g), None
+        x, scale = ctx.saved_tensors
+        grad_x = g * scale if ctx.needs_input_grad[0] else None
+        if ctx.call.explaining:
+            return grad_x, None, None, None
+        dims = [0] + list(range(2, g.dim()))
+        grad_scale = (g * x).sum(dims, keepdim=True) if ctx.needs_input_grad[1] else None
+        grad_shift = g.sum(dims, keepdim=True) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_scale, grad_shift, None
 
 
 def _batch_norm_train(call, x, running_mean, running_var, weight, bias, momentum, eps):
     dims = [0] + list(range(2, x.dim()))
     shape = [1, -1] + [1] * (x.dim() - 2)
-    var, mean = torch.var_mean(x, dims, unbiased=False)
+    # two passes (mean, then the centred square's mean): as exact as torch.var_mean, and forward plus
+    # backward 2-3x faster on CPU for (B, C, H, W) reduced over all but C
+    mean = x.mean(dims, keepdim=True)
+    var = (x - mean).square().mean(dims)
+    mean = mean.view(-1)
     if running_mean is not None and running_var is not None:
         n = x.numel() / x.shape[1]
         with torch.no_grad():
             running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
             running_var.mul_(1 - momentum).add_(var.detach() * (n / max(n - 1, 1)), alpha=momentum)
-    mean = _StatGate.apply(mean, call)
-    var = _StatGate.apply(var, call)
     scale = torch.rsqrt(var + eps)
     if weight is not None:
         scale = scale * weight
     shift = -mean * scale if bias is None else bias - mean * scale
-    return torch.addcmul(shift.view(shape), x, scale.view(shape))  # x·scale + shift, one pass
+    # x·scale + shift in one pass; the statistics get no gradient while the heatmap is computed
+    return _Affine.apply(x, scale.view(shape), shift.view(shape), call)
+
+
+def _batch_norm_eval(x, running_mean, running_var, weight, bias, eps):
+    """Eval-mode BatchNorm as ``x·scale + shift`` (one addcmul): the same affine map as the native op, whose
+    backward on CPU costs several times its forward; here the input gradient is one multiplication."""
+    if running_mean is None or running_var is None:
+        return F.batch_norm(x, running_mean, running_var, weight, bias, False, 0.0, eps)
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    scale = torch.rsqrt(running_var + eps)
+    if weight is not None:
+        scale = scale * weight
+    shift = -running_mean * scale if bias is None else bias - running_mean * scale
+    return torch.addcmul(shift.view(shape), x, scale.view(shape))
 
 
 class _ExplainMode(TorchFunctionMode):
@@ -155,8 +221,8 @@ class _ExplainMode(TorchFunctionMode):
 
     def _batch_norm(self, x, running_mean, running_var, weight=None, bias=None,
                     training=False, momentum=0.1, eps=1e-5):
-        if not training:  # affine in x: the native op is exact and fast
-            return F.batch_norm(x, running_mean, running_var, weight, bias, False, momentum, eps)
+        if not training:
+            return _batch_norm_eval(x, running_mean, running_var, weight, bias, eps)
         return _batch_norm_train(self.call, x, running_mean, running_var, weight, bias,
                                  momentum if momentum is not None else 0.0, eps)
 
