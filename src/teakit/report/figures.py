@@ -29,20 +29,30 @@ def heatmap_grid(images: torch.Tensor, maps: dict[str, torch.Tensor], path, titl
         if titles:
             axes[i, 0].set_ylabel(titles[i], fontsize=7)
         for j, (name, m) in enumerate(maps.items(), start=1):
-            h = m[i].sum(0).numpy()
-            v = max(abs(h).max(), 1e-12)
-            axes[i, j].imshow(h, cmap="bwr", vmin=-v, vmax=v)
+            _show_map(axes[i, j], m[i])
             if i == 0:
                 axes[i, j].set_title(name, fontsize=8)
         if i == 0:
             axes[i, 0].set_title("image", fontsize=8)
-    for ax in axes.flat:
+    return _save(fig, axes.flat, path)
+
+
+def _show_map(ax, heatmap: torch.Tensor) -> None:
+    """A (C, H, W) heatmap summed over channels, red positive and blue negative, symmetric scale."""
+    r = heatmap.sum(0).numpy()
+    v = max(abs(r).max(), 1e-12)
+    ax.imshow(r, cmap="bwr", vmin=-v, vmax=v)
+
+
+def _save(fig, axes, path) -> Path:
+    """Axes without ticks; the figure written to ``path`` (folders made) and closed."""
+    for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _plt().close(fig)
     return Path(path)
 
 
@@ -187,19 +197,11 @@ def side_by_side(image: torch.Tensor, mask: torch.Tensor, maps: dict[str, torch.
     axes[0].imshow(image.permute(1, 2, 0).clamp(0, 1).numpy())
     axes[0].set_title(title or "image", fontsize=8)
     for ax, (name, h) in zip(axes[1:], maps.items()):
-        r = h.sum(0).numpy()
-        v = max(abs(r).max(), 1e-12)
-        ax.imshow(r, cmap="bwr", vmin=-v, vmax=v)
+        _show_map(ax, h)
         ax.set_title(f"{name}: {100 * outside_share(h, mask):.0f} % outside", fontsize=8)
     for ax in axes:
         ax.contour(m, levels=[0.5], colors="k", linewidths=0.6)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, axes, path)
 
 
 def training_curves(runs: dict, path, keys=("agreement", "heatmap_loss")):
