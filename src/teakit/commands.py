@@ -96,6 +96,10 @@ def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: T
         if objective == "groupdro":
             from .objectives.group_dro import GroupDRO
             obj = GroupDRO(**{**kw, **_groupdro_groups(dataset, data, K, kw)})
+        elif objective == "irm" and dataset in BIAS_IS_GROUP and "bias_per_class" not in kw:
+            # the bias attribute is the group y·P + e: IRM's environments are the e (e.g. the place)
+            groups = int(torch.cat([data[s].bias for s in ("train", "val") if s in data]).max()) + 1
+            obj = build_objective(objective, num_classes=K, bias_per_class=max(1, groups // K), **kw)
         else:
             obj = build_objective(objective, num_classes=K, **kw)
     else:

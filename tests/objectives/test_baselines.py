@@ -283,3 +283,20 @@ def test_new_baselines_through_tea_train(objective, tmp_path, tea_cli):
 class Brightness(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return x.mean(1, keepdim=True)
+
+
+def test_irm_takes_the_environment_part_of_a_group_index():
+    """Waterbirds-style groups g = 2y + place: with bias_per_class=2 IRM's environments are the places, each
+    holding both classes, so its loss equals the one computed with the places as the bias attribute."""
+    torch.manual_seed(0)
+    student = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2))
+    y = torch.tensor([0, 0, 1, 1, 0, 1, 1, 0])
+    place = torch.tensor([0, 1, 0, 1, 1, 0, 0, 1])
+    x = torch.randn(8, 3, 2, 2)
+    by_group = IRM(bias_per_class=2)({"x": x, "y": y, "bias": 2 * y + place}, student, None, train=False)
+    by_place = IRM()({"x": x, "y": y, "bias": place}, student, None, train=False)
+    by_class = IRM()({"x": x, "y": y, "bias": 2 * y + place}, student, None, train=False)
+    assert torch.allclose(by_group[0], by_place[0])
+    assert not torch.allclose(by_group[0], by_class[0])
+    with pytest.raises(ValueError, match="bias_per_class"):
+        IRM(bias_per_class=0)

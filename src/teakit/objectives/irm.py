@@ -1,6 +1,9 @@
 """IRMv1 (Arjovsky, Bottou, Gulrajani & Lopez-Paz, 2019).
 
-Environments: the bias attribute values present in the batch.  Per
+Environments: the bias attribute values present in the batch, or, where the
+bias attribute is a group index ``g = y · P + e`` (Waterbirds-style data:
+``bias_per_class`` = P), its environment part ``e = g − y · P`` (the place,
+not the class × place group, which would hold one class each).  Per
 environment e, ``R_e`` = mean cross-entropy and the penalty
 ``P_e = (∂/∂w R_e(w · logits))² at w = 1`` (a dummy scalar classifier).
 Loss::
@@ -45,15 +48,19 @@ class IRM(Objective):
     name = "irm"
     selection_key = "loss"
 
-    def __init__(self, penalty_weight: float = 100.0, anneal_steps: int = 0):
+    def __init__(self, penalty_weight: float = 100.0, anneal_steps: int = 0, bias_per_class: int | None = None):
         if penalty_weight < 0 or anneal_steps < 0:
             raise ValueError(f"penalty_weight and anneal_steps must be >= 0, got "
                              f"{penalty_weight!r}, {anneal_steps!r}")
+        if bias_per_class is not None and bias_per_class < 1:
+            raise ValueError(f"bias_per_class must be a positive int, got {bias_per_class!r}")
         self.penalty_weight, self.anneal_steps = float(penalty_weight), int(anneal_steps)
+        self.bias_per_class = bias_per_class
         self.steps = 0
 
     def config(self) -> dict:
-        return {"name": self.name, "penalty_weight": self.penalty_weight, "anneal_steps": self.anneal_steps}
+        return {"name": self.name, "penalty_weight": self.penalty_weight, "anneal_steps": self.anneal_steps,
+                "bias_per_class": self.bias_per_class}
 
     def state_dict(self) -> dict:
         return {"steps": self.steps}
@@ -63,6 +70,8 @@ class IRM(Objective):
 
     def __call__(self, batch, student, rng, train=True):
         x, y, env = batch["x"], batch["y"], batch["bias"]
+        if self.bias_per_class is not None:
+            env = env - y * self.bias_per_class  # group y·P + e → environment e
         logits = student(x)
         if not train:
             logits = logits.detach()
