@@ -106,6 +106,7 @@ LR_SCALES: dict[str, float] = {
     "colored-digits-erm": 8, "colored-digits-tea": 8, "colored-digits-tea-input": 8, "colored-digits-feature": 8,
     "colored-digits-attention": 4, "colored-digits-groupdro": 2, "colored-digits-irm": 2, "colored-digits-jtt": 8,
     "colored-digits-gradxinput": 4, "colored-digits-inputgrad": 8, "colored-digits-gradcam": 0.5,
+    "colored-digits-pgi": 8, "digits-on-scenes-gain": 2, "digits-on-scenes-isnet": 4,
     "digits-on-scenes-tea": 8, "digits-on-scenes-tea-input": 4, "digits-on-scenes-kd": 8,
     "digits-on-scenes-feature": 8, "digits-on-scenes-attention": 4, "digits-on-scenes-rrr": 4,
     "digits-on-scenes-irm": 2, "digits-on-scenes-gradxinput": 8,
