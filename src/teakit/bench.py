@@ -69,7 +69,8 @@ def _time(fn, device: torch.device) -> float:
 
 def _peak_memory_mb(fn, device: torch.device) -> float:
     """Peak memory of one call of ``fn`` in MiB: the CUDA allocator's peak above what was allocated
-    before, or on CPU the process's peak resident set (``ru_maxrss``)."""
+    before; on CPU the process's peak resident set so far (``ru_maxrss``, which every variant has
+    already reached in the timing rounds, so ``fn`` is not run again)."""
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -77,7 +78,6 @@ def _peak_memory_mb(fn, device: torch.device) -> float:
         fn()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - before) / 2**20
-    fn()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
 

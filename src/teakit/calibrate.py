@@ -55,15 +55,16 @@ def prior_bias(logits: torch.Tensor, prior: torch.Tensor | None = None, iters: i
     return (b - b.mean()).float()
 
 
-def decision_bias(logits: torch.Tensor, frequencies: torch.Tensor, sweeps: int = 50) -> torch.Tensor:
+def decision_bias(logits: torch.Tensor, frequencies: torch.Tensor | None = None, sweeps: int = 50) -> torch.Tensor:
     """Offsets ``b`` (K,), mean zero, with which each class is the top class of ``logits + b`` for its
-    share ``frequencies`` of the N rows (rounded to whole rows).
+    share ``frequencies`` (default uniform) of the N rows (rounded to whole rows).
 
     Cyclic exact updates: for class k, with the other offsets fixed, class k wins row i exactly when
     ``b_k > max_{j≠k}(z_ij + b_j) − z_ik``, so sorting those thresholds gives the ``b_k`` that makes it
     win its count (midway between two thresholds).  Two classes need one sweep; more, a few."""
     z = logits.detach().double().cpu()
     n, K = z.shape
+    frequencies = torch.full((K,), 1.0 / K, dtype=torch.float64) if frequencies is None else frequencies
     counts = torch.round(frequencies.double().cpu() * n).long()
     b = torch.zeros(K, dtype=torch.float64)
     for _ in range(sweeps):
@@ -99,12 +100,7 @@ def calibrate_head_bias(model: torch.nn.Module, data, device, prior: torch.Tenso
     logits = torch.cat([model(data.x[torch.arange(i, min(i + batch_size, n))].to(device)).float()
                         for i in range(0, n, batch_size)])
     model.train(was_training)
-    if decisions:
-        b = decision_bias(logits, prior.double() if prior is not None else
-                          torch.full((logits.shape[1],), 1.0 / logits.shape[1], dtype=torch.float64))
-    else:
-        b = prior_bias(logits, prior)
-    b = b.to(head.bias.device, head.bias.dtype)
+    b = (decision_bias if decisions else prior_bias)(logits, prior).to(head.bias.device, head.bias.dtype)
     head.bias.add_(b)
     return b.abs().max().item()
 

@@ -26,7 +26,8 @@ from .config import (
     command_train_config,
     option_help,
 )
-from .data.names import BUILTIN, COLOR_MODES, DATASETS, DISK_DATASETS, NORMALIZE_MODES
+from .data.names import COLOR_MODES, DATASETS, DISK_DATASETS, NORMALIZE_MODES
+from .methods import benchmark_list
 from .names import FILLS, HEATMAP_OF, MODEL_NAMES, VARIANTS
 
 DISK = DISK_DATASETS
@@ -62,17 +63,12 @@ def _seed_list(text: str) -> list[int]:
 
 
 def _benchmark_list(text: str) -> list[str]:
-    """--benchmarks: comma-separated distinct names of built-in benchmarks, or ``all`` (the demo's four)."""
-    if str(text).strip() == "all":
-        return list(ALL_DEMO_BENCHMARKS)
-    parts = [p.strip() for p in str(text).split(",")]
-    unknown = [p for p in parts if p not in BUILTIN]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"expected comma-separated built-in benchmarks ({', '.join(BUILTIN)}); "
-                                         f"unknown: {', '.join(repr(p) for p in unknown)}")
-    if len(set(parts)) != len(parts):
-        raise argparse.ArgumentTypeError(f"each benchmark once, got {text!r}")
-    return parts
+    """--benchmarks: comma-separated distinct names of built-in benchmarks, or ``all`` (the demo's four;
+    :func:`teakit.methods.benchmark_list` checks them)."""
+    try:
+        return benchmark_list(str(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _seeds_given(value) -> list | None:

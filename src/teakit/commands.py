@@ -98,7 +98,7 @@ def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: T
             obj = GroupDRO(**{**kw, **_groupdro_groups(dataset, data, K, kw)})
         elif objective == "irm" and dataset in BIAS_IS_GROUP and "bias_per_class" not in kw:
             # the bias attribute is the group y·P + e: IRM's environments are the e (e.g. the place)
-            groups = int(torch.cat([data[s].bias for s in ("train", "val") if s in data]).max()) + 1
+            groups = _bias_values(dataset, data, "IRM")
             obj = build_objective(objective, num_classes=K, bias_per_class=max(1, groups // K), **kw)
         else:
             obj = build_objective(objective, num_classes=K, **kw)
@@ -119,10 +119,16 @@ def _groupdro_groups(dataset: str, data: dict, num_classes: int, kw: dict) -> di
     (:func:`teakit.objectives.group_dro.group_options` decides)."""
     from .objectives.group_dro import group_options
 
+    return group_options(num_classes, _bias_values(dataset, data, "GroupDRO"), dataset in BIAS_IS_GROUP, **kw)
+
+
+def _bias_values(dataset: str, data: dict, method: str) -> int:
+    """How many bias values (groups) the train and val splits use: the largest + 1; ``method`` needs one
+    for every image."""
     biases = torch.cat([d.bias for name, d in data.items() if name in ("train", "val")])
     if (biases < 0).any():
-        raise ValueError(f"{dataset}: GroupDRO needs a group for every train/val image (found -1: none)")
-    return group_options(num_classes, int(biases.max()) + 1, dataset in BIAS_IS_GROUP, **kw)
+        raise ValueError(f"{dataset}: {method} needs a group for every train/val image (found -1: none)")
+    return int(biases.max()) + 1
 
 
 def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg: TrainConfig | None = None,

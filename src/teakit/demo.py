@@ -26,7 +26,8 @@ does not bundle) is listed as n/a with the reason.  Mask methods use each
 benchmark's masks (the glyph on glyphs-on-places, the lungs on phantom-xrays);
 GroupDRO and PGI group by the bias attribute as `tea train` decides
 (``group_options``: class x place on glyphs-on-places, class x hospital on
-phantom-xrays), IRM's environments are the bias values.
+phantom-xrays), IRM's environments are the hospitals on phantom-xrays and the
+places on glyphs-on-places.
 Writes ``OUT/results.json`` (rows ``{"dataset", "method", "split", "metric",
 "value", "seed"}``; dict-valued metrics as one row per key, e.g.
 ``group_accuracy:round/land``, ``source_accuracy:Glenrock``,
@@ -73,7 +74,6 @@ import torch
 
 from . import commands as C
 from .config import (
-    ALL_DEMO_BENCHMARKS,
     DEMO_BENCHMARKS,
     HEATMAP_OBJECTIVES,
     SEGMENTER_TRAINING,
@@ -81,7 +81,14 @@ from .config import (
     TrainConfig,
     command_train_config,
 )
-from .methods import BASELINES, BENCHMARKS, TEA_INPUT, Benchmark, method_label  # noqa: F401 (re-exported)
+from .methods import (  # noqa: F401 (re-exported)
+    BASELINES,
+    BENCHMARKS,
+    TEA_INPUT,
+    Benchmark,
+    benchmark_list,
+    method_label,
+)
 from .runs import default_spec, model_spec
 
 EXPENSIVE = set(HEATMAP_OBJECTIVES) - {"tea"}
@@ -137,23 +144,6 @@ def _scaled(stage: Stage, lr_scale: float | None) -> Stage:
         return stage  # the same config, so the same key as before scales existed
     cfg = {**stage.params["cfg"], "lr": stage.params["cfg"]["lr"] * scale}
     return Stage(stage.name, stage.kind, stage.dataset, {**stage.params, "cfg": cfg}, stage.deps)
-
-
-def benchmark_list(benchmarks=None) -> list[str]:
-    """The benchmarks a demo runs: ``benchmarks`` (names of :data:`teakit.methods.BENCHMARKS`, each once, at
-    least one; a comma-separated string is split), else :data:`teakit.config.DEMO_BENCHMARKS`."""
-    if benchmarks is None:
-        return list(DEMO_BENCHMARKS)
-    if benchmarks == "all":
-        return list(ALL_DEMO_BENCHMARKS)
-    names = [b.strip() for b in benchmarks.split(",")] if isinstance(benchmarks, str) else list(benchmarks)
-    unknown = [b for b in names if b not in BENCHMARKS]
-    if not names or unknown or "" in names:
-        raise ValueError(f"benchmarks={benchmarks!r}: expected one or more of {', '.join(BENCHMARKS)}"
-                         + (f" (unknown: {', '.join(map(str, unknown))})" if unknown else ""))
-    if len(set(names)) != len(names):
-        raise ValueError(f"benchmarks={benchmarks!r}: each benchmark once")
-    return names
 
 
 def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = None,

@@ -4,11 +4,14 @@ report.
 :mod:`teakit.demo` plans and runs them; :mod:`teakit.report` reads their
 results by these names and builds each benchmark's table and targets from its
 :class:`Benchmark` (and must not import the demo that runs it).  Free of
-imports but the standard library's dataclasses.
+imports but the standard library's dataclasses and :mod:`teakit.config` (no
+torch: the command line checks ``--benchmarks`` with :func:`benchmark_list`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .config import ALL_DEMO_BENCHMARKS, DEMO_BENCHMARKS
 
 # (method label, `tea train` or `tea distill`, objective); hyper-parameters: each objective's defaults
 BASELINES = [
@@ -141,3 +144,21 @@ BENCHMARKS = {b.name: b for b in (
                       "macro-F1 and AUC on each split.",
               detail_metrics=("auc_per_class", "source_accuracy", "source_macro_f1", "source_auc")),
 )}
+
+
+def benchmark_list(benchmarks=None) -> list[str]:
+    """The benchmarks a demo runs: ``benchmarks`` (names of :data:`BENCHMARKS`, each once, at least one; a
+    comma-separated string is split; ``"all"``: :data:`teakit.config.ALL_DEMO_BENCHMARKS`), else
+    :data:`teakit.config.DEMO_BENCHMARKS`."""
+    if benchmarks is None:
+        return list(DEMO_BENCHMARKS)
+    if benchmarks == "all":
+        return list(ALL_DEMO_BENCHMARKS)
+    names = [b.strip() for b in benchmarks.split(",")] if isinstance(benchmarks, str) else list(benchmarks)
+    unknown = [b for b in names if b not in BENCHMARKS]
+    if not names or unknown or "" in names:
+        raise ValueError(f"benchmarks={benchmarks!r}: expected one or more of {', '.join(BENCHMARKS)}"
+                         + (f" (unknown: {', '.join(map(str, unknown))})" if unknown else ""))
+    if len(set(names)) != len(names):
+        raise ValueError(f"benchmarks={benchmarks!r}: each benchmark once")
+    return names
