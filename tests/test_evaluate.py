@@ -143,3 +143,19 @@ def test_per_image_generators_fill_like_one_batch():
     assert not torch.equal(whole[0], whole[1])  # every image its own noise
     with pytest.raises(ValueError, match="2 generators for a batch of 5 images"):
         fill_background(x, keep, "noise", image_generators(range(2)))
+
+
+def test_balanced_agreement_weighs_each_teacher_class_once():
+    from teakit.evaluate import balanced_agreement
+
+    teacher = torch.tensor([0] * 90 + [1] * 10)
+    student = torch.zeros(100, dtype=torch.long)          # never predicts the rare class
+    assert (student == teacher).float().mean().item() == pytest.approx(0.9)
+    assert balanced_agreement(student, teacher) == pytest.approx(0.5)   # (90/90 + 0/10) / 2
+    student = teacher.clone()
+    student[:9] = 1                                       # 9 of the common class moved to the rare one
+    assert balanced_agreement(student, teacher) == pytest.approx((81 / 90 + 1.0) / 2)
+    # a class the teacher never predicts does not count, whatever the student does with it
+    assert balanced_agreement(torch.tensor([2, 0, 1]), torch.tensor([0, 0, 1])) == pytest.approx((0.5 + 1) / 2)
+    with pytest.raises(ValueError, match="balanced_agreement"):
+        balanced_agreement(torch.zeros(3, dtype=torch.long), torch.zeros(4, dtype=torch.long))

@@ -1,4 +1,6 @@
 """`tea study convergence` and `tea study summary` (teakit.study)."""
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -40,6 +42,11 @@ def test_variant_setup_changes_one_thing():
     assert spec["kwargs"] == {"depth": 4} and sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == 4
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
     assert variant_setup("head-copied", base, {}, None)[3]
+    cfg, tea, _, _ = variant_setup("lr-8x", base, {}, None)
+    assert cfg == TrainConfig(epochs=16, lr=1.6e-2, warmup_steps=100) and tea == {}
+    cfg, tea, _, _ = variant_setup("lr-8x+decision-prior", replace(base, lr=1e-3), {"classes": "sample"}, None)
+    assert cfg.lr == pytest.approx(8e-3) and tea == {"classes": "sample", "bias_prior": "teacher-decisions"}
+    assert variant_setup("decision-prior", base, {}, None)[:2] == (base, {"bias_prior": "teacher-decisions"})
     with pytest.raises(ValueError, match="unknown variant 'nope'"):
         variant_setup("nope", base, {}, None)
 

@@ -7,7 +7,7 @@ hospital for X-rays) ``group_accuracy`` (a dict), ``worst_group_accuracy`` and
 every image, ``source_accuracy``, ``source_macro_f1`` and ``source_auc`` per source (an ``external``
 split of X-rays holds its own sources, so they are reported apart; AUC is None
 for a source with a single class); ``agreement_with_teacher`` (top-1 agreement)
-when a teacher is given; ``background_relevance`` — the share of the total |LRP-ε|
+and ``balanced_agreement_with_teacher`` (:func:`balanced_agreement`) when a teacher is given; ``background_relevance`` — the share of the total |LRP-ε|
 relevance (ε = 0.01 by default, explaining the model's own top class, channels
 summed) that falls on background pixels (``mask`` False) — when the split has
 masks with some background.  No gradient reaches the model.
@@ -161,6 +161,18 @@ def group_metrics(logits: torch.Tensor, y: torch.Tensor, group: torch.Tensor,
     return out
 
 
+def balanced_agreement(pred: torch.Tensor, teacher_pred: torch.Tensor) -> float:
+    """Class-balanced agreement with a teacher: for each class the teacher predicts, the share of those
+    images the student gives the same class, averaged over those classes (each counts once, however
+    often the teacher predicts it).  Label-free, like the top-1 agreement, but a rare class weighs as
+    much as a common one."""
+    if pred.shape != teacher_pred.shape or pred.ndim != 1 or not len(pred):
+        raise ValueError(f"balanced_agreement: expected two equal non-empty 1-d tensors, got "
+                         f"{tuple(pred.shape)} and {tuple(teacher_pred.shape)}")
+    same = (pred == teacher_pred).float()
+    return torch.stack([same[teacher_pred == c].mean() for c in teacher_pred.unique()]).mean().item()
+
+
 def evaluate_splits(model, splits: dict, teacher=None, batch_size: int = 256, device="cpu",
                     relevance: bool = True, train_groups: torch.Tensor | None = None,
                     heatmap_fn=None, sources: dict | None = None) -> dict:
@@ -177,6 +189,7 @@ def evaluate_splits(model, splits: dict, teacher=None, batch_size: int = 256, de
         if teacher is not None:
             t_logits = predict(teacher, data.x, batch_size, device)
             res["agreement_with_teacher"] = (logits.argmax(1) == t_logits.argmax(1)).float().mean().item()
+            res["balanced_agreement_with_teacher"] = balanced_agreement(logits.argmax(1), t_logits.argmax(1))
         if relevance and has_foreground_and_background(data.mask, batch_size):
             res["background_relevance"] = background_relevance(model, data, batch_size, device=device,
                                                                 heatmap_fn=heatmap_fn)

@@ -5,12 +5,15 @@ Leave-one-benchmark-out: every candidate recipe (a variant of
 `tea study convergence`; ``default`` is the defaults themselves) is distilled on
 every benchmark and seed.  Then, for each benchmark B in turn:
 
-1. **Score** (validation only, no labels): a run's score is its agreement with
-   the teacher on B's *biased validation set* at the run's selected epoch
-   (lowest validation heatmap loss, as `tea distill` selects; the ``val`` →
-   ``agreement`` entry of the run's history).  Agreement, not the heatmap loss,
-   so that candidates whose losses differ (``mse``, ``cosine``, ``pair`` …)
-   compare on one scale.
+1. **Score** (validation only, no labels): a run's score is its class-balanced
+   agreement with the teacher (:func:`teakit.evaluate.balanced_agreement`: per
+   class the teacher predicts, the share the student predicts alike, averaged
+   over those classes) on B's *biased validation set*, for the model of the
+   run's selected epoch (lowest validation heatmap loss, as `tea distill`
+   selects; its ``best`` checkpoint).  Agreement, not the heatmap loss, so that
+   candidates whose losses differ (``mse``, ``cosine``, ``pair`` …) compare on
+   one scale; class-balanced, so that on imbalanced data (glyphs-on-places) a
+   rare class the student misses weighs as much as the common one.
 2. **Choice**: the candidate with the best mean score over the *other*
    benchmarks that are not held out (:func:`choose`; ties go to the candidate
    listed first).  B's own scores never enter B's choice, and a held-out
@@ -43,7 +46,7 @@ from .study import variant_setup
 
 CSV_FIELDS = ["benchmark", "held_out", "chosen", "chosen_on", "choice_score", "figure", "teacher",
               "student_mean", "student_sd", "seeds", "gap", "agreement"]
-SCORE = "val agreement"  # what a candidate is chosen by (the label in the tables)
+SCORE = "val class-balanced agreement"  # what a candidate is chosen by (the label in the tables)
 
 
 # ----------------------------------------------------------------- the choice (validation scores only)
@@ -78,20 +81,23 @@ def choose(scores: dict, candidates, benchmarks, held_out=()) -> dict:
     return out
 
 
-def run_score(run_dir) -> dict:
-    """A finished `tea distill` run's ``{"score", "epoch", "heatmap_loss"}``: the validation agreement
-    with the teacher at its selected epoch (``best_epoch`` of its history; epochs counted from 1)."""
+def run_score(run_dir, val, teacher) -> dict:
+    """A finished `tea distill` run's ``{"score", "agreement", "epoch", "heatmap_loss"}``: ``score``, the
+    class-balanced agreement with ``teacher`` on the validation split ``val`` (an ImageSet) of the model of
+    its selected epoch (its ``best`` checkpoint); ``agreement``, the top-1 agreement its history logged
+    for that epoch; ``epoch``, that epoch (counted from 1)."""
     from .checkpoint import load_checkpoint
+    from .evaluate import evaluate_splits
+    from .runs import load_model
 
     extra = load_checkpoint(run_dir, "last").extra
     best = extra["best_epoch"]
     if best < 0:
         raise ValueError(f"{run_dir}: no epoch was selected (the validation loss never became finite)")
     record = next(r for r in extra["history"] if r["epoch"] == best)
-    if "agreement" not in record["val"]:
-        raise ValueError(f"{run_dir}: the validation logs have no agreement with the teacher")
-    return {"score": record["val"]["agreement"], "epoch": best + 1,
-            "heatmap_loss": record["val"].get("heatmap_loss")}
+    res = evaluate_splits(load_model(run_dir)[0], {"val": val}, teacher=teacher, relevance=False)["splits"]["val"]
+    return {"score": res["balanced_agreement_with_teacher"], "agreement": res["agreement_with_teacher"],
+            "epoch": best + 1, "heatmap_loss": record["val"].get("heatmap_loss")}
 
 
 # ----------------------------------------------------------------- the figures (test splits, reported only)
@@ -154,6 +160,7 @@ def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=()
     recipe the candidates change.  Returns the path of ``lobo.md``."""
     from .atomic import atomic_write_bytes
     from .commands import distill
+    from .data.load import load_data
     from .data.names import BUILTIN
     from .runs import load_evaluand, load_teacher, teacher_hash
 
@@ -179,18 +186,20 @@ def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=()
     base_cfg = cfg or command_train_config("study", "tea")
     for c in candidates:
         variant_setup(c, base_cfg, {}, None)  # unknown names fail before any training
-    hashes = {}
+    hashes, loaded = {}, {}
     for b in benchmarks:
         trained_on = load_evaluand(teachers[b])[1].get("dataset")
         if trained_on and trained_on != b:
             raise ValueError(f"the teacher for {b}, {teachers[b]}, was trained on {trained_on}")
-        hashes[b] = teacher_hash(load_teacher(teachers[b]))
+        loaded[b] = load_teacher(teachers[b])
+        hashes[b] = teacher_hash(loaded[b])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
     # 1. train (or reuse) every run; its score is read from its validation history only
     scores, total, i = {c: {} for c in candidates}, len(benchmarks) * len(candidates) * len(seeds), 0
     for b in benchmarks:
+        val = load_data(b, data_seed, **(data_options or {}))["val"]
         for c in candidates:
             per_seed = []
             for seed in seeds:
@@ -215,7 +224,7 @@ def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=()
                     print(f"[{i}/{total}] {b} / {c} / seed {seed}: {v_cfg.epochs} epochs")
                     distill(b, teachers[b], run_dir, spec=v_spec, cfg=v_cfg, tea=v_tea, copy_head=copy_head,
                             data_seed=data_seed, data_options=data_options, progress=progress, fabric=fabric)
-                    record = {**run_score(run_dir), "settings": settings}
+                    record = {**run_score(run_dir, val, loaded[b]), "settings": settings}
                     atomic_write_bytes(done, (json.dumps(record, indent=2) + "\n").encode())
                 per_seed.append(record["score"])
             scores[c][b] = statistics.fmean(per_seed)
@@ -272,8 +281,8 @@ def lobo_table(rows: list[dict]) -> str:
 
 
 def score_table(scores: dict, candidates, benchmarks, held_out=()) -> str:
-    """Markdown: the scores the choices were made from (validation agreement with the teacher at the
-    selected epoch, mean over seeds, percent); a held-out benchmark's column is marked unused."""
+    """Markdown: the scores the choices were made from (validation class-balanced agreement with the teacher
+    at the selected epoch, mean over seeds, percent); a held-out benchmark's column is marked unused."""
     head = [f"{b} (held out: unused)" if b in held_out else b for b in benchmarks]
     lines = [f"Scores ({SCORE} at the selected epoch, mean over seeds, %):", "",
              "| candidate | " + " | ".join(head) + " |", "|---" * (len(benchmarks) + 1) + "|"]

@@ -19,13 +19,15 @@ MODEL_NAMES = ("cnn", "resnet18", "resnet34", "resnet50", "resnet101", "resnet15
 FILLS = ("noise", "zero", "mean", "blur")
 HEATMAP_OF = ("masked", "input")
 
-# `tea study convergence`'s variants (teakit.study): one change each from the baseline; "epochs_scale" keeps
-# costlier variants to a similar wall time.
+# `tea study convergence`'s variants (teakit.study): one change each from the baseline ("lr-8x+decision-prior":
+# the two together); "epochs_scale" keeps costlier variants to a similar wall time; "lr_scale" multiplies the
+# baseline's learning rate.
 VARIANTS: dict[str, dict] = {
     "default": {},
     "sgd-authors": {"train": {"optimizer": "sgd", "lr": 1e-2, "momentum": 0.99, "warmup_steps": 0}},
     "adam-1e-3": {"train": {"lr": 1e-3, "warmup_steps": 0}},
     "adam-3e-3": {"train": {"lr": 3e-3}},
+    "lr-8x": {"lr_scale": 8.0},
     "adamw": {"train": {"optimizer": "adamw", "weight_decay": 0.05}},
     "constant-lr": {"train": {"schedule": "constant"}},
     "batch-32": {"train": {"batch_size": 32}},
@@ -37,6 +39,8 @@ VARIANTS: dict[str, dict] = {
     "pair-joint": {"tea": {"classes": "pair", "joint_norm": True}},
     "head-copied": {"copy_head": True},
     "no-bias-prior": {"tea": {"bias_prior": "none"}},
+    "decision-prior": {"tea": {"bias_prior": "teacher-decisions"}},
+    "lr-8x+decision-prior": {"lr_scale": 8.0, "tea": {"bias_prior": "teacher-decisions"}},
     "fixed-eps": {"tea": {"eps_log_range": (-1.5, -1.5)}},
     "wide-eps": {"tea": {"eps_log_range": (-3.0, 0.0)}},
     "no-pyramid": {"tea": {"pyramid": False}},

@@ -49,6 +49,7 @@ def variant_setup(name: str, cfg: TrainConfig, tea: dict, spec: dict | None) -> 
     v = VARIANTS[name]
     epochs = max(1, round(cfg.epochs * v.get("epochs_scale", 1.0)))
     cfg = replace(cfg, **{**v.get("train", {}), "epochs": epochs})
+    cfg = replace(cfg, lr=cfg.lr * v.get("lr_scale", 1.0))
     tea = {**tea, **v.get("tea", {})}
     if v.get("spec"):
         spec = dict(spec or default_spec())
