@@ -16,12 +16,13 @@ from teakit.data.digits_on_scenes import (
 SIZES = {"train": 1078, "val": 180, "train_debiased": 1078, "id": 539, "ood": 539, "swapped": 539}
 # the ten-class digit benchmarks with the id / ood / swapped test splits (glyphs-on-places, the
 # two-class Waterbirds analogue with one test split: tests/data/test_glyphs_on_places.py; phantom-xrays,
-# the chest-X-ray analogue: tests/data/test_phantom_xrays.py)
+# the chest-X-ray analogue: tests/data/test_phantom_xrays.py; the held-out letters-on-scenes:
+# tests/data/test_letters_on_scenes.py)
 DIGIT_BENCHMARKS = ("colored-digits", "digits-on-scenes")
 
 
 def test_builtin_names():
-    assert set(BUILTIN) == set(DIGIT_BENCHMARKS) | {"glyphs-on-places", "phantom-xrays"}
+    assert set(BUILTIN) == set(DIGIT_BENCHMARKS) | {"glyphs-on-places", "phantom-xrays", "letters-on-scenes"}
     assert len(set(BUILTIN)) == len(BUILTIN)
 
 

@@ -18,7 +18,8 @@ place, default 0.95).  The chest-X-ray analogue ``phantom-xrays`` returns
 lung masks, bias attribute = the hospital; ``with_info=True`` also gives the
 per-image hospital names); options ``size`` (default 64, at least 64) and
 ``bias`` (the share of each class's train / val images from its own two
-hospitals, default 0.9).
+hospitals, default 0.9).  The held-out ``letters-on-scenes`` (ten letters on
+their own scenes) returns the digit benchmarks' ``SPLITS``, options as theirs.
 Any dataset, built in or on disk, by name: :func:`teakit.data.load.load_data`.
 
 Importing this package imports no torch (the dataset names in
@@ -40,6 +41,7 @@ _LAZY = {  # name: the submodule that defines it, imported on first access
     "build_digits_on_scenes": "digits_on_scenes", "ImageSet": "imageset",
     "build_glyphs_on_places": "glyphs_on_places", "PLACES": "glyphs_on_places",
     "build_phantom_xrays": "phantom_xrays", "PHANTOM_XRAYS_SPLITS": "phantom_xrays",
+    "build_letters_on_scenes": "letters_on_scenes",
 }
 
 
@@ -73,6 +75,9 @@ def load_builtin(name: str, seed: int = 0, *, with_info: bool = False, **options
     elif name == "glyphs-on-places":
         from .glyphs_on_places import build_glyphs_on_places
         splits = build_glyphs_on_places(seed, **options)
+    elif name == "letters-on-scenes":
+        from .letters_on_scenes import build_letters_on_scenes
+        splits = build_letters_on_scenes(seed, **options)
     else:
         raise ValueError(f"unknown built-in dataset name {name!r}; known names: {', '.join(BUILTIN)}")
     return (splits, {}) if with_info else splits

@@ -116,9 +116,10 @@ def font_dir() -> str:
     return os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
 
 
-@functools.lru_cache(maxsize=1)
-def glyph_templates() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Every (class character, font) rendered once: ``templates`` (G, 1, T, T)
+@functools.lru_cache(maxsize=4)
+def glyph_templates(class_chars: tuple[str, ...] = CLASS_CHARS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every (class character, font) rendered once (``class_chars[k]``: the characters
+    of class k; default this benchmark's): ``templates`` (G, 1, T, T)
     float32 coverage in [0, 1] with the glyph's bounding box centred,
     ``extent`` (G,) the larger side of that box in template pixels, and
     ``label`` (G,) the class of each template; the templates of class 0 come
@@ -128,7 +129,7 @@ def glyph_templates() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     fonts = [ImageFont.truetype(os.path.join(font_dir(), f), FONT_PIXELS) for f in FONT_FILES]
     T = TEMPLATE_SIZE
     out, extent, label = [], [], []
-    for k, chars in enumerate(CLASS_CHARS):
+    for k, chars in enumerate(class_chars):
         for ch in chars:
             for font in fonts:
                 canvas = Image.new("L", (2 * T, 2 * T), 0)
@@ -149,10 +150,10 @@ def glyph_templates() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             torch.tensor(label, dtype=torch.int64))
 
 
-def _template_choice(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _template_choice(y: np.ndarray, rng: np.random.Generator, class_chars=CLASS_CHARS) -> np.ndarray:
     """Per image a uniformly random (character, font) template of its class."""
     n_fonts = len(FONT_FILES)
-    per_class = [len(c) * n_fonts for c in CLASS_CHARS]
+    per_class = [len(c) * n_fonts for c in class_chars]
     offset = np.concatenate([[0], np.cumsum(per_class)[:-1]])
     u = rng.random(len(y))
     counts = np.asarray(per_class)[y]
@@ -167,14 +168,14 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     return table[i, np.arange(len(h))]
 
 
-def glyph_layers(y: np.ndarray, size: int, rng: np.random.Generator, chunk: int = 512
-                 ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """The glyphs of images with labels ``y``: masks (N, 1, size, size) bool,
-    colours (N, 3) float32 and the template index of each (see the module
-    docstring for the draws)."""
-    templates, extent, _ = glyph_templates()
+def glyph_layers(y: np.ndarray, size: int, rng: np.random.Generator, chunk: int = 512,
+                 class_chars: tuple[str, ...] = CLASS_CHARS) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """The glyphs of images with labels ``y`` (class k drawn from the characters
+    ``class_chars[k]``): masks (N, 1, size, size) bool, colours (N, 3) float32 and
+    the template index of each (see the module docstring for the draws)."""
+    templates, extent, _ = glyph_templates(tuple(class_chars))
     n = len(y)
-    which = _template_choice(y, rng)
+    which = _template_choice(y, rng, class_chars)
     frac = rng.uniform(*GLYPH_EXTENT, size=n)
     theta = np.deg2rad(rng.uniform(-MAX_ROTATION, MAX_ROTATION, size=n))
     pos = rng.random((n, 2))
