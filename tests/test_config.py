@@ -7,6 +7,7 @@ import pytest
 from teakit import cli, demo
 from teakit.config import (
     HEATMAP_HEAD_LR_SCALE,
+    TEA_LR,
     TEAConfig,
     TrainConfig,
     command_train_config,
@@ -25,7 +26,9 @@ def test_tea_defaults_equal_tea_distills():
     assert set(cli._tea_options(a)) == {f.name for f in fields(TEAConfig)}  # every option has a flag
     assert cli._train_cfg(a, "distill", "tea") == distill_config() == distill_config("tea")
     assert distill_config().head_lr_scale == HEATMAP_HEAD_LR_SCALE != distill_config("kd").head_lr_scale
-    assert (distill_config().epochs, distill_config().lr, distill_config().warmup_steps) == (80, 2e-3, 100)
+    assert (distill_config().epochs, distill_config().lr, distill_config().warmup_steps) == (80, TEA_LR, 100)
+    assert TEA_LR == 8 * distill_config("kd").lr == 8 * distill_config("gradxinput").lr == 1.6e-2
+    assert TEAConfig().bias_prior == "teacher-decisions"  # both chosen by the leave-one-benchmark-out study
 
 
 def test_every_commands_training_defaults_come_from_the_config():

@@ -290,7 +290,9 @@ def test_lr_scale_multiplies_every_student_and_no_teacher(monkeypatch):
         if a.kind == "teacher":
             assert a.params == b.params
         else:
-            assert a.params["cfg"]["lr"] in (2e-3, 3e-3)  # the distilled and the label-trained base
+            # the distilled, the label-trained and TEA's base
+            assert a.params["cfg"]["lr"] == (1.6e-2 if a.params.get("objective") == "tea" else
+                                             3e-3 if a.kind == "train" else 2e-3), a.name
             assert b.params["cfg"]["lr"] == 2 * a.params["cfg"]["lr"]
             assert {k: v for k, v in a.params["cfg"].items() if k != "lr"} == \
                    {k: v for k, v in b.params["cfg"].items() if k != "lr"}

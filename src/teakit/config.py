@@ -78,6 +78,9 @@ class TrainConfig:
             raise ValueError(f"ema={self.ema}: the decay must be in [0, 1)")
 
 
+# TEA's peak learning rate in `tea distill` and `tea study`: 8x the other students' 2e-3, chosen by the
+# leave-one-benchmark-out study on validation agreement (docs/recipe.md "The leave-one-benchmark-out protocol")
+TEA_LR = 1.6e-2
 # how each command's training differs from TrainConfig's defaults
 COMMAND_TRAINING = {
     "train": {},
@@ -90,12 +93,14 @@ SEGMENTER_TRAINING = {"epochs": 15, "lr": 3e-3}  # the segmenter teacher's U-Net
 
 def command_train_config(command: str, objective: str | None = None, **overrides) -> TrainConfig:
     """The training configuration `tea COMMAND` uses for ``objective`` (heatmap objectives of
-    `tea distill` get :data:`HEATMAP_HEAD_LR_SCALE`), with ``overrides`` applied."""
+    `tea distill` get :data:`HEATMAP_HEAD_LR_SCALE`, TEA :data:`TEA_LR`), with ``overrides`` applied."""
     if command not in COMMAND_TRAINING:
         raise ValueError(f"command={command!r}; expected one of {', '.join(COMMAND_TRAINING)}")
     values = dict(COMMAND_TRAINING[command])
     if command in ("distill", "study") and (objective or "tea") in HEATMAP_OBJECTIVES:
         values["head_lr_scale"] = HEATMAP_HEAD_LR_SCALE
+    if command in ("distill", "study") and (objective or "tea") == "tea":
+        values["lr"] = TEA_LR
     return TrainConfig(**{**values, **overrides})
 
 
@@ -114,15 +119,14 @@ class TEAConfig:
     loss: str = _opt("l1", "l1 (the normalised pyramid L1), mse or cosine")
     pyramid: bool = _opt(True, "compare the maps at 2x, 4x, ... average-pooled levels too")
     min_side: int = _opt(8, "smallest pyramid level side")
-    bias_prior: object = _opt("teacher", "after every epoch, set the head bias so the mean prediction on the "
-                                         "unlabelled training images matches a class prior (heatmaps cannot "
-                                         "teach per-class logit offsets; no labels): teacher (the teacher's mean "
-                                         "predicted distribution on those images; assumes the teacher is right "
-                                         "about the class frequencies on average), teacher-decisions (each "
-                                         "class is the student's top class as often as the teacher's on those "
-                                         "images; assumes the teacher's decisions are right in number), uniform "
-                                         "(assumes balanced "
-                                         "classes), none (leave the bias as initialised), or one frequency per "
+    bias_prior: object = _opt("teacher-decisions",
+                              "after every epoch, set the head bias so the student's predictions on the "
+                              "unlabelled training images match a class prior (heatmaps cannot teach per-class "
+                              "logit offsets; no labels): teacher-decisions (each class is the student's top "
+                              "class as often as the teacher's on those images; assumes the teacher's "
+                              "decisions are right in number), teacher (the mean prediction matches the "
+                              "teacher's mean predicted distribution; assumes the teacher is right about the "
+                              "class frequencies on average), uniform (assumes balanced classes), none (leave the bias as initialised), or one frequency per "
                                          "class, e.g. 0.7,0.3 (a prior you know)")
     feature_weight: float = _opt(1.0, "+ w x the same loss (no pyramid) between the student's and the "
                                       "teacher's LRP relevance of a hidden ReLU layer, channel by channel; needs "
