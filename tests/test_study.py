@@ -134,3 +134,29 @@ def test_probe_rewrites_the_partial_curve_after_every_epoch(teacher_dir, tmp_pat
         written = read_curves(partial)
         assert len(written) == 4 * (epoch + 1) and written[-1]["epoch"] == epoch + 1
     assert written[-1]["seconds"] == 3.0 and {r["split"] for r in written} == {"val", "id", "ood", "swapped"}
+
+
+def test_time_to_reach_sums_the_wall_time_up_to_the_first_epoch_at_the_level():
+    from teakit.study import time_to_reach
+    hist = [{"epoch": e, "step": 10 * (e + 1), "seconds": s, "val": {"agreement": a}}
+            for e, (s, a) in enumerate([(2.0, 0.5), (3.0, 0.94), (1.5, 0.96), (1.0, 0.99)])]
+    assert time_to_reach(hist, "agreement", 0.95) == {"epoch": 3, "step": 30, "seconds": 6.5}
+    assert time_to_reach(hist, "agreement", 0.5) == {"epoch": 1, "step": 10, "seconds": 2.0}
+    assert time_to_reach(hist, "agreement", 0.995) is None
+    assert time_to_reach(hist, "acc", 0.1) is None   # a key never logged is never reached
+
+
+def test_curves_command_plots_against_wall_time_and_prints_when_a_level_is_reached(teacher_dir, tmp_path, tea_cli):
+    from teakit.checkpoint import load_checkpoint
+    from teakit.study import time_to_reach
+    run = tmp_path / "run"
+    C.distill("colored-digits", teacher_dir, run, cfg=C.distill_config(epochs=2, batch_size=32),
+              tea={"feature_weight": 0.0}, data_options={"limit": 64}, progress=False)
+    level = max(h["val"]["agreement"] for h in load_checkpoint(run).extra["history"])
+    rc, text = tea_cli(["curves", f"TEA={run}", "--out", str(tmp_path / "c.png"), "--x", "seconds",
+                        "--keys", "agreement,acc", "--reach", str(level)])
+    assert rc == 0 and (tmp_path / "c.png").stat().st_size > 0
+    hit = time_to_reach(load_checkpoint(run).extra["history"], "agreement", level)
+    assert f"| TEA | {hit['epoch']} | {hit['step']} | {hit['seconds']:.1f} |" in text
+    rc, text = tea_cli(["curves", f"TEA={run}", "--out", str(tmp_path / "d.png"), "--reach", "1.01"])
+    assert rc == 0 and "| TEA | not reached |" in text

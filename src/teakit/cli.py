@@ -334,9 +334,21 @@ def _cmd_explain(a):
 
 
 def _cmd_curves(a):
+    from .checkpoint import load_checkpoint
     from .report.figures import training_curves
+    from .study import time_to_reach
     runs = dict(r.split("=", 1) if "=" in r else (Path(r).name, r) for r in a.runs)
-    print(f"wrote {training_curves(runs, a.out)}")
+    keys = [k.strip() for k in a.keys.split(",") if k.strip()]
+    if not keys:
+        raise ValueError("--keys: give at least one validation log entry (e.g. agreement,acc)")
+    print(f"wrote {training_curves(runs, a.out, keys=keys, x=a.x)}")
+    if a.reach is not None:
+        print(f"| run | first epoch with validation {keys[0]} >= {a.reach:g} | step | training wall time (s) |")
+        print("|---|---|---|---|")
+        for label, run_dir in runs.items():
+            hit = time_to_reach(load_checkpoint(run_dir).extra["history"], keys[0], a.reach)
+            print(f"| {label} | " + ("not reached | – | – |" if hit is None else
+                                     f"{hit['epoch']} | {hit['step']} | {hit['seconds']:.1f} |"))
 
 
 def _cmd_check_data(a):
@@ -539,9 +551,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--bias", type=float, help="share of each class's train / val images from its own hospitals "
                                               "(default: the dataset's, 0.9)")
 
-    c = cmd("curves", _cmd_curves, "plot validation agreement and heatmap loss against steps for runs")
+    c = cmd("curves", _cmd_curves, "plot validation curves of runs against steps or wall time")
     c.add_argument("runs", nargs="+", help="run folders, optionally LABEL=FOLDER")
     c.add_argument("--out", required=True, help="PNG path")
+    c.add_argument("--keys", default="agreement,heatmap_loss",
+                   help="comma-separated validation log entries, one panel each (e.g. agreement,acc)")
+    c.add_argument("--x", choices=["steps", "seconds"], default="steps",
+                   help="x axis: optimisation steps, or training wall time summed over epochs")
+    c.add_argument("--reach", type=float, metavar="LEVEL",
+                   help="also print when each run's first --keys entry first reaches LEVEL (epoch, step, seconds)")
 
     c = cmd("bench", _cmd_bench, "benchmarks (step-cost: seconds per TEA step vs ERM step)")
     c.add_argument("what", choices=["step-cost"])

@@ -42,6 +42,19 @@ from .runs import default_spec
 FIELDS = ["variant", "epoch", "step", "seconds", "split", "accuracy", "agreement", "heatmap_loss"]
 
 
+def time_to_reach(history: list[dict], key: str, level: float) -> dict | None:
+    """The first epoch of a run's ``history`` whose validation ``key`` is at least ``level``:
+    ``{"epoch"`` (counted from 1), ``"step"``, ``"seconds"}`` (training wall time, validation included,
+    summed over the epochs up to it), or None if no epoch reaches it."""
+    seconds = 0.0
+    for record in history:
+        seconds += record["seconds"]
+        value = record["val"].get(key)
+        if value is not None and value >= level:
+            return {"epoch": record["epoch"] + 1, "step": record["step"], "seconds": seconds}
+    return None
+
+
 def variant_setup(name: str, cfg: TrainConfig, tea: dict, spec: dict | None) -> tuple[TrainConfig, dict, dict | None, bool]:
     """The (train config, TEA options, model spec, copy_head) of variant ``name``."""
     if name not in VARIANTS:

@@ -204,20 +204,26 @@ def side_by_side(image: torch.Tensor, mask: torch.Tensor, maps: dict[str, torch.
     return _save(fig, axes, path)
 
 
-def training_curves(runs: dict, path, keys=("agreement", "heatmap_loss")):
+def training_curves(runs: dict, path, keys=("agreement", "heatmap_loss"), x: str = "steps"):
     """Validation curves (per epoch, from each run's ``last.json`` history) of several runs,
-    one panel per key, x = optimisation steps."""
+    one panel per key; ``x``: ``steps`` (optimisation steps) or ``seconds`` (training wall time,
+    validation included, summed over the epochs)."""
+    import itertools
+
     from ..checkpoint import load_checkpoint
 
+    if x not in ("steps", "seconds"):
+        raise ValueError(f"x={x!r}; expected steps or seconds")
     plt = _plt()
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
     for label, run_dir in runs.items():
         hist = load_checkpoint(run_dir).extra["history"]
-        steps = [h["step"] for h in hist]
+        xs = ([h["step"] for h in hist] if x == "steps"
+              else list(itertools.accumulate(h["seconds"] for h in hist)))
         for ax, key in zip(axes[0], keys):
-            ax.plot(steps, [h["val"].get(key, float("nan")) for h in hist], label=label)
+            ax.plot(xs, [h["val"].get(key, float("nan")) for h in hist], label=label)
     for ax, key in zip(axes[0], keys):
-        ax.set_xlabel("optimisation steps")
+        ax.set_xlabel("optimisation steps" if x == "steps" else "training wall time (s)")
         ax.set_ylabel(f"validation {key.replace('_', ' ')}")
         if "loss" in key:
             ax.set_yscale("log")
