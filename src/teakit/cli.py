@@ -18,6 +18,7 @@ from .config import (
     LOSS_KINDS,
     OPTIMIZERS,
     SCHEDULES,
+    SEGMENTER_PASTE,
     SEGMENTER_TRAINING,
     STUDENT_BN_MODES,
     STUDENT_INITS,
@@ -285,6 +286,7 @@ def _cmd_train_teacher(a):
     cfg = _train_cfg(a, "train-teacher")
     seg = replace(cfg, epochs=a.seg_epochs, lr=a.seg_lr, head_lr_scale=1.0)
     path = train_teacher(a.dataset, a.kind, a.out, spec=_spec(a), cfg=cfg, seg_cfg=seg, fill=a.fill,
+                         seg_paste=a.seg_paste,
                          heatmap_of=a.heatmap_of, **_common(a))
     print(f"teacher written to {path.parent}")
 
@@ -464,6 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"U-Net epochs (segmenter kind; default {SEGMENTER_TRAINING['epochs']})")
     c.add_argument("--seg-lr", type=float, default=SEGMENTER_TRAINING["lr"],
                    help=f"U-Net learning rate (default {SEGMENTER_TRAINING['lr']:g})")
+    c.add_argument("--seg-paste", type=float, default=SEGMENTER_PASTE, metavar="P",
+                   help="chance that a U-Net training image's foreground is pasted onto another training "
+                        f"image (the masks' union is the target; default {SEGMENTER_PASTE:g})")
     _add_train(c, "train-teacher")
 
     c = cmd("train", _cmd_train, "train a classifier with an objective that needs no teacher (ERM)")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .config import STUDENT_INITS, distill_config
+from .config import SEGMENTER_PASTE, STUDENT_INITS, distill_config
 from .data.load import (  # noqa: F401 (re-exported)
     BIAS_IS_GROUP,
     DISK_OPTIONS,
@@ -83,7 +83,7 @@ def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: T
     spec = _resolve_spec(spec, data)
     K = spec["num_classes"]
     if objective == "segmentation":
-        obj = Segmentation()
+        obj = Segmentation(**(objective_options or {}))
     elif objective == "erm":
         obj = ERM(fill=fill)
     elif objective in OBJECTIVES and not OBJECTIVES[objective].needs_teacher:
@@ -133,13 +133,16 @@ def _bias_values(dataset: str, data: dict, method: str) -> int:
 
 def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg: TrainConfig | None = None,
                   seg_cfg: TrainConfig | None = None, fill: str = "noise", heatmap_of: str = "input",
-                  data_seed: int = 0, data_options: dict | None = None, fabric: dict | None = None,
-                  progress: bool = True) -> Path:
+                  seg_paste: float = SEGMENTER_PASTE, data_seed: int = 0, data_options: dict | None = None,
+                  fabric: dict | None = None, progress: bool = True) -> Path:
     """`tea train-teacher`: ``debiased`` (a classifier on the shortcut-free training
-    variant) or ``segmenter`` (a U-Net on the masks, then a classifier on
-    ground-truth-masked images whose background is ``fill``-ed; ``heatmap_of``
+    variant) or ``segmenter`` (a U-Net on the masks, each training image pasted onto another
+    with chance ``seg_paste`` (:class:`~teakit.objectives.segmentation.Segmentation`), then a
+    classifier on ground-truth-masked images whose background is ``fill``-ed; ``heatmap_of``
     is recorded in the folder, see :class:`~teakit.teachers.SegmenterTeacher`)."""
     out = Path(out)
+    if not 0.0 <= float(seg_paste) <= 1.0:
+        raise ValueError(f"seg_paste (--seg-paste) = {seg_paste!r}: expected a probability in [0, 1]")
     common = dict(data_seed=data_seed, data_options=data_options, fabric=fabric, progress=progress)
     if kind == "debiased":
         if dataset in DISK_DATASETS and dataset != "colored-mnist":
@@ -148,7 +151,8 @@ def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg
         train(dataset, "erm", out / "classifier", spec=spec, cfg=cfg, split="train_debiased", **common)
         return write_teacher(out, "debiased", classifier="classifier", dataset=dataset)
     if kind == "segmenter":
-        train(dataset, "segmentation", out / "segmenter", cfg=seg_cfg or cfg, split="train", **common)
+        train(dataset, "segmentation", out / "segmenter", cfg=seg_cfg or cfg, split="train",
+              objective_options={"paste": seg_paste}, **common)
         train(dataset, "erm", out / "classifier", spec=spec, cfg=cfg, split="train", fill=fill, **common)
         return write_teacher(out, "segmenter", classifier="classifier", segmenter="segmenter",
                              fill=fill, threshold=0.5, heatmap_of=heatmap_of, dataset=dataset)

@@ -89,6 +89,8 @@ COMMAND_TRAINING = {
     "study": {"epochs": 40, "lr": 2e-3, "warmup_steps": 100},
 }
 SEGMENTER_TRAINING = {"epochs": 15, "lr": 3e-3}  # the segmenter teacher's U-Net
+# the chance that a U-Net training image is pasted onto another (teakit.objectives.segmentation)
+SEGMENTER_PASTE = 0.0
 
 
 def command_train_config(command: str, objective: str | None = None, **overrides) -> TrainConfig:

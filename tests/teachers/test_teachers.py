@@ -224,3 +224,35 @@ def test_teachers_freeze():
         teacher.train()  # a frozen teacher stays in eval mode
         assert all(not m.training for m in teacher.modules())
     assert not any(p.requires_grad for p in seg.parameters())
+
+
+def test_paste_onto_others_by_hand():
+    from teakit.objectives.segmentation import paste_onto_others
+    x = torch.arange(3, dtype=torch.float32).view(3, 1, 1, 1).expand(3, 2, 2, 2).clone()   # image i is all i
+    mask = torch.zeros(3, 1, 2, 2, dtype=torch.bool)
+    mask[0, 0, 0, 0] = mask[1, 0, 1, 1] = mask[2, 0, 0, 1] = True
+    px, pm = paste_onto_others(x, mask, torch.tensor([True, False, True]))
+    # image 0 over image 2 (the previous, cyclically): its foreground pixel kept, the rest image 2's
+    assert px[0, :, 0, 0].tolist() == [0, 0] and (px[0].flatten()[1:4] == 2).all()
+    assert pm[0, 0].tolist() == [[True, True], [False, False]]          # union with image 2's mask
+    assert torch.equal(px[1], x[1]) and torch.equal(pm[1], mask[1])      # not chosen: unchanged
+    assert px[2, 0].tolist() == [[1, 2], [1, 1]] and pm[2, 0].tolist() == [[False, True], [False, True]]
+
+
+def test_segmentation_paste_trains_on_composites_and_validation_logs_pasted_iou():
+    from teakit.objectives.segmentation import Segmentation
+    x, mask = torch.rand(4, 3, 8, 8), torch.rand(4, 1, 8, 8) > 0.7
+    seen = []
+
+    def model(inp):
+        seen.append(inp.clone())
+        return torch.zeros(inp.shape[0], 1, *inp.shape[2:])
+    g = torch.Generator().manual_seed(0)
+    Segmentation(paste=1.0)({"x": x, "mask": mask}, model, g, train=True)
+    assert not torch.equal(seen[-1], x)                                   # every image composited
+    _, logs = Segmentation(paste=0.0)({"x": x, "mask": mask}, model, g, train=True)
+    assert torch.equal(seen[-1], x) and "iou_pasted" not in logs
+    _, logs = Segmentation()({"x": x, "mask": mask}, model, g, train=False)
+    assert "iou_pasted" in logs and torch.equal(seen[-1], x)              # the plain loss on the plain images
+    with pytest.raises(ValueError, match="paste"):
+        Segmentation(paste=1.5)
