@@ -53,7 +53,8 @@ def test_the_plan_runs_every_method_that_applies_on_each_benchmark():
             assert s.params["model"] == {"depth": 6, "width": demo.WIDTH}
             assert s.params["cfg"]["epochs"] == demo.EPOCHS
             if s.kind != "teacher":  # no learning-rate scale selected on the new benchmarks: the base rates
-                assert s.name not in demo.LR_SCALES and s.params["cfg"]["lr"] in (2e-3, 3e-3), s.name
+                base = 1.6e-2 if s.params.get("objective") == "tea" else 3e-3 if s.kind == "train" else 2e-3
+                assert s.name not in demo.LR_SCALES and s.params["cfg"]["lr"] == base, s.name
             if s.kind == "distill":
                 assert s.deps == (teacher.name,)
         assert next(s for s in mine if s.params.get("objective") == "jtt").deps == (f"{ds}-erm",)
