@@ -154,7 +154,7 @@ def test_quick_demo_on_the_new_benchmarks(tmp_path, monkeypatch, capsys):
     assert report.count("| one seed: spread unknown |") == 4 and "not decided" not in report
     assert "| method | test accuracy | worst group | adjusted average | round/land |" in report
     assert "| method | Glenrock accuracy | Glenrock macro-F1 | Glenrock AUC |" in report
-    assert "not yet selected on validation" in report
+    assert "not selected on that benchmark's validation set" in report
     for name in ("glyphs-on-places-accuracy", "glyphs-on-places-heatmaps", "phantom-xrays-accuracy",
                  "phantom-xrays-heatmaps", "phantom-xrays-erm-vs-tea"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 200, name

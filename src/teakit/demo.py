@@ -53,7 +53,8 @@ Every distilled student draws its initial weights apart from the teacher's;
 each student's learning rate is its base one times a scale selected on the
 biased validation set of the digit benchmarks (:data:`LR_SCALES`,
 :func:`select_lr_scales`); on glyphs-on-places and phantom-xrays every student
-keeps its base rate, not yet selected on validation.
+keeps its base rate, not selected on that benchmark (TEA's base rate is the
+one the leave-one-benchmark-out study chose over all four benchmarks).
 """
 from __future__ import annotations
 

@@ -104,8 +104,9 @@ def _lr_words(datasets: list[str]) -> str:
     base = [ds for ds in datasets if not BENCHMARKS[ds].lr_selected]
     if not base:
         return ""
-    return (f"  On {' and '.join(base)} every student has its base learning rate (scale 1), "
-            "not yet selected on validation.")
+    return (f"  On {' and '.join(base)} every student has its base learning rate (scale 1), not selected "
+            "on that benchmark's validation set (TEA's base rate is the one the leave-one-benchmark-out "
+            "study chose over the four benchmarks).")
 
 
 def _seed_words(seeds: list[int]) -> str:
