@@ -12,11 +12,8 @@ OUT=$1; WORK=$2; TEACHERS=$3; CANDIDATES=$4; SEEDS=$5; BENCHMARKS=$6; ACCEL=${7:
 shift 8 || shift $#
 EXTRA=("$@")
 cd "$(dirname "$0")/.."
-export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
-TEA=(python3 -c 'import sys; from teakit.cli import main; sys.exit(main())')
 mkdir -p "$OUT" "$WORK/logs"
-T0=$(date +%s)
-stamp() { echo "$(( $(date +%s) - T0 )) s: $*" >>"$OUT/timeline.txt"; }
+. scripts/gpu_env.sh
 one() {  # BENCHMARK CANDIDATE SEED
   local name="$1-$2-s$3"
   stamp "start $name"

@@ -14,11 +14,8 @@ set -u
 OUT=$1; WORK=$2; ACCEL=${3:-cuda}; LIMIT=${4:-400}; shift 4 || shift $#
 EXTRA=("$@")
 cd "$(dirname "$0")/.."
-export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
-TEA=(python3 -c 'import sys; from teakit.cli import main; sys.exit(main())')
 mkdir -p "$OUT" "$WORK"
-T0=$(date +%s)
-stamp() { echo "$(( $(date +%s) - T0 )) s: $*" >>"$OUT/timeline.txt"; }
+. scripts/gpu_env.sh
 run() {  # NAME COMMAND...: train under the time limit, then evaluate whatever checkpoint it left
   local name=$1; shift
   stamp "start $name"

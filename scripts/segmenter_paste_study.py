@@ -22,6 +22,7 @@ from teakit.checkpoint import load_checkpoint
 from teakit.commands import train
 from teakit.config import SEGMENTER_TRAINING, TrainConfig
 from teakit.data.load import TRAINING_SPLITS, load_data
+from teakit.objectives.segmentation import mask_iou
 from teakit.runs import load_model
 from teakit.teachers import SegmenterTeacher
 
@@ -46,7 +47,7 @@ def test_figures(benchmark: str, teacher_dir: Path, unet_dir: Path) -> dict:
         for i in range(0, len(d), 256):
             x, m, y = d.x[i:i + 256], d.mask[i:i + 256], d.y[i:i + 256]
             pred = teacher.mask(x)
-            ious.append(((pred & m).flatten(1).sum(1) / (pred | m).flatten(1).sum(1).clamp_min(1)).float())
+            ious.append(mask_iou(pred, m))
             correct += (teacher(x, generator=g).argmax(1) == y).sum().item()
         out[split] = {"iou": torch.cat(ious).mean().item(), "accuracy": correct / len(d)}
     return out

@@ -141,8 +141,6 @@ def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg
     classifier on ground-truth-masked images whose background is ``fill``-ed; ``heatmap_of``
     is recorded in the folder, see :class:`~teakit.teachers.SegmenterTeacher`)."""
     out = Path(out)
-    if not 0.0 <= float(seg_paste) <= 1.0:
-        raise ValueError(f"seg_paste (--seg-paste) = {seg_paste!r}: expected a probability in [0, 1]")
     common = dict(data_seed=data_seed, data_options=data_options, fabric=fabric, progress=progress)
     if kind == "debiased":
         if dataset in DISK_DATASETS and dataset != "colored-mnist":

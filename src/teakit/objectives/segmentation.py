@@ -25,11 +25,15 @@ def paste_onto_others(x: torch.Tensor, mask: torch.Tensor, chosen: torch.Tensor)
     return torch.where(c & ~mask, other_x, x), torch.where(c, mask | other_m, mask)
 
 
-def _iou(logits: torch.Tensor, mask: torch.Tensor, threshold: float) -> torch.Tensor:
-    pred = torch.sigmoid(logits.detach()) >= threshold
+def mask_iou(pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-image IoU (B,) of two boolean masks (B, 1, H, W); an image with both masks empty counts 0."""
     inter = (pred & mask).flatten(1).sum(1).float()
     union = (pred | mask).flatten(1).sum(1).float().clamp_min(1)
-    return (inter / union).mean()
+    return inter / union
+
+
+def _iou(logits: torch.Tensor, mask: torch.Tensor, threshold: float) -> torch.Tensor:
+    return mask_iou(torch.sigmoid(logits.detach()) >= threshold, mask).mean()
 
 
 class Segmentation(Objective):
@@ -38,7 +42,7 @@ class Segmentation(Objective):
 
     def __init__(self, threshold: float = 0.5, paste: float = 0.0):
         if not 0.0 <= float(paste) <= 1.0:
-            raise ValueError(f"paste={paste!r}: expected a probability in [0, 1]")
+            raise ValueError(f"paste (tea train-teacher --seg-paste) = {paste!r}: expected a probability in [0, 1]")
         self.threshold = threshold
         self.paste = float(paste)
 
