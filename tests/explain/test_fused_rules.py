@@ -1,7 +1,10 @@
-"""The fused LRP-ε ReLU backward (``_EpsilonGrad``, the in-place no-graph path) and the BatchNorm affine
-node (``_Affine``), and eval-mode BatchNorm as one ``addcmul``, give the same heatmaps and second-order gradients as the plain autograd
-formulation they replace (``g * (y / (y + ε).clamp_min(1e-12))``, and ``torch.var_mean`` with ``addcmul``
-behind gradient gates on the batch statistics), in float64 on a train-mode ResNet-18 with per-sample ε including 0."""
+"""The fused LRP-ε ReLU backward (``_EpsilonGrad``, the in-place no-graph path), training-mode
+BatchNorm as one native node (``_BatchNormTrain``, ``_BatchNormInputGrad``), eval-mode BatchNorm as
+one ``addcmul`` and the convolution's input gradient as one node (``_Conv2d``, ``_ConvInputGrad``) give
+the same heatmaps and second-order gradients as the plain autograd formulation they replace
+(``g * (y / (y + ε).clamp_min(1e-12))``, ``torch.var_mean`` with ``addcmul`` behind gradient gates on
+the batch statistics, the native convolution), in float64 on ResNet-18 (train and eval mode) with
+per-sample ε including 0, and on a network with strided, dilated, grouped and biased convolutions."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -77,7 +80,60 @@ def test_fused_rules_equal_the_plain_autograd_formulation(monkeypatch, eps, trai
     monkeypatch.setattr(lrp._LRPReLU, "backward", staticmethod(_reference_relu_backward))
     monkeypatch.setattr(lrp, "_batch_norm_train", _reference_batch_norm_train)
     monkeypatch.setattr(lrp, "_batch_norm_eval", _reference_batch_norm_eval)
+    monkeypatch.setattr(lrp, "_conv2d", _reference_conv2d)
     reference = _maps_and_gradients(model, x, target, e, T, T_f)
     for a, b in zip(fused, reference):
         assert (a - b).abs().max() <= 1e-9 * b.abs().max()  # float64 rounding only
     assert any(g.abs().max() > 0 for g in fused[3:])
+
+
+def _reference_conv2d(call, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return F.conv2d(x, weight, bias, stride, padding, dilation, groups)  # the native node
+
+
+class _ConvNet(torch.nn.Module):
+    """Convolutions with bias, stride, dilation and groups (ResNet-18 has none of these)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=True)
+        self.c2 = torch.nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=2, bias=True)
+        self.c3 = torch.nn.Conv2d(8, 6, 1, bias=False)
+        self.fc = torch.nn.Linear(6, 4)
+
+    def forward(self, x):
+        h = F.relu(self.c1(x))
+        h = F.relu(self.c2(h) + h)
+        return self.fc(F.relu(self.c3(h)).mean((2, 3)))
+
+
+def test_conv_input_grad_node_equals_the_native_double_backward(monkeypatch):
+    torch.manual_seed(1)
+    model = _ConvNet().double()
+    x = torch.rand(3, 3, 11, 11, dtype=torch.float64)
+    target = torch.tensor([0, 3, 1])
+    T = torch.randn(3, 3, 11, 11, dtype=torch.float64)
+
+    def maps_and_gradients():
+        S = explain(model, x, target, eps=0.05, create_graph=True)
+        return [S.detach(), *torch.autograd.grad(heatmap_loss(S, T), [p for n, p in model.named_parameters()
+                                                                       if n != "fc.bias"])]
+
+    fused = maps_and_gradients()
+    monkeypatch.setattr(lrp, "_conv2d", _reference_conv2d)
+    reference = maps_and_gradients()
+    for a, b in zip(fused, reference):
+        assert (a - b).abs().max() <= 1e-10 * b.abs().max()
+    assert all(g.abs().max() > 0 for g in fused[1:])
+
+
+def test_conv_input_grad_node_matches_finite_differences():
+    torch.manual_seed(2)
+    conf = ([2, 1], [1, 0], [1, 2], 2)  # stride, padding, dilation, groups
+    x = torch.randn(2, 4, 9, 8, dtype=torch.float64)
+    weight = torch.randn(6, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    g = torch.randn_like(F.conv2d(x, weight, None, *conf)).requires_grad_(True)
+    out = lrp._ConvInputGrad.apply(g, weight, x, conf)
+    native = torch.autograd.grad(F.conv2d(x.requires_grad_(True), weight, None, *conf), x, g)[0]
+    assert (out - native).abs().max() <= 1e-12 * native.abs().max()
+    assert torch.autograd.gradcheck(lambda g, w: lrp._ConvInputGrad.apply(g, w, x, conf), (g, weight))

@@ -68,9 +68,9 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
         eps = 0.0
     if feature_layer is not None and method == "gradcam":
         raise ValueError("feature_layer is for lrp, gradxinput and inputgrad, not gradcam")
-    call = LRPCall(eps, record=(method == "gradcam" or feature_layer is not None))
+    call = LRPCall(eps, record=(method == "gradcam" or feature_layer is not None), second_order=create_graph)
     with torch.enable_grad():
-        xg = x.detach().requires_grad_(True)
+        xg = call.input = x.detach().requires_grad_(True)
         logits = forward_with_lrp(model, xg, call, lrp=(method != "gradcam"))
         if logits.dim() != 2 or logits.shape[0] != x.shape[0]:
             raise ValueError(f"model must return logits of shape (B, K); got {tuple(logits.shape)}")

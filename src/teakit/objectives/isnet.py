@@ -59,9 +59,9 @@ _DELTA = 1e-10
 def all_class_heatmaps(model, x: torch.Tensor, eps: float, create_graph: bool):
     """``(H, logits)``: LRP-ε relevance (B, K, C, H, W) of every class, from one forward pass
     (K backward passes); with ``create_graph`` both stay in the graph (as :func:`teakit.explain.explain`)."""
-    call = LRPCall(float(eps))
+    call = LRPCall(float(eps), second_order=create_graph)
     with torch.enable_grad():
-        xg = x.detach().requires_grad_(True)
+        xg = call.input = x.detach().requires_grad_(True)
         logits = forward_with_lrp(model, xg, call, lrp=True)
         if logits.dim() != 2 or logits.shape[0] != x.shape[0]:
             raise ValueError(f"model must return logits of shape (B, K); got {tuple(logits.shape)}")
