@@ -21,7 +21,7 @@ How it is done, without touching the model:
   So the outer backward of a loss on the heatmap (second order) sees the true
   derivative on the forward path, while the modified derivative recorded in
   the heatmap's own graph is differentiated exactly (one :class:`_EpsilonGrad`
-  node per ReLU, on the true pre-activation, with its derivative written out;
+  node per ReLU, on the ReLU's output, with its derivative written out;
   tested against the plain torch expression and finite differences).
 * When the heatmap will itself be differentiated (``LRPCall.second_order``),
   every ``F.conv2d`` runs as :class:`_Conv2d`: while the heatmap is computed
@@ -31,7 +31,8 @@ How it is done, without touching the model:
 * In training mode, batch statistics make the plain gradient of sample b's
   logit depend on the other samples.  The heatmap treats the statistics as
   constants (each sample is explained on its own, as in eval mode); the outer
-  backward still differentiates through them.
+  backward still differentiates through them.  Training-mode BatchNorm is one
+  :class:`_BatchNormTrain` node (the native fused forward and backward).
 
 Assumptions: dimension 0 of every activation is the batch (true for CNNs);
 the model returns logits of shape (B, K).  The model object is never modified:
