@@ -110,7 +110,7 @@ def load_scene(name: str, short_side: int) -> torch.Tensor:
     return out.clamp_(0.0, 1.0).contiguous()
 
 
-def _crops(scenes: list[torch.Tensor], which: np.ndarray, size: int,
+def scene_crops(scenes: list[torch.Tensor], which: np.ndarray, size: int,
            rng: np.random.Generator) -> torch.Tensor:
     """One uniformly random ``size`` x ``size`` crop of ``scenes[which[i]]`` per i."""
     out = torch.empty(len(which), 3, size, size)
@@ -142,7 +142,7 @@ def build_digits_on_scenes(seed: int = 0, *, size: int = 32, bias: float = 1.0) 
 
     def make(name: str, scene: np.ndarray) -> ImageSet:
         idx = torch.from_numpy(split[name])
-        return _render(a_all[idx], y_all[idx], _crops(scenes, scene, size, crop_rng), scene)
+        return _render(a_all[idx], y_all[idx], scene_crops(scenes, scene, size, crop_rng), scene)
 
     y_train = y_all[torch.from_numpy(split["train"])].numpy()
     y_val = y_all[torch.from_numpy(split["val"])].numpy()

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from .colored_digits import biased_choice, check_options, rng_for, swapped_choice
-from .digits_on_scenes import _crops, load_scene
+from .digits_on_scenes import load_scene, scene_crops
 from .glyphs_on_places import compose, glyph_layers
 from .imageset import ImageSet
 
@@ -90,7 +90,7 @@ def build_letters_on_scenes(seed: int = 0, *, size: int = 32, bias: float = 1.0)
         return y, mask, colour
 
     def make(y, mask, colour, scene: np.ndarray) -> ImageSet:
-        x = compose(mask, colour, _crops(photos, scene, size, crop_rng))
+        x = compose(mask, colour, scene_crops(photos, scene, size, crop_rng))
         return ImageSet(x=x, y=torch.from_numpy(y), mask=mask.clone(),
                         bias=torch.from_numpy(np.ascontiguousarray(scene, dtype=np.int64)))
 
