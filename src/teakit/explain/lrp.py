@@ -172,18 +172,20 @@ class _BatchNormTrain(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         x, weight, mean, invstd = ctx.saved_tensors
-        none = (None,) * 6
-        if ctx.call.explaining:
+        rest = (None,) * 5  # running_mean, running_var, momentum, eps, call
+        if ctx.call.explaining:  # the input gradient only
             if not ctx.needs_input_grad[0]:
-                return None, None, *none
-            if torch.is_grad_enabled():
-                return _BatchNormInputGrad.apply(g, x, weight, mean, invstd), None, *none
-            return g * _channel_view(_scale(weight, invstd), g), None, *none
+                grad_x = None
+            elif torch.is_grad_enabled():
+                grad_x = _BatchNormInputGrad.apply(g, x, weight, mean, invstd)
+            else:
+                grad_x = g * _channel_view(_scale(weight, invstd), g)
+            return grad_x, None, None, *rest
         mask = [ctx.needs_input_grad[0], weight is not None and ctx.needs_input_grad[1],
                 ctx.has_bias and ctx.needs_input_grad[2]]
         grads = torch.ops.aten.native_batch_norm_backward(g, x, weight, None, None, mean, invstd, True,
                                                           ctx.eps, mask)
-        return (*[grad if m else None for grad, m in zip(grads, mask)], *(None,) * 5)
+        return (*[grad if m else None for grad, m in zip(grads, mask)], *rest)
 
 
 def _scale(weight, invstd):
@@ -232,12 +234,9 @@ def _batch_norm_eval(x, running_mean, running_var, weight, bias, eps):
     backward on CPU costs several times its forward; here the input gradient is one multiplication."""
     if running_mean is None or running_var is None:
         return F.batch_norm(x, running_mean, running_var, weight, bias, False, 0.0, eps)
-    shape = [1, -1] + [1] * (x.dim() - 2)
-    scale = torch.rsqrt(running_var + eps)
-    if weight is not None:
-        scale = scale * weight
+    scale = _scale(weight, torch.rsqrt(running_var + eps))
     shift = -running_mean * scale if bias is None else bias - running_mean * scale
-    return torch.addcmul(shift.view(shape), x, scale.view(shape))
+    return torch.addcmul(_channel_view(shift, x), x, _channel_view(scale, x))
 
 
 class _Conv2d(torch.autograd.Function):
@@ -256,7 +255,7 @@ class _Conv2d(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         x, weight = ctx.saved_tensors
-        call, (stride, padding, dilation, groups) = ctx.call, ctx.conf
+        call = ctx.call
         if call.explaining:
             if not ctx.needs_input_grad[0]:
                 return None, None, None, None, None
@@ -266,17 +265,16 @@ class _Conv2d(torch.autograd.Function):
         else:
             mask = [ctx.needs_input_grad[0] and x is not call.input, ctx.needs_input_grad[1],
                     ctx.has_bias and ctx.needs_input_grad[2]]
-        bias_sizes = [weight.shape[0]] if ctx.has_bias else None
-        grads = torch.ops.aten.convolution_backward(g, x, weight, bias_sizes, stride, padding, dilation,
-                                                    False, [0] * len(stride), groups, mask)
+        grads = _conv_backward(g, x, weight, ctx.conf, mask, ctx.has_bias)
         return (*[grad if m else None for grad, m in zip(grads, mask)], None, None)
 
 
-def _weight_grad(g: torch.Tensor, u: torch.Tensor, weight: torch.Tensor, conf) -> torch.Tensor:
-    """The weight gradient of ``conv2d(u, weight)`` for the output gradient ``g``."""
+def _conv_backward(g: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, conf, mask, has_bias=False):
+    """The native backward of ``conv2d(x, weight[, bias], *conf)`` at output gradient ``g``: the
+    ``(input, weight, bias)`` gradients that ``mask`` asks for (None for the others)."""
     stride, padding, dilation, groups = conf
-    return torch.ops.aten.convolution_backward(g, u, weight, None, stride, padding, dilation, False,
-                                               [0] * len(stride), groups, [False, True, False])[1]
+    return torch.ops.aten.convolution_backward(g, x, weight, [weight.shape[0]] if has_bias else None, stride,
+                                               padding, dilation, False, [0] * len(stride), groups, mask)
 
 
 class _ConvInputGrad(torch.autograd.Function):
@@ -289,18 +287,16 @@ class _ConvInputGrad(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, g, weight, x, conf):
-        stride, padding, dilation, groups = conf
         ctx.conf = conf
         ctx.save_for_backward(g, weight)
-        return torch.ops.aten.convolution_backward(g, x, weight, None, stride, padding, dilation, False,
-                                                   [0] * len(stride), groups, [True, False, False])[0]
+        return _conv_backward(g, x, weight, conf, [True, False, False])[0]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, u):
         g, weight = ctx.saved_tensors
         grad_g = F.conv2d(u, weight, None, *ctx.conf) if ctx.needs_input_grad[0] else None
-        grad_w = _weight_grad(g, u, weight, ctx.conf) if ctx.needs_input_grad[1] else None
+        grad_w = _conv_backward(g, u, weight, ctx.conf, [False, True, False])[1] if ctx.needs_input_grad[1] else None
         return grad_g, grad_w, None, None
 
 
