@@ -202,12 +202,13 @@ TEA_FLAGS = {
     "feature_layer": ("--feature-layer", {"type": int}),
     "feature_match": ("--feature-match", {"choices": FEATURE_MATCHES}),
     "shift": ("--shift", {"type": int}),
+    "permute_channels": ("--permute-channels", {"action": "store_true"}),
     "label_weight": ("--label-weight", {"type": float}),
     "kd_weight": ("--kd-weight", {"type": float}),
 }
 # the options the other heatmap objectives (explanation distillation with other explainers) share with TEA
 EXPLANATION_OPTIONS = ("classes", "p_top", "loss", "pyramid", "min_side", "label_weight", "kd_weight", "shift",
-                       "bias_prior")
+                       "permute_channels", "bias_prior")
 
 
 def _add_tea(p: argparse.ArgumentParser, title: str):

@@ -141,6 +141,10 @@ class TEAConfig:
                                       "map sum-pooled to the smaller one's side: any two networks), auto "
                                       "(channels where the shapes agree, else summed)")
     shift: int = _opt(0, "random translation of up to N pixels, the same for teacher and student (live teacher)")
+    permute_channels: bool = _opt(False, "each training image's colour channels in a random order, the same for "
+                                         "teacher and student (live teacher), so that a colour that marks a "
+                                         "class in the training images marks none; assumes the teacher does not "
+                                         "decide by colour")
     joint_norm: bool = _opt(False, "classes pair/all: one loss normalisation per image over its maps")
     student_bn: str = _opt("batch", "BatchNorm statistics while the student's training heatmap is computed: "
                                     "the batch's, or the running ones (as at test time)")

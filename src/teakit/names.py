@@ -56,4 +56,6 @@ VARIANTS: dict[str, dict] = {
     "feature-relevance": {"tea": {"feature_weight": TEAConfig.feature_weight,
                                   "feature_layer": TEAConfig.feature_layer}},
     "twice-longer": {"epochs_scale": 2.0},
+    "permute-channels": {"tea": {"permute_channels": True}},
+    "twice-longer+permute-channels": {"epochs_scale": 2.0, "tea": {"permute_channels": True}},
 }

@@ -6,7 +6,7 @@ import torch
 
 from teakit import commands as C
 from teakit.config import CNN_DEPTH, TEAConfig
-from teakit.data.augment import random_shifts, translate
+from teakit.data.augment import permute_channels, random_channel_orders, random_shifts, translate
 from teakit.objectives.sampling import sample_classes, sample_eps
 from teakit.objectives.tea import TEA
 from teakit.runs import build_from_spec
@@ -174,6 +174,35 @@ def test_shift_moves_teacher_and_student_inputs_alike(teacher_dir, tmp_path, mak
         TEA(teacher, 10, cache=cache, cache_logits=logits, shift=2, feature_weight=0.0)
     with pytest.raises(ValueError, match="shift"):
         TEA(teacher, 10, shift=-1, feature_weight=0.0)
+
+
+def test_permute_channels_reorders_teacher_and_student_inputs_alike(teacher_dir, tmp_path, make_tiny_student):
+    from teakit.objectives.tea import TEA
+    from teakit.runs import load_teacher
+    from teakit.teachers.cache import eps_grid
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=32)["train"]
+    batch = make_batch(data, torch.arange(16), "cpu")
+    torch.manual_seed(0)
+    student = make_tiny_student()
+    # the orders are drawn first from the step's generator, then the usual draws
+    loss, _ = TEA(teacher, 10, permute_channels=True, feature_weight=0.0)(
+        batch, student, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    reordered = {**batch, "x": permute_channels(batch["x"], random_channel_orders(16, 3, g))}
+    expected, _ = TEA(teacher, 10, feature_weight=0.0)(reordered, student, g)
+    assert torch.allclose(loss, expected)
+    unchanged, _ = TEA(teacher, 10, feature_weight=0.0)(batch, student, torch.Generator().manual_seed(3))
+    assert not torch.allclose(loss, unchanged)
+    # evaluation never reorders
+    val, _ = TEA(teacher, 10, permute_channels=True, feature_weight=0.0)(
+        batch, student, torch.Generator().manual_seed(3), train=False)
+    val0, _ = TEA(teacher, 10, feature_weight=0.0)(batch, student, torch.Generator().manual_seed(3), train=False)
+    assert torch.equal(val, val0)
+    cache, logits = C.teacher_cache(teacher, data, tmp_path / "cache", eps_grid(), progress=False)
+    with pytest.raises(ValueError, match="live teacher"):
+        TEA(teacher, 10, cache=cache, cache_logits=logits, permute_channels=True, feature_weight=0.0)
 
 
 def test_pair_mode_explains_top_and_another_class_live_and_cached(teacher_dir, tmp_path, make_tiny_student):

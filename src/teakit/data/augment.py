@@ -1,10 +1,13 @@
-"""Random translations that can be applied identically to images and to maps.
+"""Random augmentations that TEA applies identically to the student's and the teacher's input.
 
 ``random_shifts`` draws one integer offset (dy, dx) in [-s, s]² per sample;
 ``translate`` moves each sample by its offset and fills the uncovered border
-with zeros.  TEA applies the same offsets to the student's and the teacher's
-input (live teacher only: with max-pooling, the heatmap of a moved image is
-not the moved heatmap, so cached maps are not shifted).
+with zeros.  ``random_channel_orders`` draws one permutation of the C channels
+per sample; ``permute_channels`` reorders each sample's channels by it (with
+RGB images: a colour that marks a class in training no longer does).  Both need
+the live teacher: the teacher explains the augmented image itself (with
+max-pooling, the heatmap of a moved image is not the moved heatmap, so cached
+maps are never augmented).
 """
 from __future__ import annotations
 
@@ -31,3 +34,18 @@ def translate(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     padded = F.pad(x, (s, s, s, s))
     return torch.stack([padded[b, :, s - int(dy):s - int(dy) + H, s - int(dx):s - int(dx) + W]
                         for b, (dy, dx) in enumerate(shifts.tolist())])
+
+
+def random_channel_orders(batch: int, channels: int, generator=None) -> torch.Tensor:
+    """(batch, channels) int64: row b a uniformly random permutation of 0..channels-1."""
+    if channels < 1:
+        raise ValueError(f"channels={channels} must be >= 1")
+    return torch.rand(batch, channels, generator=generator).argsort(dim=1)
+
+
+def permute_channels(x: torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, C, H, W) with sample b's channel c taken from its channel ``orders[b, c]``."""
+    if x.dim() != 4 or orders.shape != x.shape[:2]:
+        raise ValueError(f"permute_channels: x {tuple(x.shape)} needs orders of shape {tuple(x.shape[:2])}, "
+                         f"got {tuple(orders.shape)}")
+    return x.gather(1, orders.to(x.device)[:, :, None, None].expand_as(x))

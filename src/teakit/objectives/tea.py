@@ -16,7 +16,7 @@ After every epoch the student's head bias is calibrated to a class prior, by
 default the teacher's mean prediction on the unlabelled training images
 (:mod:`teakit.calibrate`): heatmaps cannot teach per-class logit offsets.  The options and their defaults are
 :class:`teakit.config.TEAConfig`'s, the same as `tea distill`'s; ``shift``,
-``student_bn``, ``joint_norm``, ``label_weight`` and ``kd_weight`` are
+``permute_channels``, ``student_bn``, ``joint_norm``, ``label_weight`` and ``kd_weight`` are
 extensions and ablations.  The teacher is frozen and in eval mode.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from ..config import TEAConfig
-from ..data.augment import random_shifts, translate
+from ..data.augment import permute_channels, random_channel_orders, random_shifts, translate
 from ..explain import explain
 from ..models.norm import heatmap_statistics
 from .base import Objective, output_logs, touch_all_parameters
@@ -48,9 +48,9 @@ class TEA(Objective):
         self.cfg = (config or TEAConfig()).replace(**options)
         self.teacher, self.num_classes = teacher, num_classes
         self.cache, self.cache_logits = cache, cache_logits
-        if cache is not None and (self.cfg.shift or self.cfg.feature_weight):
-            raise ValueError("shift and feature_weight need the live teacher (a cache holds input maps, and a "
-                             "moved image's map is not the moved map): drop the cache, or set both to 0")
+        if cache is not None and (self.cfg.shift or self.cfg.permute_channels or self.cfg.feature_weight):
+            raise ValueError("shift, permute_channels and feature_weight need the live teacher (a cache holds "
+                             "the input maps of the unchanged images): drop the cache, or turn them off")
         if not isinstance(self.cfg.bias_prior, str) and len(self.cfg.bias_prior) != num_classes:
             raise ValueError(f"bias_prior: expected {num_classes} positive class frequencies (one per class), "
                              f"got {len(self.cfg.bias_prior)}")
@@ -100,6 +100,9 @@ class TEA(Objective):
         if train and c.shift:  # one offset per image, for teacher and student alike
             shifts = random_shifts(batch["x"].shape[0], c.shift, rng)
             batch = {**batch, "x": translate(batch["x"], shifts.to(batch["x"].device))}
+        if train and c.permute_channels:  # one channel order per image, for teacher and student alike
+            orders = random_channel_orders(*batch["x"].shape[:2], rng)
+            batch = {**batch, "x": permute_channels(batch["x"], orders)}
         x, y, B = batch["x"], batch["y"], batch["x"].shape[0]
         t = self.teacher_maps(batch, rng, train)
         hidden = c.feature_layer if t.hidden is not None else None
