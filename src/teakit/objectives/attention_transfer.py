@@ -22,7 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Objective, output_logs, touch_all_parameters
+from ..teachers.segmenter import MaskMemo
+from .base import Objective, known_masks, output_logs, touch_all_parameters
 from .feature_distill import feature_map_and_logits
 
 
@@ -44,6 +45,7 @@ class AttentionTransfer(Objective):
 
     def __init__(self, teacher, weight: float = 1000.0):
         self.teacher = teacher
+        self.masks = MaskMemo.of(teacher)  # the segmenter runs once per training image
         self.weight = float(weight)
 
     def config(self) -> dict:
@@ -51,9 +53,11 @@ class AttentionTransfer(Objective):
 
     def __call__(self, batch, student, rng, train=True):
         x, y = batch["x"], batch["y"]
+        keep = known_masks(self.masks, batch, train)
         S, logits = feature_map_and_logits(student, x)
         with torch.no_grad():
-            T, t_logits = feature_map_and_logits(self.teacher.classifier, self.teacher.classifier_input(x, rng))
+            T, t_logits = feature_map_and_logits(self.teacher.classifier,
+                                                 self.teacher.classifier_input(x, rng, keep))
             q_t = attention_map(T, size=S.shape[-2:])
         at = (attention_map(S) - q_t).pow(2).mean()
         loss = self.weight / 2 * at

@@ -64,3 +64,10 @@ def touch_all_parameters(loss: torch.Tensor, logits: torch.Tensor) -> torch.Tens
     gradient bucket and silently skips the all-reduce (pytorch/pytorch#47562).
     """
     return loss + 0.0 * logits.sum()
+
+
+def known_masks(memo, batch: dict, train: bool):
+    """A segmenter teacher's masks of a training batch from ``memo`` (a
+    :class:`~teakit.teachers.segmenter.MaskMemo`, or None), else None (the teacher computes them).
+    Pass ``train=False`` for validation batches and for images changed by augmentation."""
+    return memo.keep(batch) if memo is not None and train and "index" in batch else None

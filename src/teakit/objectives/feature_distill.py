@@ -25,7 +25,8 @@ from torchvision.models import ResNet
 
 from ..models import SmallCNN, get_feature_map
 from ..models.parts import forward_with_input_of
-from .base import Objective, output_logs, touch_all_parameters
+from ..teachers.segmenter import MaskMemo
+from .base import Objective, known_masks, output_logs, touch_all_parameters
 from .heatmap_loss import heatmap_loss
 
 
@@ -61,14 +62,17 @@ class FeatureDistillation(Objective):
 
     def __init__(self, teacher):
         self.teacher = teacher
+        self.masks = MaskMemo.of(teacher)  # the segmenter runs once per training image
 
     def config(self) -> dict:
         return {"name": self.name, "loss": "l1", "pyramid": False}
 
     def __call__(self, batch, student, rng, train=True):
         x, y = batch["x"], batch["y"]
+        keep = known_masks(self.masks, batch, train)
         with torch.no_grad():
-            T, t_logits = feature_map_and_logits(self.teacher.classifier, self.teacher.classifier_input(x, rng))
+            T, t_logits = feature_map_and_logits(self.teacher.classifier,
+                                                 self.teacher.classifier_input(x, rng, keep))
         S, logits = feature_map_and_logits(student, x)
         if S.shape[1] != T.shape[1]:
             raise ValueError(f"feature distillation needs equal channel counts: the student's last "

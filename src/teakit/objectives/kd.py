@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Objective, output_logs
+from ..teachers.segmenter import MaskMemo
+from .base import Objective, known_masks, output_logs
 
 
 def kd_loss(student_logits, teacher_logits, temperature: float = 3.0):
@@ -33,6 +34,7 @@ class KD(Objective):
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         self.teacher = teacher
+        self.masks = MaskMemo.of(teacher)  # the segmenter runs once per training image
         self.temperature = float(temperature)
 
     def config(self) -> dict:
@@ -40,8 +42,9 @@ class KD(Objective):
 
     def __call__(self, batch, student, rng, train=True):
         x, y = batch["x"], batch["y"]
+        keep = known_masks(self.masks, batch, train)
         with torch.no_grad():
-            t_logits = self.teacher(x, generator=rng)
+            t_logits = self.teacher(x, generator=rng, keep=keep)
         logits = student(x)
         if logits.shape != t_logits.shape:
             raise ValueError(f"student logits {tuple(logits.shape)} and teacher logits "

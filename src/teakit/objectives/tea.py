@@ -27,7 +27,8 @@ from ..config import TEAConfig
 from ..data.augment import permute_channels, random_channel_orders, random_shifts, translate
 from ..explain import explain
 from ..models.norm import heatmap_statistics
-from .base import Objective, output_logs, touch_all_parameters
+from ..teachers.segmenter import MaskMemo
+from .base import Objective, known_masks, output_logs, touch_all_parameters
 from .heatmap_loss import heatmap_loss
 from .hidden_relevance import hidden_relevance_loss
 from .kd import kd_loss
@@ -56,6 +57,7 @@ class TEA(Objective):
                              f"got {len(self.cfg.bias_prior)}")
         self.reps = maps_per_image(self.cfg.classes, num_classes)
         self.val_memo = ValidationMemo()
+        self.masks = MaskMemo.of(teacher)  # the segmenter runs once per training image
 
     def __getattr__(self, name):  # obj.feature_weight etc.: the configuration's fields
         if name != "cfg" and "cfg" in self.__dict__ and hasattr(self.cfg, name):
@@ -79,8 +81,9 @@ class TEA(Objective):
                                       decisions=prior == "teacher-decisions")
         return calibrate_to_prior(student, train_data, device, prior)
 
-    def teacher_maps(self, batch: dict, rng, train: bool = True) -> TeacherMaps:
-        """The teacher's part of the step: cached or live, and memoised for validation."""
+    def teacher_maps(self, batch: dict, rng, train: bool = True, keep=None) -> TeacherMaps:
+        """The teacher's part of the step: cached or live, and memoised for validation; ``keep``: a
+        segmenter teacher's masks of the batch when known."""
         c = self.cfg
 
         def pick(logits):
@@ -92,11 +95,12 @@ class TEA(Objective):
             x = batch["x"]
             eps = sample_eps(x.shape[0], rng, c.eps_log_range, x.device)
             return live_maps(self.teacher, x, eps, pick, self.reps, rng, self.method,
-                             c.feature_layer if c.feature_weight else None)
+                             c.feature_layer if c.feature_weight else None, keep)
         return live() if train else self.val_memo.get(batch, rng, live)
 
     def __call__(self, batch, student, rng, train=True):
         c = self.cfg
+        keep = known_masks(self.masks, batch, train and not (c.shift or c.permute_channels))
         if train and c.shift:  # one offset per image, for teacher and student alike
             shifts = random_shifts(batch["x"].shape[0], c.shift, rng)
             batch = {**batch, "x": translate(batch["x"], shifts.to(batch["x"].device))}
@@ -104,7 +108,7 @@ class TEA(Objective):
             orders = random_channel_orders(*batch["x"].shape[:2], rng)
             batch = {**batch, "x": permute_channels(batch["x"], orders)}
         x, y, B = batch["x"], batch["y"], batch["x"].shape[0]
-        t = self.teacher_maps(batch, rng, train)
+        t = self.teacher_maps(batch, rng, train, keep)
         hidden = c.feature_layer if t.hidden is not None else None
         with heatmap_statistics(student, x, c.student_bn, train):
             S, logits, *S_hidden = explain_student(student, x.repeat(self.reps, 1, 1, 1), t, self.method, train,

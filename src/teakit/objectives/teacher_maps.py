@@ -29,10 +29,11 @@ class TeacherMaps(NamedTuple):
 
 
 def live_maps(teacher, x: torch.Tensor, eps: torch.Tensor, pick: Callable, reps: int, rng, method: str = "lrp",
-              feature_layer: int | None = None) -> TeacherMaps:
+              feature_layer: int | None = None, keep: torch.Tensor | None = None) -> TeacherMaps:
     """The live teacher's maps of ``x`` at per-sample ``eps`` for the classes ``pick(logits)`` chooses
-    (``reps`` maps per image).  A segmenter teacher's fill is drawn once and shared by all classes."""
-    xt, gate = teacher.explained_input(x, rng)
+    (``reps`` maps per image).  A segmenter teacher's fill is drawn once and shared by all classes;
+    ``keep``: its masks of ``x`` when already known (:class:`~teakit.teachers.segmenter.MaskMemo`)."""
+    xt, gate = teacher.explained_input(x, rng, keep)
     if reps > 1:
         with torch.no_grad():
             logits = teacher.classifier(xt)

@@ -47,19 +47,24 @@ class Teacher(nn.Module):
     def train(self, mode: bool = True) -> "Teacher":
         return super().train(mode and not self._frozen)
 
-    def classifier_input(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The image the classifier sees for input ``x`` (identity here)."""
+    def classifier_input(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                         keep: torch.Tensor | None = None) -> torch.Tensor:
+        """The image the classifier sees for input ``x`` (identity here).  ``keep``: the
+        foreground mask of ``x`` when it is already known (teachers with a segmenter only)."""
+        _no_mask(self, keep)
         return x
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                keep: torch.Tensor | None = None) -> torch.Tensor:
         """Classifier logits (B, K) of :meth:`classifier_input` ``(x)``."""
-        return self.classifier(self.classifier_input(x, generator))
+        return self.classifier(self.classifier_input(x, generator, keep))
 
-    def explained_input(self, x: torch.Tensor, generator: torch.Generator | None = None):
+    def explained_input(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                        keep: torch.Tensor | None = None):
         """``(classifier input, gate)``: :meth:`classifier_input` ``(x)`` and the (B, 1, H, W)
         bool mask of the pixels of ``x`` whose relevance the teacher's heatmap keeps
         (None here: all of them), from one pass of the teacher's preprocessing."""
-        return self.classifier_input(x, generator), None
+        return self.classifier_input(x, generator, keep), None
 
     @staticmethod
     def input_relevance(R: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
@@ -97,3 +102,8 @@ class Teacher(nn.Module):
         R, logits = explain(self.classifier, xt, target, method="lrp", eps=eps, create_graph=False,
                             return_logits=True)
         return self.input_relevance(R, gate), logits
+
+
+def _no_mask(teacher: Teacher, keep) -> None:
+    if keep is not None:
+        raise ValueError(f"{type(teacher).__name__} has no segmenter, so it takes no foreground mask (keep)")

@@ -154,13 +154,47 @@ class SegmenterTeacher(Teacher):
         """``x`` with its background (outside :meth:`mask`) filled with ``self.fill``."""
         return fill_background(x, self.mask(x), self.fill, generator)
 
-    def classifier_input(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.masked(x, generator)
+    def classifier_input(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                         keep: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`masked`, or ``x`` filled outside ``keep`` when its mask is already known."""
+        return fill_background(x, self.mask(x) if keep is None else keep, self.fill, generator)
 
-    def explained_input(self, x: torch.Tensor, generator: torch.Generator | None = None):
-        keep = self.mask(x)  # one segmenter pass serves the fill and the gate
+    def explained_input(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                        keep: torch.Tensor | None = None):
+        if keep is None:
+            keep = self.mask(x)  # one segmenter pass serves the fill and the gate
         return fill_background(x, keep, self.fill, generator), (keep if self.heatmap_of == "input" else None)
 
     def map_config(self) -> dict:
         return {"kind": "segmenter", "threshold": self.threshold, "fill": self.fill,
                 "heatmap_of": self.heatmap_of}
+
+
+class MaskMemo:
+    """A segmenter teacher's masks of the training images, by image index.
+
+    The teacher is frozen, so an image's mask never changes: the segmenter runs
+    once per training image instead of once per step.  ``keep(batch)`` gives the
+    masks of ``batch["x"]`` (rows ``batch["index"]`` of the training set),
+    computing those not seen yet.  Valid only for unchanged training images: an
+    objective that augments its images, and every validation batch (whose
+    indices name other images), must not use it.  Holds one bool per pixel of
+    each training image seen, on the images' device.
+    """
+
+    def __init__(self, teacher: SegmenterTeacher):
+        self.teacher = teacher
+        self.masks: dict[int, torch.Tensor] = {}
+
+    @classmethod
+    def of(cls, teacher) -> MaskMemo | None:
+        """A memo for a segmenter teacher, None for any other (nothing to keep)."""
+        return cls(teacher) if isinstance(teacher, SegmenterTeacher) else None
+
+    def keep(self, batch: dict) -> torch.Tensor:
+        x, index = batch["x"], batch["index"].tolist()
+        missing = [i for i, k in enumerate(index) if k not in self.masks]
+        if missing:
+            for i, m in zip(missing, self.teacher.mask(x[missing])):
+                self.masks[index[i]] = m
+        return torch.stack([self.masks[k] for k in index])

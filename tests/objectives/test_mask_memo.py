@@ -1,0 +1,96 @@
+"""MaskMemo: a segmenter teacher's training masks computed once per image; every objective that runs
+the live teacher gives the same loss with the memo as without it, and never uses it for validation or
+augmented images."""
+import pytest
+import torch
+
+from teakit.models import SmallCNN
+from teakit.objectives.attention_transfer import AttentionTransfer
+from teakit.objectives.feature_distill import FeatureDistillation
+from teakit.objectives.kd import KD
+from teakit.objectives.tea import TEA
+from teakit.teachers import DebiasedTeacher, SegmenterTeacher
+from teakit.teachers.segmenter import MaskMemo
+
+K = 10
+
+
+class CountingSegmenter(torch.nn.Module):
+    """Foreground where the red channel exceeds 0.5 (a mask that depends on the image); counts the images
+    it has segmented."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 1, 1)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[0, 0] = 20.0
+            self.conv.bias.fill_(-10.0)
+        self.seen = 0
+
+    def forward(self, x):
+        self.seen += x.shape[0]
+        return self.conv(x)
+
+
+def _teacher():
+    torch.manual_seed(0)
+    return SegmenterTeacher(CountingSegmenter(), SmallCNN(num_classes=K, width=4, depth=2)).freeze()
+
+
+def _batch(index):
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(40, 3, 16, 16, generator=g)
+    index = torch.as_tensor(index)
+    return {"x": x[index], "y": index % K, "index": index}
+
+
+def test_memo_gives_the_teachers_masks_and_segments_each_image_once():
+    teacher = _teacher()
+    memo = MaskMemo.of(teacher)
+    first = _batch([3, 1, 4, 1, 5])
+    assert torch.equal(memo.keep(first), teacher.mask(first["x"]))
+    seen = teacher.segmenter.seen
+    second = _batch([5, 9, 2, 6, 3])  # 5 and 3 known, 9, 2, 6 new
+    assert torch.equal(memo.keep(second), teacher.mask(second["x"]))
+    assert teacher.segmenter.seen - seen == 3 + 5  # the memo's three new images, then the check's five
+    assert sorted(memo.masks) == [1, 2, 3, 4, 5, 6, 9]
+    assert MaskMemo.of(DebiasedTeacher(SmallCNN(num_classes=K, width=4, depth=2)).freeze()) is None
+    with pytest.raises(ValueError, match="no segmenter"):
+        DebiasedTeacher(SmallCNN(num_classes=K, width=4, depth=2)).freeze().classifier_input(
+            first["x"], keep=memo.keep(first))
+
+
+@pytest.mark.parametrize("make", [
+    lambda t: TEA(t, K, feature_weight=1.0),
+    lambda t: TEA(t, K, feature_weight=0.0, classes="pair"),
+    lambda t: KD(t),
+    lambda t: FeatureDistillation(t),
+    lambda t: AttentionTransfer(t),
+], ids=["tea", "tea-pair", "kd", "feature", "attention"])
+def test_objectives_lose_nothing_by_the_memo(make):
+    teacher = _teacher()
+    torch.manual_seed(2)
+    student = SmallCNN(num_classes=K, width=4, depth=2)
+    batch = _batch(list(range(0, 40, 3)))
+    with_memo, without = make(teacher), make(teacher)
+    without.masks = None
+    for _ in range(2):  # the second call reads the memo
+        a, _ = with_memo(batch, student, torch.Generator().manual_seed(7))
+        b, _ = without(batch, student, torch.Generator().manual_seed(7))
+        assert torch.equal(a, b)
+    seen = teacher.segmenter.seen
+    with_memo(batch, student, torch.Generator().manual_seed(7))
+    assert teacher.segmenter.seen == seen  # all known: no segmenter pass
+    with_memo(batch, student, torch.Generator().manual_seed(7), train=False)
+    assert teacher.segmenter.seen == seen + len(batch["x"])  # validation images are segmented anew
+    assert len(with_memo.masks.masks) == len(batch["x"])  # and not memorised
+
+
+@pytest.mark.parametrize("augment", [{"shift": 2}, {"permute_channels": True}])
+def test_tea_does_not_use_the_memo_for_augmented_images(augment):
+    teacher = _teacher()
+    obj = TEA(teacher, K, feature_weight=0.0, **augment)
+    batch = _batch(list(range(8)))
+    obj(batch, SmallCNN(num_classes=K, width=4, depth=2), torch.Generator().manual_seed(0))
+    assert not obj.masks.masks
