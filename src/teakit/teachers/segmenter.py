@@ -178,7 +178,9 @@ class MaskMemo:
     masks of ``batch["x"]`` (rows ``batch["index"]`` of the training set),
     computing those not seen yet.  Valid only for unchanged training images: an
     objective that augments its images, and every validation batch (whose
-    indices name other images), must not use it.  Holds one bool per pixel of
+    indices name other images), must not use it; nor may another training set
+    (an objective holds one memo, so build a new objective for each training
+    set, as every `tea` command does).  Holds one bool per pixel of
     each training image seen, in CPU memory (224×224 images: 49 KB each).
     """
 
