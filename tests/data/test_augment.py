@@ -2,7 +2,12 @@
 import pytest
 import torch
 
-from teakit.data.augment import permute_channels, random_channel_orders, random_shifts, translate
+from teakit.data.augment import (
+    permute_channels,
+    random_channel_orders,
+    random_shifts,
+    translate,
+)
 
 
 def _slow_translate(x, shifts):

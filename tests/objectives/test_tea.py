@@ -6,7 +6,12 @@ import torch
 
 from teakit import commands as C
 from teakit.config import CNN_DEPTH, TEAConfig
-from teakit.data.augment import permute_channels, random_channel_orders, random_shifts, translate
+from teakit.data.augment import (
+    permute_channels,
+    random_channel_orders,
+    random_shifts,
+    translate,
+)
 from teakit.objectives.sampling import sample_classes, sample_eps
 from teakit.objectives.tea import TEA
 from teakit.runs import build_from_spec

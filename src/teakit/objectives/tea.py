@@ -24,7 +24,12 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from ..config import TEAConfig
-from ..data.augment import permute_channels, random_channel_orders, random_shifts, translate
+from ..data.augment import (
+    permute_channels,
+    random_channel_orders,
+    random_shifts,
+    translate,
+)
 from ..explain import explain
 from ..models.norm import heatmap_statistics
 from ..teachers.segmenter import MaskMemo
