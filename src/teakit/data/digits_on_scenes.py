@@ -111,7 +111,7 @@ def load_scene(name: str, short_side: int) -> torch.Tensor:
 
 
 def scene_crops(scenes: list[torch.Tensor], which: np.ndarray, size: int,
-           rng: np.random.Generator) -> torch.Tensor:
+                rng: np.random.Generator) -> torch.Tensor:
     """One uniformly random ``size`` x ``size`` crop of ``scenes[which[i]]`` per i."""
     out = torch.empty(len(which), 3, size, size)
     u = rng.random((len(which), 2))

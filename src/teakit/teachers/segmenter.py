@@ -152,12 +152,12 @@ class SegmenterTeacher(Teacher):
 
     def masked(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """``x`` with its background (outside :meth:`mask`) filled with ``self.fill``."""
-        return fill_background(x, self.mask(x), self.fill, generator)
+        return self.classifier_input(x, generator)
 
     def classifier_input(self, x: torch.Tensor, generator: torch.Generator | None = None,
                          keep: torch.Tensor | None = None) -> torch.Tensor:
         """:meth:`masked`, or ``x`` filled outside ``keep`` when its mask is already known."""
-        return fill_background(x, self.mask(x) if keep is None else keep, self.fill, generator)
+        return self.explained_input(x, generator, keep)[0]
 
     def explained_input(self, x: torch.Tensor, generator: torch.Generator | None = None,
                         keep: torch.Tensor | None = None):
