@@ -145,6 +145,11 @@ class TEAConfig:
                                          "teacher and student (live teacher), so that a colour that marks a "
                                          "class in the training images marks none; assumes the teacher does not "
                                          "decide by colour")
+    swap_backgrounds: float = _opt(0.0, "chance that a training image's foreground, cut by the segmenter "
+                                        "teacher's own mask, is put on another image of the batch's background "
+                                        "(its object inpainted away), the same image for teacher and student "
+                                        "(live segmenter teacher); assumes the mask covers what the teacher "
+                                        "decides by")
     joint_norm: bool = _opt(False, "classes pair/all: one loss normalisation per image over its maps")
     student_bn: str = _opt("batch", "BatchNorm statistics while the student's training heatmap is computed: "
                                     "the batch's, or the running ones (as at test time)")
@@ -160,6 +165,8 @@ class TEAConfig:
         if not lo <= hi:
             raise ValueError(f"eps_log_range=({lo}, {hi}): LO must not exceed HI")
         object.__setattr__(self, "eps_log_range", (float(lo), float(hi)))
+        if not 0.0 <= self.swap_backgrounds <= 1.0:
+            raise ValueError(f"swap_backgrounds={self.swap_backgrounds} must lie in [0, 1]")
         if self.shift < 0:
             raise ValueError(f"shift={self.shift} must be >= 0")
         if self.joint_norm and self.classes not in ("pair", "all"):

@@ -58,4 +58,6 @@ VARIANTS: dict[str, dict] = {
     "twice-longer": {"epochs_scale": 2.0},
     "permute-channels": {"tea": {"permute_channels": True}},
     "twice-longer+permute-channels": {"epochs_scale": 2.0, "tea": {"permute_channels": True}},
+    "swap-backgrounds": {"tea": {"swap_backgrounds": 0.5}},
+    "twice-longer+swap-backgrounds": {"epochs_scale": 2.0, "tea": {"swap_backgrounds": 0.5}},
 }

@@ -4,12 +4,18 @@
 ``translate`` moves each sample by its offset and fills the uncovered border
 with zeros.  ``random_channel_orders`` draws one permutation of the C channels
 per sample; ``permute_channels`` reorders each sample's channels by it (with
-RGB images: a colour that marks a class in training no longer does).  Both need
-the live teacher: the teacher explains the augmented image itself (with
-max-pooling, the heatmap of a moved image is not the moved heatmap, so cached
-maps are never augmented).
+RGB images: a colour that marks a class in training no longer does).
+``background_partners`` and ``swap_backgrounds`` put an image's foreground (a
+segmenter teacher's own mask of it) on another image's background, whose
+foreground ``inpaint`` removes first.  All need the live teacher: the teacher
+explains the augmented image itself (with max-pooling, the heatmap of a moved
+image is not the moved heatmap, so cached maps are never augmented).
+``gaussian_blur`` is the blur that ``inpaint`` and the segmenter's ``blur``
+fill use.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -49,3 +55,70 @@ def permute_channels(x: torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"permute_channels: x {tuple(x.shape)} needs orders of shape {tuple(x.shape[:2])}, "
                          f"got {tuple(orders.shape)}")
     return x.gather(1, orders.to(x.device)[:, :, None, None].expand_as(x))
+
+
+def _gaussian_kernel(sigma: float, radius: int, like: torch.Tensor) -> torch.Tensor:
+    t = torch.arange(-radius, radius + 1, device=like.device, dtype=like.dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return k / k.sum()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur per channel with reflect padding.
+
+    The kernel radius is ceil(3σ), cut to side - 1 along a short side (reflect
+    padding needs it; the cut kernel is renormalised).
+    """
+    c, (h, w) = x.shape[1], x.shape[2:]
+    rw = min(math.ceil(3 * sigma), w - 1)
+    rh = min(math.ceil(3 * sigma), h - 1)
+    kw = _gaussian_kernel(sigma, rw, x).view(1, 1, 1, -1).expand(c, 1, 1, -1)
+    kh = _gaussian_kernel(sigma, rh, x).view(1, 1, -1, 1).expand(c, 1, -1, 1)
+    x = F.conv2d(F.pad(x, (rw, rw, 0, 0), mode="reflect"), kw, groups=c)
+    return F.conv2d(F.pad(x, (0, 0, rh, rh), mode="reflect"), kh, groups=c)
+
+
+def inpaint(x: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, C, H, W) with the pixels where ``hole`` (B, 1, H, W, bool) is True filled from the
+    rest of the image: a Gaussian blur (σ = max(H, W) / 8) of the kept pixels, divided by the same
+    blur of the kept-pixel indicator (normalised convolution); where no kept pixel is near, each
+    image's mean kept colour.  Pixels outside the hole are returned unchanged."""
+    if hole.dtype != torch.bool or hole.shape != (x.shape[0], 1, *x.shape[2:]):
+        raise ValueError(f"inpaint: x {tuple(x.shape)} needs a bool hole of shape "
+                         f"{(x.shape[0], 1, *x.shape[2:])}, got {hole.dtype} {tuple(hole.shape)}")
+    kept = (~hole).to(x.dtype)
+    sigma = max(x.shape[2:]) / 8
+    weight = gaussian_blur(kept, sigma)
+    blurred = gaussian_blur(x * kept, sigma) / weight.clamp_min(1e-6)
+    mean = (x * kept).sum((2, 3), keepdim=True) / kept.sum((2, 3), keepdim=True).clamp_min(1.0)
+    fill = torch.where(weight > 1e-3, blurred, mean.expand_as(x))
+    return torch.where(hole, fill, x)
+
+
+def background_partners(batch: int, chance: float, generator=None) -> torch.Tensor:
+    """(batch,) int64: for each image, the batch row whose background it takes: with probability
+    ``chance`` a row of one random permutation of the batch, else its own row (no change)."""
+    if not 0.0 <= chance <= 1.0:
+        raise ValueError(f"chance={chance} must lie in [0, 1]")
+    perm = torch.randperm(batch, generator=generator)
+    chosen = torch.rand(batch, generator=generator) < chance
+    return torch.where(chosen, perm, torch.arange(batch))
+
+
+def swap_backgrounds(x: torch.Tensor, keep: torch.Tensor, partners: torch.Tensor) -> torch.Tensor:
+    """Image b's foreground (its ``keep`` mask, (B, 1, H, W) bool) on the background of image
+    ``partners[b]``, whose own foreground is first :func:`inpaint`-ed away, so no second object
+    shows.  Rows with ``partners[b] == b`` are returned unchanged."""
+    if keep.dtype != torch.bool or keep.shape != (x.shape[0], 1, *x.shape[2:]):
+        raise ValueError(f"swap_backgrounds: x {tuple(x.shape)} needs a bool keep of shape "
+                         f"{(x.shape[0], 1, *x.shape[2:])}, got {keep.dtype} {tuple(keep.shape)}")
+    if partners.shape != (x.shape[0],):
+        raise ValueError(f"swap_backgrounds: {len(partners)} partners for a batch of {x.shape[0]}")
+    moved = (partners != torch.arange(len(partners))).to(x.device)
+    if not bool(moved.any()):
+        return x
+    p = partners.to(x.device)[moved]
+    backgrounds = inpaint(x[p], keep[p])
+    out = x.clone()
+    out[moved] = torch.where(keep[moved], x[moved], backgrounds)
+    return out

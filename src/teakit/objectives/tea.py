@@ -16,7 +16,7 @@ After every epoch the student's head bias is calibrated to a class prior, by
 default the teacher's mean prediction on the unlabelled training images
 (:mod:`teakit.calibrate`): heatmaps cannot teach per-class logit offsets.  The options and their defaults are
 :class:`teakit.config.TEAConfig`'s, the same as `tea distill`'s; ``shift``,
-``permute_channels``, ``student_bn``, ``joint_norm``, ``label_weight`` and ``kd_weight`` are
+``permute_channels``, ``swap_backgrounds``, ``student_bn``, ``joint_norm``, ``label_weight`` and ``kd_weight`` are
 extensions and ablations.  The teacher is frozen and in eval mode.
 """
 from __future__ import annotations
@@ -25,9 +25,11 @@ import torch.nn.functional as F
 
 from ..config import TEAConfig
 from ..data.augment import (
+    background_partners,
     permute_channels,
     random_channel_orders,
     random_shifts,
+    swap_backgrounds,
     translate,
 )
 from ..explain import explain
@@ -54,15 +56,20 @@ class TEA(Objective):
         self.cfg = (config or TEAConfig()).replace(**options)
         self.teacher, self.num_classes = teacher, num_classes
         self.cache, self.cache_logits = cache, cache_logits
-        if cache is not None and (self.cfg.shift or self.cfg.permute_channels or self.cfg.feature_weight):
-            raise ValueError("shift, permute_channels and feature_weight need the live teacher (a cache holds "
-                             "the input maps of the unchanged images): drop the cache, or turn them off")
+        if cache is not None and (self.cfg.shift or self.cfg.permute_channels or self.cfg.swap_backgrounds
+                                  or self.cfg.feature_weight):
+            raise ValueError("shift, permute_channels, swap_backgrounds and feature_weight need the live teacher "
+                             "(a cache holds the input maps of the unchanged images): drop the cache, or turn "
+                             "them off")
         if not isinstance(self.cfg.bias_prior, str) and len(self.cfg.bias_prior) != num_classes:
             raise ValueError(f"bias_prior: expected {num_classes} positive class frequencies (one per class), "
                              f"got {len(self.cfg.bias_prior)}")
         self.reps = maps_per_image(self.cfg.classes, num_classes)
         self.val_memo = ValidationMemo()
         self.masks = MaskMemo.of(teacher)  # the segmenter runs once per training image
+        if self.cfg.swap_backgrounds and self.masks is None:
+            raise ValueError("swap_backgrounds needs a segmenter teacher (its masks cut the foregrounds); "
+                             f"this teacher is a {type(teacher).__name__}: set it to 0")
 
     def __getattr__(self, name):  # obj.feature_weight etc.: the configuration's fields
         if name != "cfg" and "cfg" in self.__dict__ and hasattr(self.cfg, name):
@@ -105,7 +112,14 @@ class TEA(Objective):
 
     def __call__(self, batch, student, rng, train=True):
         c = self.cfg
-        keep = known_masks(self.masks, batch, train and not (c.shift or c.permute_channels))
+        changed = c.shift or c.permute_channels  # images the memo's masks no longer describe
+        keep = known_masks(self.masks, batch, train and (c.swap_backgrounds or not changed))
+        if train and c.swap_backgrounds:  # the teacher's mask still cuts the same foreground
+            if keep is None:
+                keep = self.teacher.mask(batch["x"])
+            partners = background_partners(batch["x"].shape[0], c.swap_backgrounds, rng)
+            batch = {**batch, "x": swap_backgrounds(batch["x"], keep, partners)}
+            keep = None if changed else keep
         if train and c.shift:  # one offset per image, for teacher and student alike
             shifts = random_shifts(batch["x"].shape[0], c.shift, rng)
             batch = {**batch, "x": translate(batch["x"], shifts.to(batch["x"].device))}

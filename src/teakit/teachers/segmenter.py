@@ -13,12 +13,11 @@ Assumes images with values in [0, 1] (the ``"noise"`` fill draws uniform
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..data.augment import gaussian_blur
 from ..names import FILLS, HEATMAP_OF
 from .base import Teacher
 
@@ -39,27 +38,6 @@ def dice_bce_loss(logits: torch.Tensor, mask: torch.Tensor, smooth: float = 1.0)
     m = m.flatten(1)
     dice = 1 - (2 * (p * m).sum(1) + smooth) / (p.sum(1) + m.sum(1) + smooth)
     return 0.5 * (bce + dice.mean())
-
-
-def _gaussian_kernel(sigma: float, radius: int, like: torch.Tensor) -> torch.Tensor:
-    t = torch.arange(-radius, radius + 1, device=like.device, dtype=like.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    return k / k.sum()
-
-
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur per channel with reflect padding.
-
-    The kernel radius is ceil(3σ), cut to side - 1 along a short side (reflect
-    padding needs it; the cut kernel is renormalised).
-    """
-    c, (h, w) = x.shape[1], x.shape[2:]
-    rw = min(math.ceil(3 * sigma), w - 1)
-    rh = min(math.ceil(3 * sigma), h - 1)
-    kw = _gaussian_kernel(sigma, rw, x).view(1, 1, 1, -1).expand(c, 1, 1, -1)
-    kh = _gaussian_kernel(sigma, rh, x).view(1, 1, -1, 1).expand(c, 1, -1, 1)
-    x = F.conv2d(F.pad(x, (rw, rw, 0, 0), mode="reflect"), kw, groups=c)
-    return F.conv2d(F.pad(x, (0, 0, rh, rh), mode="reflect"), kh, groups=c)
 
 
 def fill_background(x: torch.Tensor, keep: torch.Tensor, fill: str = "noise",
@@ -97,7 +75,7 @@ def fill_background(x: torch.Tensor, keep: torch.Tensor, fill: str = "noise",
     elif fill == "mean":
         filler = x.mean(dim=(2, 3), keepdim=True).expand_as(x)
     else:
-        filler = _gaussian_blur(x, sigma=max(x.shape[2:]) / 8)
+        filler = gaussian_blur(x, sigma=max(x.shape[2:]) / 8)
     return torch.where(keep, x, filler)
 
 
