@@ -1,11 +1,16 @@
-"""The augmentations of teakit.data.augment: shifts against a pixel loop, channel orders against indexing."""
+"""The augmentations of teakit.data.augment: shifts against a pixel loop, channel orders against indexing,
+background swaps and inpainting against per-image loops and invariants."""
 import pytest
 import torch
 
 from teakit.data.augment import (
+    background_partners,
+    gaussian_blur,
+    inpaint,
     permute_channels,
     random_channel_orders,
     random_shifts,
+    swap_backgrounds,
     translate,
 )
 
@@ -58,3 +63,70 @@ def test_permute_channels_takes_each_samples_channels_in_its_own_order():
         permute_channels(x, orders[:3])
     with pytest.raises(ValueError, match="channels"):
         random_channel_orders(2, 0)
+
+
+def _masks(batch, size, generator):
+    """Random rectangles, one per image."""
+    keep = torch.zeros(batch, 1, size, size, dtype=torch.bool)
+    for b in range(batch):
+        y0, x0 = torch.randint(0, size // 2, (2,), generator=generator).tolist()
+        h, w = torch.randint(2, size // 2, (2,), generator=generator).tolist()
+        keep[b, :, y0:y0 + h, x0:x0 + w] = True
+    return keep
+
+
+def test_inpaint_fills_only_the_hole_from_the_kept_pixels():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(5, 3, 16, 16, generator=g)
+    hole = _masks(5, 16, g)
+    out = inpaint(x, hole)
+    assert torch.equal(out[~hole.expand_as(x)], x[~hole.expand_as(x)])
+    # each filled value is a weighted mean of kept pixels of its own image and channel: within their range
+    for b in range(5):
+        for c in range(3):
+            kept = x[b, c][~hole[b, 0]]
+            filled = out[b, c][hole[b, 0]]
+            assert filled.min() >= kept.min() - 1e-6 and filled.max() <= kept.max() + 1e-6
+    # the normalised blur, written out for one image: blur of the kept pixels over blur of the indicator
+    k = (~hole[:1]).float()
+    sigma = 16 / 8
+    expected = gaussian_blur(x[:1] * k, sigma) / gaussian_blur(k, sigma)
+    assert torch.allclose(out[:1][hole[:1].expand(1, 3, 16, 16)], expected[hole[:1].expand(1, 3, 16, 16)], atol=1e-6)
+    # a flat background is filled with its own colour, whatever the hole's shape
+    flat = torch.tensor([0.2, 0.5, 0.9]).view(1, 3, 1, 1).expand(5, 3, 16, 16).clone()
+    assert torch.allclose(inpaint(flat, hole), flat, atol=1e-6)
+    with pytest.raises(ValueError, match="bool hole"):
+        inpaint(x, hole.float())
+
+
+def test_swap_backgrounds_matches_a_per_image_loop():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(6, 3, 16, 16, generator=g)
+    keep = _masks(6, 16, g)
+    partners = torch.tensor([3, 1, 0, 5, 4, 2])  # rows 1 and 4 keep their own background
+    out = swap_backgrounds(x, keep, partners)
+    for b, p in enumerate(partners.tolist()):
+        if p == b:
+            assert torch.equal(out[b], x[b])
+            continue
+        background = inpaint(x[p:p + 1], keep[p:p + 1])[0]
+        expected = torch.where(keep[b], x[b], background)
+        assert torch.equal(out[b][:, keep[b, 0]], x[b][:, keep[b, 0]])  # the foreground bit-identical
+        assert torch.allclose(out[b], expected, atol=1e-6)  # (batched and single-image blurs may round apart)
+        # the partner's own object is gone: no pixel of its foreground shows outside b's foreground
+        shows = keep[p, 0] & ~keep[b, 0]
+        if shows.any():
+            assert not torch.equal(out[b][:, shows], x[p][:, shows])
+    assert torch.equal(swap_backgrounds(x, keep, torch.arange(6)), x)
+    with pytest.raises(ValueError, match="partners"):
+        swap_backgrounds(x, keep, partners[:5])
+
+
+def test_background_partners_are_a_permutation_at_chance_one_and_the_identity_at_zero():
+    g = torch.Generator().manual_seed(2)
+    assert torch.equal(background_partners(50, 0.0, g), torch.arange(50))
+    assert sorted(background_partners(50, 1.0, g).tolist()) == list(range(50))
+    moved = sum((background_partners(100, 0.5, g) != torch.arange(100)).sum().item() for _ in range(40))
+    assert abs(moved / 4000 - 0.5) < 0.05  # about half the images (a permutation's fixed points stay)
+    with pytest.raises(ValueError, match="chance"):
+        background_partners(4, 1.5)

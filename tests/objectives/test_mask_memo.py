@@ -94,3 +94,34 @@ def test_tea_does_not_use_the_memo_for_augmented_images(augment):
     batch = _batch(list(range(8)))
     obj(batch, SmallCNN(num_classes=K, width=4, depth=2), torch.Generator().manual_seed(0))
     assert not obj.masks.masks
+
+
+def test_swap_backgrounds_cuts_with_the_memos_masks_and_trains_on_the_composites():
+    from teakit.data.augment import background_partners, swap_backgrounds
+
+    teacher = _teacher()
+    batch = _batch(list(range(12)))
+    torch.manual_seed(0)
+    student = SmallCNN(num_classes=K, width=4, depth=2)
+    obj = TEA(teacher, K, feature_weight=0.0, swap_backgrounds=1.0)
+    loss, _ = obj(batch, student, torch.Generator().manual_seed(3))
+    assert teacher.segmenter.seen == 12  # the originals, once; the composites are never segmented
+    # the same step written out: partners first from the step's generator, the composites cut by the
+    # original images' masks, and the teacher keeps those masks for the composites
+    g = torch.Generator().manual_seed(3)
+    keep = teacher.mask(batch["x"])
+    swapped = {**batch, "x": swap_backgrounds(batch["x"], keep, background_partners(12, 1.0, g))}
+    plain = TEA(teacher, K, feature_weight=0.0)
+    plain.masks.masks.update(zip(batch["index"].tolist(), keep))
+    expected, _ = plain(swapped, student, g)
+    assert torch.allclose(loss, expected)
+    unchanged, _ = TEA(teacher, K, feature_weight=0.0)(batch, student, torch.Generator().manual_seed(3))
+    assert not torch.allclose(loss, unchanged)
+    # validation never swaps
+    val, _ = obj(batch, student, torch.Generator().manual_seed(3), train=False)
+    val0, _ = TEA(teacher, K, feature_weight=0.0)(batch, student, torch.Generator().manual_seed(3), train=False)
+    assert torch.equal(val, val0)
+    with pytest.raises(ValueError, match="needs a segmenter teacher"):
+        TEA(DebiasedTeacher(SmallCNN(num_classes=K, width=4, depth=2)).freeze(), K, swap_backgrounds=0.5)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        TEA(teacher, K, swap_backgrounds=2.0)
