@@ -150,6 +150,11 @@ class TEAConfig:
                                         "(its object inpainted away), the same image for teacher and student "
                                         "(live segmenter teacher); assumes the mask covers what the teacher "
                                         "decides by")
+    synthetic_backgrounds: float = _opt(0.0, "chance that a training image's foreground, cut by the segmenter "
+                                             "teacher's own mask, is put on a synthetic dead-leaves picture "
+                                             "(discs of random colours at every scale), the same image for "
+                                             "teacher and student (live segmenter teacher); assumes the mask "
+                                             "covers what the teacher decides by")
     joint_norm: bool = _opt(False, "classes pair/all: one loss normalisation per image over its maps")
     student_bn: str = _opt("batch", "BatchNorm statistics while the student's training heatmap is computed: "
                                     "the batch's, or the running ones (as at test time)")
@@ -165,8 +170,9 @@ class TEAConfig:
         if not lo <= hi:
             raise ValueError(f"eps_log_range=({lo}, {hi}): LO must not exceed HI")
         object.__setattr__(self, "eps_log_range", (float(lo), float(hi)))
-        if not 0.0 <= self.swap_backgrounds <= 1.0:
-            raise ValueError(f"swap_backgrounds={self.swap_backgrounds} must lie in [0, 1]")
+        for name in ("swap_backgrounds", "synthetic_backgrounds"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}={getattr(self, name)} must lie in [0, 1]")
         if self.shift < 0:
             raise ValueError(f"shift={self.shift} must be >= 0")
         if self.joint_norm and self.classes not in ("pair", "all"):

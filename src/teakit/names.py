@@ -60,4 +60,6 @@ VARIANTS: dict[str, dict] = {
     "twice-longer+permute-channels": {"epochs_scale": 2.0, "tea": {"permute_channels": True}},
     "swap-backgrounds": {"tea": {"swap_backgrounds": 0.5}},
     "twice-longer+swap-backgrounds": {"epochs_scale": 2.0, "tea": {"swap_backgrounds": 0.5}},
+    "synthetic-backgrounds": {"tea": {"synthetic_backgrounds": 0.5}},
+    "twice-longer+synthetic-backgrounds": {"epochs_scale": 2.0, "tea": {"synthetic_backgrounds": 0.5}},
 }

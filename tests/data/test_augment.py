@@ -5,8 +5,11 @@ import torch
 
 from teakit.data.augment import (
     background_partners,
+    colour_layouts,
+    dead_leaves,
     gaussian_blur,
     inpaint,
+    paste,
     permute_channels,
     random_channel_orders,
     random_shifts,
@@ -130,3 +133,59 @@ def test_background_partners_are_a_permutation_at_chance_one_and_the_identity_at
     assert abs(moved / 4000 - 0.5) < 0.05  # about half the images (a permutation's fixed points stay)
     with pytest.raises(ValueError, match="chance"):
         background_partners(4, 1.5)
+
+
+def _slow_dead_leaves(count, H, W, leaves, generator):
+    """The same draws, painted disc by disc, pixel by pixel."""
+    side = max(H, W)
+    rmin, rmax = side / 32, side / 3
+    u = torch.rand(count, leaves, generator=generator)
+    radius = (rmin ** -2 - u * (rmin ** -2 - rmax ** -2)) ** -0.5
+    cy = torch.rand(count, leaves, 1, 1, generator=generator) * H
+    cx = torch.rand(count, leaves, 1, 1, generator=generator) * W
+    out = torch.zeros(count, H, W, dtype=torch.long)
+    for n in range(count):
+        for k in range(leaves):
+            for i in range(H):
+                for j in range(W):
+                    if (i + 0.5 - cy[n, k, 0, 0]) ** 2 + (j + 0.5 - cx[n, k, 0, 0]) ** 2 <= radius[n, k] ** 2:
+                        out[n, i, j] = k + 1
+    return out
+
+
+def test_dead_leaves_match_a_disc_by_disc_painter_and_cover_the_picture():
+    fast = dead_leaves(2, 12, 10, leaves=60, generator=torch.Generator().manual_seed(4))
+    slow = _slow_dead_leaves(2, 12, 10, 60, torch.Generator().manual_seed(4))
+    assert torch.equal(fast, slow)  # 60 discs: two chunks, so the chunking is covered
+    big = dead_leaves(16, 32, 32, generator=torch.Generator().manual_seed(5))
+    assert (big == 0).float().mean() < 0.15 and big.max() <= 200  # about e^-3 of the ground shows
+    # radii at every scale: both a small and a large disc are the top disc somewhere
+    sizes = torch.stack([torch.bincount(b.flatten(), minlength=201) for b in big])[:, 1:]
+    assert ((sizes > 0) & (sizes < 10)).any() and (sizes > 150).any()
+
+
+def test_colour_layouts_paint_each_disc_one_colour_within_the_datas_range():
+    layouts = dead_leaves(3, 16, 16, generator=torch.Generator().manual_seed(6))
+    like = torch.rand(4, 3, 16, 16) * torch.tensor([0.2, 0.5, 1.0]).view(1, 3, 1, 1) + 0.1
+    pictures = colour_layouts(layouts, like, torch.Generator().manual_seed(7))
+    assert pictures.shape == (3, 3, 16, 16)
+    for n in range(3):
+        for disc in layouts[n].unique():
+            pixels = pictures[n][:, layouts[n] == disc]
+            assert torch.equal(pixels, pixels[:, :1].expand_as(pixels))  # one colour per disc
+    lo, hi = like.amin((0, 2, 3)).view(1, 3, 1, 1), like.amax((0, 2, 3)).view(1, 3, 1, 1)
+    assert (pictures >= lo - 1e-6).all() and (pictures <= hi + 1e-6).all()
+    grey = colour_layouts(layouts, like[:, :1].expand(4, 3, 16, 16), torch.Generator().manual_seed(7))
+    assert torch.equal(grey, grey[:, :1].expand_as(grey)) and grey.std() > 0  # grey data: grey pictures
+
+
+def test_paste_keeps_foregrounds_and_other_rows():
+    g = torch.Generator().manual_seed(8)
+    x = torch.rand(5, 3, 8, 8, generator=g)
+    keep = _masks(5, 8, g)
+    rows = torch.tensor([True, False, True, False, False])
+    backgrounds = torch.rand(2, 3, 8, 8, generator=g)
+    out = paste(x, keep, rows, backgrounds)
+    assert torch.equal(out[~rows], x[~rows])
+    for i, b in enumerate((0, 2)):
+        assert torch.equal(out[b], torch.where(keep[b], x[b], backgrounds[i]))

@@ -121,7 +121,34 @@ def test_swap_backgrounds_cuts_with_the_memos_masks_and_trains_on_the_composites
     val, _ = obj(batch, student, torch.Generator().manual_seed(3), train=False)
     val0, _ = TEA(teacher, K, feature_weight=0.0)(batch, student, torch.Generator().manual_seed(3), train=False)
     assert torch.equal(val, val0)
-    with pytest.raises(ValueError, match="needs a segmenter teacher"):
+    with pytest.raises(ValueError, match="need a segmenter teacher"):
         TEA(DebiasedTeacher(SmallCNN(num_classes=K, width=4, depth=2)).freeze(), K, swap_backgrounds=0.5)
     with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
         TEA(teacher, K, swap_backgrounds=2.0)
+
+
+
+def test_synthetic_backgrounds_paint_dead_leaves_behind_the_memos_masks():
+    from teakit.data.augment import colour_layouts, dead_leaves, paste
+
+    teacher = _teacher()
+    batch = _batch(list(range(12)))
+    torch.manual_seed(0)
+    student = SmallCNN(num_classes=K, width=4, depth=2)
+    obj = TEA(teacher, K, feature_weight=0.0, synthetic_backgrounds=0.5)
+    loss, _ = obj(batch, student, torch.Generator().manual_seed(3))
+    assert teacher.segmenter.seen == 12 and obj.layouts.shape[1:] == (16, 16)
+    # written out: the rows, then the layouts picked from the fixed bank, then their colours
+    g = torch.Generator().manual_seed(3)
+    keep = teacher.mask(batch["x"])
+    rows = torch.rand(12, generator=g) < 0.5
+    bank = dead_leaves(256, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(obj.layouts, bank)
+    pick = torch.randint(256, (int(rows.sum()),), generator=g)
+    x = paste(batch["x"], keep, rows, colour_layouts(bank[pick], batch["x"], g))
+    plain = TEA(teacher, K, feature_weight=0.0)
+    plain.masks.masks.update(zip(batch["index"].tolist(), keep))
+    expected, _ = plain({**batch, "x": x}, student, g)
+    assert torch.allclose(loss, expected)
+    with pytest.raises(ValueError, match="need a segmenter teacher"):
+        TEA(DebiasedTeacher(SmallCNN(num_classes=K, width=4, depth=2)).freeze(), K, synthetic_backgrounds=0.5)

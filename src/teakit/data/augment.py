@@ -109,16 +109,64 @@ def swap_backgrounds(x: torch.Tensor, keep: torch.Tensor, partners: torch.Tensor
     """Image b's foreground (its ``keep`` mask, (B, 1, H, W) bool) on the background of image
     ``partners[b]``, whose own foreground is first :func:`inpaint`-ed away, so no second object
     shows.  Rows with ``partners[b] == b`` are returned unchanged."""
-    if keep.dtype != torch.bool or keep.shape != (x.shape[0], 1, *x.shape[2:]):
-        raise ValueError(f"swap_backgrounds: x {tuple(x.shape)} needs a bool keep of shape "
-                         f"{(x.shape[0], 1, *x.shape[2:])}, got {keep.dtype} {tuple(keep.shape)}")
+    _check_keep("swap_backgrounds", x, keep)
     if partners.shape != (x.shape[0],):
         raise ValueError(f"swap_backgrounds: {len(partners)} partners for a batch of {x.shape[0]}")
     moved = (partners != torch.arange(len(partners))).to(x.device)
     if not bool(moved.any()):
         return x
     p = partners.to(x.device)[moved]
-    backgrounds = inpaint(x[p], keep[p])
+    return paste(x, keep, moved, inpaint(x[p], keep[p]))
+
+
+def dead_leaves(count: int, height: int, width: int, leaves: int = 200, generator=None) -> torch.Tensor:
+    """``count`` "dead leaves" layouts, (count, H, W) int64: ``leaves`` discs dropped one on another
+    at uniform centres, with radii of density ∝ r⁻³ between 1/32 and 1/3 of the side (edges at every
+    scale, as in natural images; 200 discs cover the picture about three times over, at any size);
+    each pixel holds the number (1 … leaves) of the last disc dropped on it, 0 where none fell.
+    :func:`colour_layouts` paints them."""
+    side = max(height, width)
+    rmin, rmax = side / 32, side / 3
+    u = torch.rand(count, leaves, generator=generator)
+    radius = (rmin ** -2 - u * (rmin ** -2 - rmax ** -2)) ** -0.5
+    cy = torch.rand(count, leaves, 1, 1, generator=generator) * height
+    cx = torch.rand(count, leaves, 1, 1, generator=generator) * width
+    yy = torch.arange(height, dtype=torch.float32).view(1, 1, height, 1) + 0.5
+    xx = torch.arange(width, dtype=torch.float32).view(1, 1, 1, width) + 0.5
+    top = torch.zeros(count, height, width, dtype=torch.long)
+    for k in range(0, leaves, 50):  # in chunks, to bound the (count, chunk, H, W) memory
+        s = slice(k, k + 50)
+        inside = (yy - cy[:, s]) ** 2 + (xx - cx[:, s]) ** 2 <= radius[:, s, None, None] ** 2
+        number = torch.arange(k + 1, k + 1 + inside.shape[1]).view(1, -1, 1, 1)
+        top = torch.maximum(top, (inside * number).amax(1))
+    return top
+
+
+def colour_layouts(layouts: torch.Tensor, like: torch.Tensor, generator=None) -> torch.Tensor:
+    """Pictures (n, C, H, W) on ``like``'s device and dtype from ``layouts`` (n, H, W) int64 (as
+    :func:`dead_leaves` gives): one colour per disc number, each channel uniform between ``like``'s
+    per-channel minimum and maximum, so the pictures share the data's value range; grey (equal
+    channels) when every image of ``like`` (B, C, H, W) is grey.  Colours are drawn on the CPU."""
+    n, (H, W), C = layouts.shape[0], layouts.shape[1:], like.shape[1]
+    lo, hi = like.amin((0, 2, 3)).cpu(), like.amax((0, 2, 3)).cpu()
+    grey = C > 1 and bool((like == like[:, :1]).all())
+    discs = int(layouts.max()) + 1 if layouts.numel() else 1
+    colour = torch.rand(n, discs, 1 if grey else C, generator=generator).expand(-1, -1, C)
+    colour = lo + colour * (hi - lo)
+    picture = colour.gather(1, layouts.reshape(n, H * W, 1).expand(-1, -1, C))
+    return picture.view(n, H, W, C).permute(0, 3, 1, 2).to(like.device, like.dtype)
+
+
+def paste(x: torch.Tensor, keep: torch.Tensor, rows: torch.Tensor, backgrounds: torch.Tensor) -> torch.Tensor:
+    """``x`` with each image of ``rows`` ((B,) bool) put on its own entry of ``backgrounds`` (one per
+    True row, in order) outside its ``keep`` mask; its foreground and every other row unchanged."""
+    _check_keep("paste", x, keep)
     out = x.clone()
-    out[moved] = torch.where(keep[moved], x[moved], backgrounds)
+    out[rows] = torch.where(keep[rows], x[rows], backgrounds)
     return out
+
+
+def _check_keep(name: str, x: torch.Tensor, keep: torch.Tensor) -> None:
+    if keep.dtype != torch.bool or keep.shape != (x.shape[0], 1, *x.shape[2:]):
+        raise ValueError(f"{name}: x {tuple(x.shape)} needs a bool keep of shape "
+                         f"{(x.shape[0], 1, *x.shape[2:])}, got {keep.dtype} {tuple(keep.shape)}")

@@ -16,16 +16,20 @@ After every epoch the student's head bias is calibrated to a class prior, by
 default the teacher's mean prediction on the unlabelled training images
 (:mod:`teakit.calibrate`): heatmaps cannot teach per-class logit offsets.  The options and their defaults are
 :class:`teakit.config.TEAConfig`'s, the same as `tea distill`'s; ``shift``,
-``permute_channels``, ``swap_backgrounds``, ``student_bn``, ``joint_norm``, ``label_weight`` and ``kd_weight`` are
+``permute_channels``, ``swap_backgrounds``, ``synthetic_backgrounds``, ``student_bn``, ``joint_norm``, ``label_weight`` and ``kd_weight`` are
 extensions and ablations.  The teacher is frozen and in eval mode.
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 
 from ..config import TEAConfig
 from ..data.augment import (
     background_partners,
+    colour_layouts,
+    dead_leaves,
+    paste,
     permute_channels,
     random_channel_orders,
     random_shifts,
@@ -43,6 +47,9 @@ from .sampling import explained_classes, maps_per_image, sample_eps
 from .teacher_maps import TeacherMaps, ValidationMemo, cached_maps, live_maps
 
 
+LAYOUTS = 256  # synthetic_backgrounds: dead-leaves layouts per image size
+
+
 class TEA(Objective):
     name = "tea"
     selection_key = "heatmap_loss"
@@ -57,8 +64,9 @@ class TEA(Objective):
         self.teacher, self.num_classes = teacher, num_classes
         self.cache, self.cache_logits = cache, cache_logits
         if cache is not None and (self.cfg.shift or self.cfg.permute_channels or self.cfg.swap_backgrounds
-                                  or self.cfg.feature_weight):
-            raise ValueError("shift, permute_channels, swap_backgrounds and feature_weight need the live teacher "
+                                  or self.cfg.synthetic_backgrounds or self.cfg.feature_weight):
+            raise ValueError("shift, permute_channels, swap_backgrounds, synthetic_backgrounds and feature_weight "
+                             "need the live teacher "
                              "(a cache holds the input maps of the unchanged images): drop the cache, or turn "
                              "them off")
         if not isinstance(self.cfg.bias_prior, str) and len(self.cfg.bias_prior) != num_classes:
@@ -67,9 +75,10 @@ class TEA(Objective):
         self.reps = maps_per_image(self.cfg.classes, num_classes)
         self.val_memo = ValidationMemo()
         self.masks = MaskMemo.of(teacher)  # the segmenter runs once per training image
-        if self.cfg.swap_backgrounds and self.masks is None:
-            raise ValueError("swap_backgrounds needs a segmenter teacher (its masks cut the foregrounds); "
-                             f"this teacher is a {type(teacher).__name__}: set it to 0")
+        if (self.cfg.swap_backgrounds or self.cfg.synthetic_backgrounds) and self.masks is None:
+            raise ValueError("swap_backgrounds and synthetic_backgrounds need a segmenter teacher (its masks cut "
+                             f"the foregrounds); this teacher is a {type(teacher).__name__}: set them to 0")
+        self.layouts = None  # synthetic_backgrounds' dead-leaves layouts, made at first use
 
     def __getattr__(self, name):  # obj.feature_weight etc.: the configuration's fields
         if name != "cfg" and "cfg" in self.__dict__ and hasattr(self.cfg, name):
@@ -113,12 +122,12 @@ class TEA(Objective):
     def __call__(self, batch, student, rng, train=True):
         c = self.cfg
         changed = c.shift or c.permute_channels  # images the memo's masks no longer describe
-        keep = known_masks(self.masks, batch, train and (c.swap_backgrounds or not changed))
-        if train and c.swap_backgrounds:  # the teacher's mask still cuts the same foreground
+        pasted = c.swap_backgrounds or c.synthetic_backgrounds
+        keep = known_masks(self.masks, batch, train and (pasted or not changed))
+        if train and pasted:  # the teacher's mask still cuts the same foreground
             if keep is None:
                 keep = self.teacher.mask(batch["x"])
-            partners = background_partners(batch["x"].shape[0], c.swap_backgrounds, rng)
-            batch = {**batch, "x": swap_backgrounds(batch["x"], keep, partners)}
+            batch = {**batch, "x": self.new_backgrounds(batch["x"], keep, rng)}
             keep = None if changed else keep
         if train and c.shift:  # one offset per image, for teacher and student alike
             shifts = random_shifts(batch["x"].shape[0], c.shift, rng)
@@ -147,6 +156,22 @@ class TEA(Objective):
             loss = loss + c.kd_weight * kd_loss(logits, t.logits)
         return loss, {"loss": loss.detach(), "heatmap_loss": hm.detach(), **logs,
                       **output_logs(logits, y, t.logits)}
+
+
+    def new_backgrounds(self, x, keep, rng):
+        """``x`` with foregrounds (``keep``) on other images' backgrounds (``swap_backgrounds``), then
+        on synthetic ones (``synthetic_backgrounds``: dead-leaves layouts, one fixed bank of
+        ``LAYOUTS`` per image size, seeded 0, painted in new colours every step)."""
+        c = self.cfg
+        if c.swap_backgrounds:
+            x = swap_backgrounds(x, keep, background_partners(x.shape[0], c.swap_backgrounds, rng))
+        if c.synthetic_backgrounds:
+            rows = torch.rand(x.shape[0], generator=rng) < c.synthetic_backgrounds
+            if self.layouts is None or self.layouts.shape[1:] != x.shape[2:]:
+                self.layouts = dead_leaves(LAYOUTS, *x.shape[2:], generator=torch.Generator().manual_seed(0))
+            pick = torch.randint(len(self.layouts), (int(rows.sum()),), generator=rng)
+            x = paste(x, keep, rows.to(x.device), colour_layouts(self.layouts[pick], x, rng))
+        return x
 
 
 def explain_student(student, x, t: TeacherMaps, method: str, train: bool, layer: int | None):
