@@ -140,6 +140,21 @@ def test_lobo_end_to_end_reports_each_benchmarks_choice_from_the_other(teacher_d
     printed = capsys.readouterr().out
     assert printed.count(": 1 epochs") == 8 and "| benchmark | held out?" in printed
 
+    # a run recorded before a TEA option existed is reused (the option was off); one that names another
+    # value of it is not
+    done = out / A / "default-s0" / "score.json"
+    record = json.loads(done.read_text())
+    older = {**record, "settings": {**record["settings"], "tea": {
+        k: v for k, v in record["settings"]["tea"].items() if k != "swap_backgrounds"}}}
+    done.write_text(json.dumps(older))
+    assert lobo([A], {A: teachers[A]}, ["default"], out, **kw) is not None
+    other = {**record, "settings": {**record["settings"], "tea": {**record["settings"]["tea"], "swap_backgrounds": 0.5}}}
+    done.write_text(json.dumps(other))
+    with pytest.raises(ValueError, match=r"other settings \(tea\)"):
+        lobo([A], {A: teachers[A]}, ["default"], out, **kw)
+    done.write_text(json.dumps(record))
+    capsys.readouterr()
+
     # a run trained with other settings is not silently reused
     with pytest.raises(ValueError, match=r"other settings \(train\)"):
         lobo([A, C], teachers, ["default"], out, **{**kw, "cfg": command_train_config("study", "tea", epochs=2,

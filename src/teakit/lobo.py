@@ -149,6 +149,14 @@ def _json_roundtrip(obj):
     return json.loads(json.dumps(obj))
 
 
+def recorded_settings(record: dict) -> dict:
+    """A finished run's settings, with every TEA option it does not name at its default: options
+    added to :class:`~teakit.config.TEAConfig` after the run was trained are off by default, as
+    the run trained them."""
+    settings = record["settings"]
+    return {**settings, "tea": {**_json_roundtrip(asdict(TEAConfig())), **settings["tea"]}}
+
+
 def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=(), cfg: TrainConfig | None = None,
          tea: dict | None = None, spec: dict | None = None, data_seed: int = 0, data_options: dict | None = None,
          fresh: bool = False, progress: bool = True, fabric: dict | None = None) -> Path:
@@ -213,8 +221,8 @@ def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=()
                 run_dir, done = out / b / f"{c}-s{seed}", out / b / f"{c}-s{seed}" / "score.json"
                 if done.exists() and not fresh:
                     record = json.loads(done.read_text())
-                    if record["settings"] != settings:
-                        changed = sorted(k for k in settings if record["settings"].get(k) != settings[k])
+                    if recorded_settings(record) != settings:
+                        changed = sorted(k for k in settings if recorded_settings(record).get(k) != settings[k])
                         raise ValueError(f"{run_dir} was trained with other settings ({', '.join(changed)}); "
                                          "use another --out, or --fresh to retrain")
                     print(f"[{i}/{total}] {b} / {c} / seed {seed}: finished earlier, reusing {done}")
