@@ -210,8 +210,7 @@ TEA_FLAGS = {
 }
 # the options the other heatmap objectives (explanation distillation with other explainers) share with TEA
 EXPLANATION_OPTIONS = ("classes", "p_top", "loss", "pyramid", "min_side", "label_weight", "kd_weight", "shift",
-                       "permute_channels", "swap_backgrounds",
-                       "synthetic_backgrounds", "bias_prior")
+                       "permute_channels", "swap_backgrounds", "synthetic_backgrounds", "bias_prior")
 
 
 def _add_tea(p: argparse.ArgumentParser, title: str):

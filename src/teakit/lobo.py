@@ -221,8 +221,9 @@ def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=()
                 run_dir, done = out / b / f"{c}-s{seed}", out / b / f"{c}-s{seed}" / "score.json"
                 if done.exists() and not fresh:
                     record = json.loads(done.read_text())
-                    if recorded_settings(record) != settings:
-                        changed = sorted(k for k in settings if recorded_settings(record).get(k) != settings[k])
+                    recorded = recorded_settings(record)
+                    if recorded != settings:
+                        changed = sorted(k for k in settings if recorded.get(k) != settings[k])
                         raise ValueError(f"{run_dir} was trained with other settings ({', '.join(changed)}); "
                                          "use another --out, or --fresh to retrain")
                     print(f"[{i}/{total}] {b} / {c} / seed {seed}: finished earlier, reusing {done}")

@@ -96,25 +96,36 @@ def test_tea_does_not_use_the_memo_for_augmented_images(augment):
     assert not obj.masks.masks
 
 
-def test_swap_backgrounds_cuts_with_the_memos_masks_and_trains_on_the_composites():
-    from teakit.data.augment import background_partners, swap_backgrounds
-
+def _new_background_step(**options):
+    """A segmenter teacher, a 12-image training batch, a student, and one TEA training step with
+    ``options`` (generator seeded 3): ``(teacher, batch, student, objective, loss)``."""
     teacher = _teacher()
     batch = _batch(list(range(12)))
     torch.manual_seed(0)
     student = SmallCNN(num_classes=K, width=4, depth=2)
-    obj = TEA(teacher, K, feature_weight=0.0, swap_backgrounds=1.0)
+    obj = TEA(teacher, K, feature_weight=0.0, **options)
     loss, _ = obj(batch, student, torch.Generator().manual_seed(3))
+    return teacher, batch, student, obj, loss
+
+
+def _plain_step_on(teacher, batch, x, keep, student, g):
+    """The plain TEA loss on ``batch`` with images ``x``, the teacher's masks of them given as ``keep``."""
+    plain = TEA(teacher, K, feature_weight=0.0)
+    plain.masks.masks.update(zip(batch["index"].tolist(), keep))
+    return plain({**batch, "x": x}, student, g)[0]
+
+
+def test_swap_backgrounds_cuts_with_the_memos_masks_and_trains_on_the_composites():
+    from teakit.data.augment import background_partners, swap_backgrounds
+
+    teacher, batch, student, obj, loss = _new_background_step(swap_backgrounds=1.0)
     assert teacher.segmenter.seen == 12  # the originals, once; the composites are never segmented
     # the same step written out: partners first from the step's generator, the composites cut by the
     # original images' masks, and the teacher keeps those masks for the composites
     g = torch.Generator().manual_seed(3)
     keep = teacher.mask(batch["x"])
-    swapped = {**batch, "x": swap_backgrounds(batch["x"], keep, background_partners(12, 1.0, g))}
-    plain = TEA(teacher, K, feature_weight=0.0)
-    plain.masks.masks.update(zip(batch["index"].tolist(), keep))
-    expected, _ = plain(swapped, student, g)
-    assert torch.allclose(loss, expected)
+    swapped = swap_backgrounds(batch["x"], keep, background_partners(12, 1.0, g))
+    assert torch.allclose(loss, _plain_step_on(teacher, batch, swapped, keep, student, g))
     unchanged, _ = TEA(teacher, K, feature_weight=0.0)(batch, student, torch.Generator().manual_seed(3))
     assert not torch.allclose(loss, unchanged)
     # validation never swaps
@@ -127,16 +138,10 @@ def test_swap_backgrounds_cuts_with_the_memos_masks_and_trains_on_the_composites
         TEA(teacher, K, swap_backgrounds=2.0)
 
 
-
 def test_synthetic_backgrounds_paint_dead_leaves_behind_the_memos_masks():
     from teakit.data.augment import colour_layouts, dead_leaves, paste
 
-    teacher = _teacher()
-    batch = _batch(list(range(12)))
-    torch.manual_seed(0)
-    student = SmallCNN(num_classes=K, width=4, depth=2)
-    obj = TEA(teacher, K, feature_weight=0.0, synthetic_backgrounds=0.5)
-    loss, _ = obj(batch, student, torch.Generator().manual_seed(3))
+    teacher, batch, student, obj, loss = _new_background_step(synthetic_backgrounds=0.5)
     assert teacher.segmenter.seen == 12 and obj.layouts.shape[1:] == (16, 16)
     # written out: the rows, then the layouts picked from the fixed bank, then their colours
     g = torch.Generator().manual_seed(3)
@@ -146,9 +151,6 @@ def test_synthetic_backgrounds_paint_dead_leaves_behind_the_memos_masks():
     assert torch.equal(obj.layouts, bank)
     pick = torch.randint(256, (int(rows.sum()),), generator=g)
     x = paste(batch["x"], keep, rows, colour_layouts(bank[pick], batch["x"], g))
-    plain = TEA(teacher, K, feature_weight=0.0)
-    plain.masks.masks.update(zip(batch["index"].tolist(), keep))
-    expected, _ = plain({**batch, "x": x}, student, g)
-    assert torch.allclose(loss, expected)
+    assert torch.allclose(loss, _plain_step_on(teacher, batch, x, keep, student, g))
     with pytest.raises(ValueError, match="need a segmenter teacher"):
         TEA(DebiasedTeacher(SmallCNN(num_classes=K, width=4, depth=2)).freeze(), K, synthetic_backgrounds=0.5)

@@ -7,7 +7,9 @@ per sample; ``permute_channels`` reorders each sample's channels by it (with
 RGB images: a colour that marks a class in training no longer does).
 ``background_partners`` and ``swap_backgrounds`` put an image's foreground (a
 segmenter teacher's own mask of it) on another image's background, whose
-foreground ``inpaint`` removes first.  All need the live teacher: the teacher
+foreground ``inpaint`` removes first; ``dead_leaves`` draws synthetic
+layouts, ``colour_layouts`` paints them and ``paste`` puts foregrounds on
+them.  All need the live teacher: the teacher
 explains the augmented image itself (with max-pooling, the heatmap of a moved
 image is not the moved heatmap, so cached maps are never augmented).
 ``gaussian_blur`` is the blur that ``inpaint`` and the segmenter's ``blur``
@@ -83,9 +85,7 @@ def inpaint(x: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
     rest of the image: a Gaussian blur (σ = max(H, W) / 8) of the kept pixels, divided by the same
     blur of the kept-pixel indicator (normalised convolution); where no kept pixel is near, each
     image's mean kept colour.  Pixels outside the hole are returned unchanged."""
-    if hole.dtype != torch.bool or hole.shape != (x.shape[0], 1, *x.shape[2:]):
-        raise ValueError(f"inpaint: x {tuple(x.shape)} needs a bool hole of shape "
-                         f"{(x.shape[0], 1, *x.shape[2:])}, got {hole.dtype} {tuple(hole.shape)}")
+    _check_mask("inpaint", x, hole, "hole")
     kept = (~hole).to(x.dtype)
     sigma = max(x.shape[2:]) / 8
     weight = gaussian_blur(kept, sigma)
@@ -109,7 +109,7 @@ def swap_backgrounds(x: torch.Tensor, keep: torch.Tensor, partners: torch.Tensor
     """Image b's foreground (its ``keep`` mask, (B, 1, H, W) bool) on the background of image
     ``partners[b]``, whose own foreground is first :func:`inpaint`-ed away, so no second object
     shows.  Rows with ``partners[b] == b`` are returned unchanged."""
-    _check_keep("swap_backgrounds", x, keep)
+    _check_mask("swap_backgrounds", x, keep)
     if partners.shape != (x.shape[0],):
         raise ValueError(f"swap_backgrounds: {len(partners)} partners for a batch of {x.shape[0]}")
     moved = (partners != torch.arange(len(partners))).to(x.device)
@@ -160,13 +160,13 @@ def colour_layouts(layouts: torch.Tensor, like: torch.Tensor, generator=None) ->
 def paste(x: torch.Tensor, keep: torch.Tensor, rows: torch.Tensor, backgrounds: torch.Tensor) -> torch.Tensor:
     """``x`` with each image of ``rows`` ((B,) bool) put on its own entry of ``backgrounds`` (one per
     True row, in order) outside its ``keep`` mask; its foreground and every other row unchanged."""
-    _check_keep("paste", x, keep)
+    _check_mask("paste", x, keep)
     out = x.clone()
     out[rows] = torch.where(keep[rows], x[rows], backgrounds)
     return out
 
 
-def _check_keep(name: str, x: torch.Tensor, keep: torch.Tensor) -> None:
-    if keep.dtype != torch.bool or keep.shape != (x.shape[0], 1, *x.shape[2:]):
-        raise ValueError(f"{name}: x {tuple(x.shape)} needs a bool keep of shape "
-                         f"{(x.shape[0], 1, *x.shape[2:])}, got {keep.dtype} {tuple(keep.shape)}")
+def _check_mask(func: str, x: torch.Tensor, mask: torch.Tensor, what: str = "keep") -> None:
+    if mask.dtype != torch.bool or mask.shape != (x.shape[0], 1, *x.shape[2:]):
+        raise ValueError(f"{func}: x {tuple(x.shape)} needs a bool {what} of shape "
+                         f"{(x.shape[0], 1, *x.shape[2:])}, got {mask.dtype} {tuple(mask.shape)}")

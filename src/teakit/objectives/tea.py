@@ -16,8 +16,8 @@ After every epoch the student's head bias is calibrated to a class prior, by
 default the teacher's mean prediction on the unlabelled training images
 (:mod:`teakit.calibrate`): heatmaps cannot teach per-class logit offsets.  The options and their defaults are
 :class:`teakit.config.TEAConfig`'s, the same as `tea distill`'s; ``shift``,
-``permute_channels``, ``swap_backgrounds``, ``synthetic_backgrounds``, ``student_bn``, ``joint_norm``, ``label_weight`` and ``kd_weight`` are
-extensions and ablations.  The teacher is frozen and in eval mode.
+``permute_channels``, ``swap_backgrounds``, ``synthetic_backgrounds``, ``student_bn``, ``joint_norm``,
+``label_weight`` and ``kd_weight`` are extensions and ablations.  The teacher is frozen and in eval mode.
 """
 from __future__ import annotations
 
@@ -66,9 +66,8 @@ class TEA(Objective):
         if cache is not None and (self.cfg.shift or self.cfg.permute_channels or self.cfg.swap_backgrounds
                                   or self.cfg.synthetic_backgrounds or self.cfg.feature_weight):
             raise ValueError("shift, permute_channels, swap_backgrounds, synthetic_backgrounds and feature_weight "
-                             "need the live teacher "
-                             "(a cache holds the input maps of the unchanged images): drop the cache, or turn "
-                             "them off")
+                             "need the live teacher (a cache holds the input maps of the unchanged images): drop "
+                             "the cache, or turn them off")
         if not isinstance(self.cfg.bias_prior, str) and len(self.cfg.bias_prior) != num_classes:
             raise ValueError(f"bias_prior: expected {num_classes} positive class frequencies (one per class), "
                              f"got {len(self.cfg.bias_prior)}")
@@ -156,7 +155,6 @@ class TEA(Objective):
             loss = loss + c.kd_weight * kd_loss(logits, t.logits)
         return loss, {"loss": loss.detach(), "heatmap_loss": hm.detach(), **logs,
                       **output_logs(logits, y, t.logits)}
-
 
     def new_backgrounds(self, x, keep, rng):
         """``x`` with foregrounds (``keep``) on other images' backgrounds (``swap_backgrounds``), then
