@@ -80,7 +80,7 @@ def glyphs_teacher(tmp_path_factory):
 
 
 def test_lobo_end_to_end_reports_each_benchmarks_choice_from_the_other(teacher_dir, glyphs_teacher, tmp_path,
-                                                                        capsys, tea_cli):
+                                                                        capsys, tea_cli, monkeypatch):
     from teakit.commands import evaluate_run
     from teakit.config import CNN_DEPTH, CNN_WIDTH, command_train_config
     from teakit.lobo import lobo
@@ -112,8 +112,10 @@ def test_lobo_end_to_end_reports_each_benchmarks_choice_from_the_other(teacher_d
     t_pred = predict(load_teacher(teachers[C]), val.x).argmax(1)
     s_pred = predict(load_model(out / C / "default-s0")[0], val.x).argmax(1)
     by_class = [(s_pred[t_pred == k] == k).float().mean().item() for k in t_pred.unique()]
-    assert json.loads((out / C / "default-s0" / "score.json").read_text())["score"] == pytest.approx(
-        statistics.fmean(by_class))
+    recorded = json.loads((out / C / "default-s0" / "score.json").read_text())
+    # a teacher without a segmenter has no composites: the score is the validation agreement alone
+    assert recorded["score"] == recorded["val_agreement"] == pytest.approx(statistics.fmean(by_class))
+    assert recorded["foreign_agreement"] is None
     for b, other in ((A, C), (C, A)):
         mine = [r for r in rows if r["benchmark"] == b]
         best = "top-class" if score[(other, "top-class")] > score[(other, "default")] else "default"
@@ -136,24 +138,43 @@ def test_lobo_end_to_end_reports_each_benchmarks_choice_from_the_other(teacher_d
     first = table.splitlines()[2]
     assert first.startswith(f"| {A} | no | {rows[0]['chosen']} ({C}: {100 * rows[0]['choice_score']:.1f}) | ood | ")
     assert f"| {100 * rows[0]['teacher']:.1f} |" in first and f"(n=2) | {100 * rows[0]['gap']:+.1f} |" in first
-    assert "Scores (val class-balanced agreement" in table
+    assert "Scores (val score: mean of class-balanced agreement" in table and "(val only)" in table
     printed = capsys.readouterr().out
     assert printed.count(": 1 epochs") == 8 and "| benchmark | held out?" in printed
 
-    # a run recorded before a TEA option existed is reused (the option was off); one that names another
-    # value of it is not
+    # a run recorded before a TEA option existed is reused when the option is off by default; one that
+    # names another value of it is not, nor one from before swapping became the default
     done = out / A / "default-s0" / "score.json"
     record = json.loads(done.read_text())
-    older = {**record, "settings": {**record["settings"], "tea": {
-        k: v for k, v in record["settings"]["tea"].items() if k != "swap_backgrounds"}}}
-    done.write_text(json.dumps(older))
+
+    def without(option):
+        return {**record, "settings": {**record["settings"], "tea": {
+            k: v for k, v in record["settings"]["tea"].items() if k != option}}}
+    done.write_text(json.dumps(without("synthetic_backgrounds")))
     assert lobo([A], {A: teachers[A]}, ["default"], out, **kw) is not None
-    other = {**record, "settings": {**record["settings"], "tea": {**record["settings"]["tea"], "swap_backgrounds": 0.5}}}
-    done.write_text(json.dumps(other))
-    with pytest.raises(ValueError, match=r"other settings \(tea\)"):
-        lobo([A], {A: teachers[A]}, ["default"], out, **kw)
+    other = {**record, "settings": {**record["settings"], "tea": {**record["settings"]["tea"],
+                                                                  "synthetic_backgrounds": 0.5}}}
+    for older in (other, without("swap_backgrounds")):
+        done.write_text(json.dumps(older))
+        with pytest.raises(ValueError, match=r"other settings \(tea\)"):
+            lobo([A], {A: teachers[A]}, ["default"], out, **kw)
     done.write_text(json.dumps(record))
     capsys.readouterr()
+
+    # a run scored by an earlier protocol is rescored from its checkpoint, its settings kept: with a
+    # segmenter teacher the score is the mean of the two agreements (here one stands in for it)
+    old_kind = {k: record[k] for k in ("score", "agreement", "epoch", "heatmap_loss", "settings")}
+    done.write_text(json.dumps({**old_kind, "score": 0.0}))
+    import teakit.lobo as lobo_module
+    monkeypatch.setattr(lobo_module, "foreign_agreement", lambda model, val, teacher: 0.25)
+    lobo([A], {A: teachers[A]}, ["default"], out, **kw)
+    rescored = json.loads(done.read_text())
+    assert rescored["score_kind"] == lobo_module.SCORE_KIND and rescored["settings"] == record["settings"]
+    assert rescored["val_agreement"] == pytest.approx(record["score"]) and rescored["foreign_agreement"] == 0.25
+    assert rescored["score"] == pytest.approx((record["score"] + 0.25) / 2)
+    assert "rescored: val score" in capsys.readouterr().out
+    monkeypatch.undo()
+    done.write_text(json.dumps(record))
 
     # a run trained with other settings is not silently reused
     with pytest.raises(ValueError, match=r"other settings \(train\)"):
@@ -199,3 +220,43 @@ def test_lobo_options_from_a_config_file_may_be_lists(tmp_path, tea_cli):
     rc, text = tea_cli(["study", "lobo", "--config", str(cfg)])
     assert rc == 2 and "held-out benchmark(s) nope are not among" in text
     assert not (tmp_path / "out").exists()
+
+
+def test_foreign_agreement_judges_the_composites_the_teacher_keeps_its_decision_on():
+    """Against a written-out loop: each validation image's foreground (the teacher's own mask) on a crop of
+    every foreign scene; a composite counts when the teacher, segmenting it itself, keeps its decision on
+    the original image, and the student is judged against that decision, class-balanced."""
+    import torch
+
+    from teakit.data.foreign_scenes import FOREIGN_SCENES, foreign_backgrounds
+    from teakit.data.imageset import ImageSet
+    from teakit.lobo import foreign_agreement
+    from teakit.models import SmallCNN
+    from teakit.teachers import DebiasedTeacher, SegmenterTeacher
+
+    class RedSegmenter(torch.nn.Module):  # foreground where the red channel exceeds 0.5
+        def forward(self, x):
+            return 20.0 * (x[:, :1] - 0.5)
+
+    torch.manual_seed(0)
+    k, n = 3, 24
+    teacher = SegmenterTeacher(RedSegmenter(), SmallCNN(num_classes=k, width=4, depth=2), fill="zero").freeze()
+    student = SmallCNN(num_classes=k, width=4, depth=2).eval()
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(n, 3, 16, 16, generator=g)
+    val = ImageSet(x=x, y=torch.arange(n) % k, mask=torch.zeros(n, 1, 16, 16, dtype=torch.bool),
+                   bias=torch.zeros(n, dtype=torch.long))
+    with torch.no_grad():
+        t_plain = teacher(x).argmax(1)
+        crops, _ = foreign_backgrounds(len(FOREIGN_SCENES) * n, 16)
+        pairs = []
+        for b in range(n):
+            keep = x[b, 0] > 0.5
+            for s in range(len(FOREIGN_SCENES)):
+                comp = torch.where(keep, x[b], crops[b * len(FOREIGN_SCENES) + s])[None]
+                if teacher(comp).argmax(1).item() == t_plain[b].item():
+                    pairs.append((student(comp).argmax(1).item(), t_plain[b].item()))
+    assert 0 < len(pairs) < len(FOREIGN_SCENES) * n  # some composites change the teacher's decision
+    per_class = [statistics.fmean(p == t for p, t in pairs if t == c) for c in sorted({t for _, t in pairs})]
+    assert foreign_agreement(student, val, teacher) == pytest.approx(statistics.fmean(per_class))
+    assert foreign_agreement(student, val, DebiasedTeacher(SmallCNN(num_classes=k, width=4, depth=2)).freeze()) is None

@@ -145,11 +145,13 @@ class TEAConfig:
                                          "teacher and student (live teacher), so that a colour that marks a "
                                          "class in the training images marks none; assumes the teacher does not "
                                          "decide by colour")
-    swap_backgrounds: float = _opt(0.0, "chance that a training image's foreground, cut by the segmenter "
+    swap_backgrounds: float = _opt(0.5, "chance that a training image's foreground, cut by the segmenter "
                                         "teacher's own mask, is put on another image of the batch's background "
-                                        "(its object inpainted away), the same image for teacher and student "
-                                        "(live segmenter teacher); assumes the mask covers what the teacher "
-                                        "decides by")
+                                        "(its object inpainted away), the same image for teacher and student; "
+                                        "assumes the mask covers what the teacher decides by.  Applies to a live "
+                                        "segmenter teacher only: with any other teacher (no mask to cut with) "
+                                        "or a heatmap cache (maps of the unchanged images) it is off, and the "
+                                        "run records 0")
     synthetic_backgrounds: float = _opt(0.0, "chance that a training image's foreground, cut by the segmenter "
                                              "teacher's own mask, is put on a synthetic dead-leaves picture "
                                              "(discs of random colours at every scale), the same image for "

@@ -99,6 +99,9 @@ HEATMAP_OPTIONS = {"bias_prior": TEAConfig.bias_prior}
 # TEA as `tea distill` runs it: the input maps and one hidden layer's relevance (TEAConfig); the live teacher,
 # since the cache holds input maps only.  "TEA, input maps only" is the paper's objective, from the cache.
 FEATURE_RELEVANCE = {"feature_weight": TEAConfig.feature_weight, "feature_layer": TEAConfig.feature_layer}
+# background swapping behind a segmenter teacher's masks (TEAConfig), for the heatmap objectives with a live
+# segmenter teacher; with other teachers, and with the cache, it does not apply
+BACKGROUNDS = {"swap_backgrounds": TEAConfig.swap_backgrounds}
 # The demo's budget (about 20 minutes on 2 CPU cores for the original 28 stages): every classifier is the commands' CNN at
 # width 8 instead of 16 (about a third of the convolution work; `--width 16` gives the commands' network), and
 # every stage trains for 20 epochs (the U-Net segmenter 15).
@@ -182,8 +185,9 @@ def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = N
         # head learning rate, the others without
         quick_opts = {"warmup_steps": 0} if quick else {}
         tea_cfg = asdict(command_train_config("distill", "tea", epochs=s_ep, seed=seed, **quick_opts))
+        backgrounds = BACKGROUNDS if kind == "segmenter" else {}
         tea = Stage(f"{ds}-tea", "distill", ds, {"objective": "tea", "cfg": tea_cfg,
-                                                "tea": {**HEATMAP_OPTIONS, **FEATURE_RELEVANCE},
+                                                "tea": {**HEATMAP_OPTIONS, **FEATURE_RELEVANCE, **backgrounds},
                                                 "data_options": data_opts, "model": model}, deps=(teacher.name,))
         tea_input = Stage(f"{ds}-tea-input", "distill", ds, {
             "objective": "tea", "cfg": tea_cfg, "tea": {**HEATMAP_OPTIONS, "feature_weight": 0.0},
@@ -199,7 +203,7 @@ def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = N
                 command_train_config("distill", objective, epochs=s_ep, seed=seed, **quick_opts))
             params = {"objective": objective, "cfg": cfg, "data_options": data_opts, "model": model}
             if heatmap:
-                params["tea"] = HEATMAP_OPTIONS
+                params["tea"] = {**HEATMAP_OPTIONS, **backgrounds}
             deps = (teacher.name,) if command == "distill" else (erm.name,) if objective == "jtt" else ()
             stage = Stage(f"{ds}-{objective}", command, ds, params, deps=deps)
             (costly if objective in EXPENSIVE else cheap).append(stage)

@@ -5,15 +5,24 @@ Leave-one-benchmark-out: every candidate recipe (a variant of
 `tea study convergence`; ``default`` is the defaults themselves) is distilled on
 every benchmark and seed.  Then, for each benchmark B in turn:
 
-1. **Score** (validation only, no labels): a run's score is its class-balanced
-   agreement with the teacher (:func:`teakit.evaluate.balanced_agreement`: per
-   class the teacher predicts, the share the student predicts alike, averaged
-   over those classes) on B's *biased validation set*, for the model of the
-   run's selected epoch (lowest validation heatmap loss, as `tea distill`
-   selects; its ``best`` checkpoint).  Agreement, not the heatmap loss, so that
-   candidates whose losses differ (``mse``, ``cosine``, ``pair`` …) compare on
-   one scale; class-balanced, so that on imbalanced data (glyphs-on-places) a
-   rare class the student misses weighs as much as the common one.
+1. **Score** (validation only, no labels), for the model of the run's selected
+   epoch (lowest validation heatmap loss, as `tea distill` selects; its ``best``
+   checkpoint): the mean of two class-balanced agreements with the teacher
+   (:func:`teakit.evaluate.balanced_agreement`: per class the teacher predicts,
+   the share the student predicts alike, averaged over those classes), on B's
+   *biased validation set* and on its *foreign-scene composites*
+   (:func:`foreign_agreement`: every validation image's foreground, cut by the
+   segmenter teacher's own mask, on crops of scenes no benchmark shows,
+   :mod:`teakit.data.foreign_scenes`, judged against the teacher's decision on
+   the original image, where the teacher keeps that decision when it segments
+   the composite itself).  A teacher without a segmenter has no mask to cut with:
+   its score is the first agreement alone.  Agreement, not the heatmap loss, so
+   that candidates whose losses differ (``mse``, ``cosine``, ``pair`` …) compare
+   on one scale; class-balanced, so that on imbalanced data (glyphs-on-places) a
+   rare class the student misses weighs as much as the common one; the
+   composites, because every candidate agrees 98–100 % on the biased
+   validation sets, which cannot tell a student that ignores unseen
+   backgrounds from one that does not.
 2. **Choice**: the candidate with the best mean score over the *other*
    benchmarks that are not held out (:func:`choose`; ties go to the candidate
    listed first).  B's own scores never enter B's choice, and a held-out
@@ -28,7 +37,8 @@ every benchmark and seed.  Then, for each benchmark B in turn:
 Writes under ``out``: ``BENCHMARK/CANDIDATE-s<SEED>/`` each run's folder (a
 `tea distill` run) with ``score.json`` (its score, selected epoch and the
 settings it was trained with; a run with a ``score.json`` is finished and is
-reused, unless ``fresh``; a run without one restarts), then ``lobo.md`` and
+reused, unless ``fresh``, and rescored from its checkpoint when its record holds
+another kind of score; a run without one restarts), then ``lobo.md`` and
 ``lobo.csv`` (one row per benchmark and shifted figure).
 """
 from __future__ import annotations
@@ -40,13 +50,17 @@ import statistics
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import torch
+
 from .atomic import atomic_write_csv
 from .config import TEAConfig, TrainConfig, command_train_config
 from .study import variant_setup
 
 CSV_FIELDS = ["benchmark", "held_out", "chosen", "chosen_on", "choice_score", "figure", "teacher",
               "student_mean", "student_sd", "seeds", "gap", "agreement"]
-SCORE = "val class-balanced agreement"  # what a candidate is chosen by (the label in the tables)
+SCORE = "val score"  # what a candidate is chosen by (the label in the tables)
+SCORE_KIND = ("mean of class-balanced agreement on val and on its foreign-scene composites "
+              "(those the teacher keeps its decision on)")
 
 
 # ----------------------------------------------------------------- the choice (validation scores only)
@@ -81,11 +95,39 @@ def choose(scores: dict, candidates, benchmarks, held_out=()) -> dict:
     return out
 
 
+def foreign_agreement(model, val, teacher, batch_size: int = 256) -> float | None:
+    """Class-balanced agreement of ``model`` with ``teacher`` on the foreign-scene composites of the
+    validation split ``val`` (:func:`teakit.data.foreign_scenes.foreign_composites`, seed 0: each
+    image's foreground, cut by the teacher's own segmenter mask, on a crop of every foreign scene),
+    each composite judged against the teacher's decision on its original image.  Only the composites
+    on which the teacher itself, segmenting them with its own segmenter, keeps that decision count: on
+    the others the new scene hides or changes the object (a white digit on a white page), and no
+    student can be asked to keep the decision.  None for a teacher without a segmenter (no mask to cut
+    with)."""
+    from .data.foreign_scenes import FOREIGN_SCENES, foreign_composites
+    from .evaluate import balanced_agreement, predict
+    from .teachers.segmenter import SegmenterTeacher
+
+    if not isinstance(teacher, SegmenterTeacher):
+        return None
+    x = torch.as_tensor(val.x[0:len(val)])
+    t_pred = predict(teacher, x, batch_size).argmax(1).repeat(len(FOREIGN_SCENES))
+    keep = torch.cat([teacher.mask(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    composites = foreign_composites(x, keep, norm=val.norm)
+    kept = predict(teacher, composites, batch_size).argmax(1) == t_pred
+    if not bool(kept.any()):
+        raise ValueError("foreign_agreement: the teacher changes its decision on every composite")
+    pred = predict(model, composites[kept], batch_size).argmax(1)
+    return balanced_agreement(pred, t_pred[kept])
+
+
 def run_score(run_dir, val, teacher) -> dict:
-    """A finished `tea distill` run's ``{"score", "agreement", "epoch", "heatmap_loss"}``: ``score``, the
-    class-balanced agreement with ``teacher`` on the validation split ``val`` (an ImageSet) of the model of
-    its selected epoch (its ``best`` checkpoint); ``agreement``, the top-1 agreement its history logged
-    for that epoch; ``epoch``, that epoch (counted from 1)."""
+    """A finished `tea distill` run's ``{"score", "val_agreement", "foreign_agreement", "agreement",
+    "epoch", "heatmap_loss", "score_kind"}`` for the model of its selected epoch (its ``best``
+    checkpoint): ``val_agreement``, its class-balanced agreement with ``teacher`` on the validation
+    split ``val`` (an ImageSet); ``foreign_agreement``, :func:`foreign_agreement` (None without a
+    segmenter); ``score``, their mean (``val_agreement`` alone without a segmenter); ``agreement``,
+    the top-1 agreement its history logged for that epoch; ``epoch``, that epoch (counted from 1)."""
     from .checkpoint import load_checkpoint
     from .evaluate import evaluate_splits
     from .runs import load_model
@@ -95,9 +137,12 @@ def run_score(run_dir, val, teacher) -> dict:
     if best < 0:
         raise ValueError(f"{run_dir}: no epoch was selected (the validation loss never became finite)")
     record = next(r for r in extra["history"] if r["epoch"] == best)
-    res = evaluate_splits(load_model(run_dir)[0], {"val": val}, teacher=teacher, relevance=False)["splits"]["val"]
-    return {"score": res["balanced_agreement_with_teacher"], "agreement": res["agreement_with_teacher"],
-            "epoch": best + 1, "heatmap_loss": record["val"].get("heatmap_loss")}
+    model = load_model(run_dir)[0]
+    res = evaluate_splits(model, {"val": val}, teacher=teacher, relevance=False)["splits"]["val"]
+    plain, foreign = res["balanced_agreement_with_teacher"], foreign_agreement(model, val, teacher)
+    return {"score": plain if foreign is None else (plain + foreign) / 2, "val_agreement": plain,
+            "foreign_agreement": foreign, "agreement": res["agreement_with_teacher"], "epoch": best + 1,
+            "heatmap_loss": record["val"].get("heatmap_loss"), "score_kind": SCORE_KIND}
 
 
 # ----------------------------------------------------------------- the figures (test splits, reported only)
@@ -150,11 +195,12 @@ def _json_roundtrip(obj):
 
 
 def recorded_settings(record: dict) -> dict:
-    """A finished run's settings, with every TEA option it does not name at its default: options
-    added to :class:`~teakit.config.TEAConfig` after the run was trained are off by default, as
-    the run trained them."""
+    """A finished run's settings, with every TEA option it does not name off, as the run trained
+    them: options added to :class:`~teakit.config.TEAConfig` after the run was trained were off by
+    default when they were added (``swap_backgrounds`` was; it is on by default since)."""
     settings = record["settings"]
-    return {**settings, "tea": {**_json_roundtrip(asdict(TEAConfig())), **settings["tea"]}}
+    added_off = {**_json_roundtrip(asdict(TEAConfig())), "swap_backgrounds": 0.0}
+    return {**settings, "tea": {**added_off, **settings["tea"]}}
 
 
 def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=(), cfg: TrainConfig | None = None,
@@ -206,6 +252,7 @@ def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=()
 
     # 1. train (or reuse) every run; its score is read from its validation history only
     scores, total, i = {c: {} for c in candidates}, len(benchmarks) * len(candidates) * len(seeds), 0
+    parts = {c: {} for c in candidates}  # the two agreements each score is the mean of
     for b in benchmarks:
         val = load_data(b, data_seed, **(data_options or {}))["val"]
         for c in candidates:
@@ -227,6 +274,10 @@ def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=()
                         raise ValueError(f"{run_dir} was trained with other settings ({', '.join(changed)}); "
                                          "use another --out, or --fresh to retrain")
                     print(f"[{i}/{total}] {b} / {c} / seed {seed}: finished earlier, reusing {done}")
+                    if record.get("score_kind") != SCORE_KIND:  # scored by an earlier protocol
+                        record = {**run_score(run_dir, val, loaded[b]), "settings": record["settings"]}
+                        atomic_write_bytes(done, (json.dumps(record, indent=2) + "\n").encode())
+                        print(f"    rescored: {SCORE} {100 * record['score']:.1f}")
                 else:
                     if run_dir.exists():
                         shutil.rmtree(run_dir)  # an unfinished run restarts from scratch
@@ -235,8 +286,11 @@ def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=()
                             data_seed=data_seed, data_options=data_options, progress=progress, fabric=fabric)
                     record = {**run_score(run_dir, val, loaded[b]), "settings": settings}
                     atomic_write_bytes(done, (json.dumps(record, indent=2) + "\n").encode())
-                per_seed.append(record["score"])
-            scores[c][b] = statistics.fmean(per_seed)
+                per_seed.append(record)
+            scores[c][b] = statistics.fmean(r["score"] for r in per_seed)
+            foreign = [r["foreign_agreement"] for r in per_seed]
+            parts[c][b] = (statistics.fmean(r["val_agreement"] for r in per_seed),
+                           None if None in foreign else statistics.fmean(foreign))
 
     # 2. choose, from the validation scores alone (no test split has been evaluated yet)
     choices = choose(scores, candidates, benchmarks, held_out)
@@ -255,7 +309,7 @@ def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=()
                          "seeds": len(seeds), "gap": f["teacher"] - mean,
                          "agreement": statistics.fmean(f["agreements"])})
     atomic_write_csv(out / "lobo.csv", rows, CSV_FIELDS)
-    text = lobo_table(rows) + "\n\n" + score_table(scores, candidates, benchmarks, held_out) + "\n"
+    text = lobo_table(rows) + "\n\n" + score_table(scores, candidates, benchmarks, held_out, parts) + "\n"
     (out / "lobo.md").write_text(text)
     print(text, end="")
     return out / "lobo.md"
@@ -289,12 +343,22 @@ def lobo_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def score_table(scores: dict, candidates, benchmarks, held_out=()) -> str:
-    """Markdown: the scores the choices were made from (validation class-balanced agreement with the teacher
-    at the selected epoch, mean over seeds, percent); a held-out benchmark's column is marked unused."""
+def score_table(scores: dict, candidates, benchmarks, held_out=(), parts: dict | None = None) -> str:
+    """Markdown: the scores the choices were made from (mean over seeds, percent); a held-out
+    benchmark's column is marked unused.  With ``parts`` (``{candidate: {benchmark: (val, foreign)}}``,
+    foreign None without a segmenter), each cell also shows the two agreements its score averages."""
     head = [f"{b} (held out: unused)" if b in held_out else b for b in benchmarks]
-    lines = [f"Scores ({SCORE} at the selected epoch, mean over seeds, %):", "",
+
+    def cell(c, b):
+        text = f"{100 * scores[c][b]:.1f}"
+        if parts is None:
+            return text
+        val, foreign = parts[c][b]
+        return text + (f" ({100 * val:.1f} / {100 * foreign:.1f})" if foreign is not None else " (val only)")
+
+    lines = [f"Scores ({SCORE}: {SCORE_KIND}, at the selected epoch, mean over seeds, %"
+             + ("; in brackets: val / composites" if parts is not None else "") + "):", "",
              "| candidate | " + " | ".join(head) + " |", "|---" * (len(benchmarks) + 1) + "|"]
     for c in candidates:
-        lines.append(f"| {c} | " + " | ".join(f"{100 * scores[c][b]:.1f}" for b in benchmarks) + " |")
+        lines.append(f"| {c} | " + " | ".join(cell(c, b) for b in benchmarks) + " |")
     return "\n".join(lines)

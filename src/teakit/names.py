@@ -59,6 +59,8 @@ VARIANTS: dict[str, dict] = {
     "permute-channels": {"tea": {"permute_channels": True}},
     "twice-longer+permute-channels": {"epochs_scale": 2.0, "tea": {"permute_channels": True}},
     "swap-backgrounds": {"tea": {"swap_backgrounds": 0.5}},
+    "no-swap-backgrounds": {"tea": {"swap_backgrounds": 0.0}},
+    "twice-longer+no-swap-backgrounds": {"epochs_scale": 2.0, "tea": {"swap_backgrounds": 0.0}},
     "twice-longer+swap-backgrounds": {"epochs_scale": 2.0, "tea": {"swap_backgrounds": 0.5}},
     "synthetic-backgrounds": {"tea": {"synthetic_backgrounds": 0.5}},
     "twice-longer+synthetic-backgrounds": {"epochs_scale": 2.0, "tea": {"synthetic_backgrounds": 0.5}},
