@@ -62,6 +62,7 @@ VARIANTS: dict[str, dict] = {
     "no-swap-backgrounds": {"tea": {"swap_backgrounds": 0.0}},
     "twice-longer+no-swap-backgrounds": {"epochs_scale": 2.0, "tea": {"swap_backgrounds": 0.0}},
     "twice-longer+swap-backgrounds": {"epochs_scale": 2.0, "tea": {"swap_backgrounds": 0.5}},
+    "twice-longer+swap-always": {"epochs_scale": 2.0, "tea": {"swap_backgrounds": 1.0}},
     "synthetic-backgrounds": {"tea": {"synthetic_backgrounds": 0.5}},
     "twice-longer+synthetic-backgrounds": {"epochs_scale": 2.0, "tea": {"synthetic_backgrounds": 0.5}},
 }
