@@ -205,12 +205,14 @@ TEA_FLAGS = {
     "permute_channels": ("--permute-channels", {"action": "store_true"}),
     "swap_backgrounds": ("--swap-backgrounds", {"type": float, "metavar": "P"}),
     "synthetic_backgrounds": ("--synthetic-backgrounds", {"type": float, "metavar": "P"}),
+    "recolour_backgrounds": ("--recolour-backgrounds", {"type": float, "metavar": "P"}),
     "label_weight": ("--label-weight", {"type": float}),
     "kd_weight": ("--kd-weight", {"type": float}),
 }
 # the options the other heatmap objectives (explanation distillation with other explainers) share with TEA
 EXPLANATION_OPTIONS = ("classes", "p_top", "loss", "pyramid", "min_side", "label_weight", "kd_weight", "shift",
-                       "permute_channels", "swap_backgrounds", "synthetic_backgrounds", "bias_prior")
+                       "permute_channels", "swap_backgrounds", "synthetic_backgrounds", "recolour_backgrounds",
+                       "bias_prior")
 
 
 def _add_tea(p: argparse.ArgumentParser, title: str):

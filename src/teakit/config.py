@@ -157,6 +157,12 @@ class TEAConfig:
                                              "(discs of random colours at every scale), the same image for "
                                              "teacher and student (live segmenter teacher); assumes the mask "
                                              "covers what the teacher decides by")
+    recolour_backgrounds: float = _opt(0.0, "chance that a training image's background, outside the segmenter "
+                                            "teacher's own mask, is recoloured: mirrored within the batch's "
+                                            "range with chance 1/2, then its channels in a random order; the "
+                                            "same image for teacher and student (live segmenter teacher), after "
+                                            "the other background options; assumes the mask covers what the "
+                                            "teacher decides by")
     joint_norm: bool = _opt(False, "classes pair/all: one loss normalisation per image over its maps")
     student_bn: str = _opt("batch", "BatchNorm statistics while the student's training heatmap is computed: "
                                     "the batch's, or the running ones (as at test time)")
@@ -172,7 +178,7 @@ class TEAConfig:
         if not lo <= hi:
             raise ValueError(f"eps_log_range=({lo}, {hi}): LO must not exceed HI")
         object.__setattr__(self, "eps_log_range", (float(lo), float(hi)))
-        for name in ("swap_backgrounds", "synthetic_backgrounds"):
+        for name in ("swap_backgrounds", "synthetic_backgrounds", "recolour_backgrounds"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}={getattr(self, name)} must lie in [0, 1]")
         if self.shift < 0:

@@ -13,6 +13,7 @@ from teakit.data.augment import (
     permute_channels,
     random_channel_orders,
     random_shifts,
+    recolour,
     swap_backgrounds,
     translate,
 )
@@ -189,3 +190,29 @@ def test_paste_keeps_foregrounds_and_other_rows():
     assert torch.equal(out[~rows], x[~rows])
     for i, b in enumerate((0, 2)):
         assert torch.equal(out[b], torch.where(keep[b], x[b], backgrounds[i]))
+
+
+def test_recolour_mirrors_in_the_batchs_range_then_reorders_each_row_by_a_pixel_loop():
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(5, 3, 4, 4, generator=g) * torch.tensor([1.0, 0.5, 0.2]).view(1, 3, 1, 1)
+    rows = torch.tensor([True, False, True, True, False])
+    orders = torch.tensor([[2, 0, 1], [0, 1, 2], [1, 2, 0]])
+    invert = torch.tensor([True, True, False])
+    out = recolour(x, rows, orders, invert)
+    lo = [x[:, c].min().item() for c in range(3)]
+    hi = [x[:, c].max().item() for c in range(3)]
+    for k, b in enumerate([0, 2, 3]):
+        for c in range(3):
+            src = orders[k, c].item()
+            for i in range(4):
+                for j in range(4):
+                    v = x[b, src, i, j].item()
+                    want = lo[src] + hi[src] - v if invert[k] else v
+                    assert out[k, c, i, j].item() == pytest.approx(want, abs=1e-6)
+    # no inversion in the identity order is no change; grey stays grey
+    same = recolour(x, rows, torch.arange(3).expand(3, -1), torch.zeros(3, dtype=torch.bool))
+    assert torch.equal(same, x[rows])
+    grey = x[:, :1].expand(-1, 3, -1, -1)
+    assert torch.equal(recolour(grey, rows, orders, invert), recolour(grey, rows, orders, invert)[:, :1].expand(-1, 3, -1, -1))
+    with pytest.raises(ValueError, match="invert flags"):
+        recolour(x, rows, orders, invert[:2])

@@ -177,3 +177,25 @@ def test_swapping_is_the_default_where_it_applies_and_off_where_it_cannot():
                        off(batch, student, torch.Generator().manual_seed(3))[0])
     cached = TEA(_teacher(), K, feature_weight=0.0, cache=object(), cache_logits=object())
     assert cached.config()["swap_backgrounds"] == 0.0 and cached.config()["cache"]
+
+
+def test_recolour_backgrounds_mirrors_and_reorders_behind_the_memos_masks():
+    from teakit.data.augment import random_channel_orders, recolour
+
+    teacher, batch, student, obj, loss = _new_background_step(recolour_backgrounds=0.5)
+    assert teacher.segmenter.seen == 12  # the composites are never segmented
+    # written out: the rows, each row's channel order, then its inversion flag
+    g = torch.Generator().manual_seed(3)
+    keep = teacher.mask(batch["x"])
+    rows = torch.rand(12, generator=g) < 0.5
+    n = int(rows.sum())
+    orders, invert = random_channel_orders(n, 3, g), torch.rand(n, generator=g) < 0.5
+    assert 0 < n < 12 and bool(invert.any())
+    x = torch.where(keep, batch["x"], batch["x"])
+    x[rows] = torch.where(keep[rows], batch["x"][rows], recolour(batch["x"], rows, orders, invert))
+    assert not torch.equal(x, batch["x"])
+    assert torch.allclose(loss, _plain_step_on(teacher, batch, x, keep, student, g))
+    with pytest.raises(ValueError, match="recolour_backgrounds needs a segmenter teacher"):
+        TEA(DebiasedTeacher(SmallCNN(num_classes=K, width=4, depth=2)).freeze(), K, recolour_backgrounds=0.5)
+    with pytest.raises(ValueError, match="recolour_backgrounds and feature_weight need the live teacher"):
+        TEA(teacher, K, recolour_backgrounds=0.5, cache=object(), cache_logits=object())

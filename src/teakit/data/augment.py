@@ -9,7 +9,8 @@ RGB images: a colour that marks a class in training no longer does).
 segmenter teacher's own mask of it) on another image's background, whose
 foreground ``inpaint`` removes first; ``dead_leaves`` draws synthetic
 layouts, ``colour_layouts`` paints them and ``paste`` puts foregrounds on
-them.  All need the live teacher: the teacher
+them; ``recolour`` mirrors and reorders an image's colours (for its
+background).  All need the live teacher: the teacher
 explains the augmented image itself (with max-pooling, the heatmap of a moved
 image is not the moved heatmap, so cached maps are never augmented).
 ``gaussian_blur`` is the blur that ``inpaint`` and the segmenter's ``blur``
@@ -57,6 +58,21 @@ def permute_channels(x: torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"permute_channels: x {tuple(x.shape)} needs orders of shape {tuple(x.shape[:2])}, "
                          f"got {tuple(orders.shape)}")
     return x.gather(1, orders.to(x.device)[:, :, None, None].expand_as(x))
+
+
+def recolour(x: torch.Tensor, rows: torch.Tensor, orders: torch.Tensor, invert: torch.Tensor) -> torch.Tensor:
+    """The images of ``rows`` ((B,) bool) of ``x`` (B, C, H, W), recoloured one by one: where
+    ``invert`` (one flag per True row), each channel mirrored within that channel's range over the
+    whole batch (v -> lo + hi - v: the values stay in the data's range, and grey stays grey); then the
+    channels in the order ``orders`` (one row per True row, as :func:`permute_channels` takes them).
+    Returns (rows.sum(), C, H, W)."""
+    n = int(rows.sum())
+    if invert.shape != (n,):
+        raise ValueError(f"recolour: {tuple(invert.shape)} invert flags for {n} rows")
+    lo, hi = x.amin((0, 2, 3), keepdim=True), x.amax((0, 2, 3), keepdim=True)
+    picked = x[rows]
+    mirrored = torch.where(invert.to(x.device)[:, None, None, None], lo + hi - picked, picked)
+    return permute_channels(mirrored, orders)
 
 
 def _gaussian_kernel(sigma: float, radius: int, like: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,8 @@ After every epoch the student's head bias is calibrated to a class prior, by
 default the teacher's mean prediction on the unlabelled training images
 (:mod:`teakit.calibrate`): heatmaps cannot teach per-class logit offsets.  The options and their defaults are
 :class:`teakit.config.TEAConfig`'s, the same as `tea distill`'s; ``shift``,
-``permute_channels``, ``swap_backgrounds``, ``synthetic_backgrounds``, ``student_bn``, ``joint_norm``,
+``permute_channels``, ``swap_backgrounds``, ``synthetic_backgrounds``, ``recolour_backgrounds``, ``student_bn``,
+``joint_norm``,
 ``label_weight`` and ``kd_weight`` are extensions and ablations.  The teacher is frozen and in eval mode.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..data.augment import (
     permute_channels,
     random_channel_orders,
     random_shifts,
+    recolour,
     swap_backgrounds,
     translate,
 )
@@ -63,11 +65,11 @@ class TEA(Objective):
         self.cfg = (config or TEAConfig()).replace(**options)
         self.teacher, self.num_classes = teacher, num_classes
         self.cache, self.cache_logits = cache, cache_logits
-        if cache is not None and (self.cfg.shift or self.cfg.permute_channels
-                                  or self.cfg.synthetic_backgrounds or self.cfg.feature_weight):
-            raise ValueError("shift, permute_channels, synthetic_backgrounds and feature_weight need the live "
-                             "teacher (a cache holds the input maps of the unchanged images): drop the cache, or "
-                             "turn them off")
+        if cache is not None and (self.cfg.shift or self.cfg.permute_channels or self.cfg.synthetic_backgrounds
+                                  or self.cfg.recolour_backgrounds or self.cfg.feature_weight):
+            raise ValueError("shift, permute_channels, synthetic_backgrounds, recolour_backgrounds and "
+                             "feature_weight need the live teacher (a cache holds the input maps of the unchanged "
+                             "images): drop the cache, or turn them off")
         if not isinstance(self.cfg.bias_prior, str) and len(self.cfg.bias_prior) != num_classes:
             raise ValueError(f"bias_prior: expected {num_classes} positive class frequencies (one per class), "
                              f"got {len(self.cfg.bias_prior)}")
@@ -78,9 +80,10 @@ class TEA(Objective):
             # no mask to cut with, or cached maps of the unchanged images: the swap is off (a default, see
             # TEAConfig), and the run's config says so
             self.cfg = self.cfg.replace(swap_backgrounds=0.0)
-        if self.cfg.synthetic_backgrounds and self.masks is None:
-            raise ValueError("synthetic_backgrounds needs a segmenter teacher (its masks cut the foregrounds); "
-                             f"this teacher is a {type(teacher).__name__}: set it to 0")
+        for name in ("synthetic_backgrounds", "recolour_backgrounds"):
+            if getattr(self.cfg, name) and self.masks is None:
+                raise ValueError(f"{name} needs a segmenter teacher (its masks cut the foregrounds); this "
+                                 f"teacher is a {type(teacher).__name__}: set it to 0")
         self.layouts = None  # synthetic_backgrounds' dead-leaves layouts, made at first use
 
     def __getattr__(self, name):  # obj.feature_weight etc.: the configuration's fields
@@ -125,7 +128,7 @@ class TEA(Objective):
     def __call__(self, batch, student, rng, train=True):
         c = self.cfg
         changed = c.shift or c.permute_channels  # images the memo's masks no longer describe
-        pasted = c.swap_backgrounds or c.synthetic_backgrounds
+        pasted = c.swap_backgrounds or c.synthetic_backgrounds or c.recolour_backgrounds
         keep = known_masks(self.masks, batch, train and (pasted or not changed))
         if train and pasted:  # the teacher's mask still cuts the same foreground
             if keep is None:
@@ -163,7 +166,8 @@ class TEA(Objective):
     def new_backgrounds(self, x, keep, rng):
         """``x`` with foregrounds (``keep``) on other images' backgrounds (``swap_backgrounds``), then
         on synthetic ones (``synthetic_backgrounds``: dead-leaves layouts, one fixed bank of
-        ``LAYOUTS`` per image size, seeded 0, painted in new colours every step)."""
+        ``LAYOUTS`` per image size, seeded 0, painted in new colours every step), then with their
+        backgrounds recoloured (``recolour_backgrounds``: :func:`~teakit.data.augment.recolour`)."""
         c = self.cfg
         if c.swap_backgrounds:
             x = swap_backgrounds(x, keep, background_partners(x.shape[0], c.swap_backgrounds, rng))
@@ -173,6 +177,12 @@ class TEA(Objective):
                 self.layouts = dead_leaves(LAYOUTS, *x.shape[2:], generator=torch.Generator().manual_seed(0))
             pick = torch.randint(len(self.layouts), (int(rows.sum()),), generator=rng)
             x = paste(x, keep, rows.to(x.device), colour_layouts(self.layouts[pick], x, rng))
+        if c.recolour_backgrounds:
+            rows = torch.rand(x.shape[0], generator=rng) < c.recolour_backgrounds
+            n = int(rows.sum())
+            orders, invert = random_channel_orders(n, x.shape[1], rng), torch.rand(n, generator=rng) < 0.5
+            rows = rows.to(x.device)
+            x = paste(x, keep, rows, recolour(x, rows, orders, invert))
         return x
 
 
