@@ -23,14 +23,16 @@ def _parse(*argv):
 def test_tea_defaults_equal_tea_distills():
     a = _parse("distill", "--dataset", "colored-digits", "--teacher", "T", "--out", "O")
     assert TEAConfig(**cli._tea_options(a)) == TEAConfig()
-    assert TEA(None, 10).cfg == TEAConfig().replace(swap_backgrounds=0.0)  # no segmenter: nothing to swap
+    # no segmenter: no mask to cut new backgrounds with
+    assert TEA(None, 10).cfg == TEAConfig().replace(swap_backgrounds=0.0, recolour_backgrounds=0.0)
     assert set(cli._tea_options(a)) == {f.name for f in fields(TEAConfig)}  # every option has a flag
     assert cli._train_cfg(a, "distill", "tea") == distill_config() == distill_config("tea")
     assert distill_config().head_lr_scale == HEATMAP_HEAD_LR_SCALE != distill_config("kd").head_lr_scale
     assert (distill_config().epochs, distill_config().lr, distill_config().warmup_steps) == (80, TEA_LR, 100)
     assert TEA_LR == 8 * distill_config("kd").lr == 8 * distill_config("gradxinput").lr == 1.6e-2
     # chosen by the leave-one-benchmark-out study
-    assert TEAConfig().bias_prior == "teacher-decisions" and TEAConfig().swap_backgrounds == 0.5
+    assert TEAConfig().bias_prior == "teacher-decisions"
+    assert TEAConfig().swap_backgrounds == TEAConfig().recolour_backgrounds == 0.5
 
 
 def test_every_commands_training_defaults_come_from_the_config():
@@ -65,8 +67,9 @@ def test_the_demos_tea_is_tea_distills_at_the_demos_epochs():
     tea = stages["colored-digits-tea"]
     assert TEAConfig(**tea.params["tea"]) == TEAConfig()
     # with a segmenter teacher the stage names the background swap (its key changes with the default)
-    assert stages["digits-on-scenes-tea"].params["tea"]["swap_backgrounds"] == TEAConfig().swap_backgrounds
-    assert "swap_backgrounds" not in tea.params["tea"]
+    for name in ("swap_backgrounds", "recolour_backgrounds"):
+        assert stages["digits-on-scenes-tea"].params["tea"][name] == getattr(TEAConfig(), name)
+        assert name not in tea.params["tea"]
     scale = demo.LR_SCALES.get(tea.name, 1.0)
     expected = asdict(distill_config(epochs=demo.EPOCHS, lr=distill_config().lr * scale))
     assert tea.params["cfg"] == expected

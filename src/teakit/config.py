@@ -157,12 +157,13 @@ class TEAConfig:
                                              "(discs of random colours at every scale), the same image for "
                                              "teacher and student (live segmenter teacher); assumes the mask "
                                              "covers what the teacher decides by")
-    recolour_backgrounds: float = _opt(0.0, "chance that a training image's background, outside the segmenter "
+    recolour_backgrounds: float = _opt(0.5, "chance that a training image's background, outside the segmenter "
                                             "teacher's own mask, is recoloured: mirrored within the batch's "
                                             "range with chance 1/2, then its channels in a random order; the "
-                                            "same image for teacher and student (live segmenter teacher), after "
-                                            "the other background options; assumes the mask covers what the "
-                                            "teacher decides by")
+                                            "same image for teacher and student, after the other background "
+                                            "options; assumes the mask covers what the teacher decides by.  "
+                                            "Applies to a live segmenter teacher only: with any other teacher "
+                                            "or a heatmap cache it is off, and the run records 0")
     joint_norm: bool = _opt(False, "classes pair/all: one loss normalisation per image over its maps")
     student_bn: str = _opt("batch", "BatchNorm statistics while the student's training heatmap is computed: "
                                     "the batch's, or the running ones (as at test time)")

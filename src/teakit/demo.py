@@ -99,9 +99,9 @@ HEATMAP_OPTIONS = {"bias_prior": TEAConfig.bias_prior}
 # TEA as `tea distill` runs it: the input maps and one hidden layer's relevance (TEAConfig); the live teacher,
 # since the cache holds input maps only.  "TEA, input maps only" is the paper's objective, from the cache.
 FEATURE_RELEVANCE = {"feature_weight": TEAConfig.feature_weight, "feature_layer": TEAConfig.feature_layer}
-# background swapping behind a segmenter teacher's masks (TEAConfig), for the heatmap objectives with a live
-# segmenter teacher; with other teachers, and with the cache, it does not apply
-BACKGROUNDS = {"swap_backgrounds": TEAConfig.swap_backgrounds}
+# new backgrounds behind a segmenter teacher's masks (TEAConfig: swapped, then recoloured), for the heatmap
+# objectives with a live segmenter teacher; with other teachers, and with the cache, they do not apply
+BACKGROUNDS = {"swap_backgrounds": TEAConfig.swap_backgrounds, "recolour_backgrounds": TEAConfig.recolour_backgrounds}
 # The demo's budget (about 20 minutes on 2 CPU cores for the original 28 stages): every classifier is the commands' CNN at
 # width 8 instead of 16 (about a third of the convolution work; `--width 16` gives the commands' network), and
 # every stage trains for 20 epochs (the U-Net segmenter 15).

@@ -197,9 +197,10 @@ def _json_roundtrip(obj):
 def recorded_settings(record: dict) -> dict:
     """A finished run's settings, with every TEA option it does not name off, as the run trained
     them: options added to :class:`~teakit.config.TEAConfig` after the run was trained were off by
-    default when they were added (``swap_backgrounds`` was; it is on by default since)."""
+    default when they were added (``swap_backgrounds`` and ``recolour_backgrounds`` were; they are on
+    by default since)."""
     settings = record["settings"]
-    added_off = {**_json_roundtrip(asdict(TEAConfig())), "swap_backgrounds": 0.0}
+    added_off = {**_json_roundtrip(asdict(TEAConfig())), "swap_backgrounds": 0.0, "recolour_backgrounds": 0.0}
     return {**settings, "tea": {**added_off, **settings["tea"]}}
 
 

@@ -64,6 +64,7 @@ VARIANTS: dict[str, dict] = {
     "twice-longer+swap-backgrounds": {"epochs_scale": 2.0, "tea": {"swap_backgrounds": 0.5}},
     "twice-longer+swap-always": {"epochs_scale": 2.0, "tea": {"swap_backgrounds": 1.0}},
     "recolour-backgrounds": {"tea": {"recolour_backgrounds": 0.5}},
+    "no-recolour-backgrounds": {"tea": {"recolour_backgrounds": 0.0}},
     "twice-longer+recolour-backgrounds": {"epochs_scale": 2.0, "tea": {"recolour_backgrounds": 0.5}},
     "synthetic-backgrounds": {"tea": {"synthetic_backgrounds": 0.5}},
     "twice-longer+synthetic-backgrounds": {"epochs_scale": 2.0, "tea": {"synthetic_backgrounds": 0.5}},

@@ -13,6 +13,7 @@ from teakit.teachers import DebiasedTeacher, SegmenterTeacher
 from teakit.teachers.segmenter import MaskMemo
 
 K = 10
+PLAIN = {"swap_backgrounds": 0.0, "recolour_backgrounds": 0.0}  # no new backgrounds (on by default)
 
 
 class CountingSegmenter(torch.nn.Module):
@@ -90,7 +91,7 @@ def test_objectives_lose_nothing_by_the_memo(make):
 @pytest.mark.parametrize("augment", [{"shift": 2}, {"permute_channels": True}])
 def test_tea_does_not_use_the_memo_for_augmented_images(augment):
     teacher = _teacher()
-    obj = TEA(teacher, K, feature_weight=0.0, swap_backgrounds=0.0, **augment)
+    obj = TEA(teacher, K, feature_weight=0.0, **PLAIN, **augment)
     batch = _batch(list(range(8)))
     obj(batch, SmallCNN(num_classes=K, width=4, depth=2), torch.Generator().manual_seed(0))
     assert not obj.masks.masks
@@ -98,20 +99,20 @@ def test_tea_does_not_use_the_memo_for_augmented_images(augment):
 
 def _new_background_step(**options):
     """A segmenter teacher, a 12-image training batch, a student, and one TEA training step with
-    ``options`` (generator seeded 3; no background swapping unless they say): ``(teacher, batch, student,
+    ``options`` (generator seeded 3; no new backgrounds unless they say): ``(teacher, batch, student,
     objective, loss)``."""
     teacher = _teacher()
     batch = _batch(list(range(12)))
     torch.manual_seed(0)
     student = SmallCNN(num_classes=K, width=4, depth=2)
-    obj = TEA(teacher, K, feature_weight=0.0, **{"swap_backgrounds": 0.0, **options})
+    obj = TEA(teacher, K, feature_weight=0.0, **{**PLAIN, **options})
     loss, _ = obj(batch, student, torch.Generator().manual_seed(3))
     return teacher, batch, student, obj, loss
 
 
 def _plain_step_on(teacher, batch, x, keep, student, g):
     """The plain TEA loss on ``batch`` with images ``x``, the teacher's masks of them given as ``keep``."""
-    plain = TEA(teacher, K, feature_weight=0.0, swap_backgrounds=0.0)
+    plain = TEA(teacher, K, feature_weight=0.0, **PLAIN)
     plain.masks.masks.update(zip(batch["index"].tolist(), keep))
     return plain({**batch, "x": x}, student, g)[0]
 
@@ -127,12 +128,12 @@ def test_swap_backgrounds_cuts_with_the_memos_masks_and_trains_on_the_composites
     keep = teacher.mask(batch["x"])
     swapped = swap_backgrounds(batch["x"], keep, background_partners(12, 1.0, g))
     assert torch.allclose(loss, _plain_step_on(teacher, batch, swapped, keep, student, g))
-    unchanged, _ = TEA(teacher, K, feature_weight=0.0, swap_backgrounds=0.0)(batch, student,
+    unchanged, _ = TEA(teacher, K, feature_weight=0.0, **PLAIN)(batch, student,
                                                                            torch.Generator().manual_seed(3))
     assert not torch.allclose(loss, unchanged)
     # validation never swaps
     val, _ = obj(batch, student, torch.Generator().manual_seed(3), train=False)
-    val0, _ = TEA(teacher, K, feature_weight=0.0, swap_backgrounds=0.0)(batch, student,
+    val0, _ = TEA(teacher, K, feature_weight=0.0, **PLAIN)(batch, student,
                                                                       torch.Generator().manual_seed(3), train=False)
     assert torch.equal(val, val0)
     with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
@@ -157,26 +158,28 @@ def test_synthetic_backgrounds_paint_dead_leaves_behind_the_memos_masks():
         TEA(DebiasedTeacher(SmallCNN(num_classes=K, width=4, depth=2)).freeze(), K, synthetic_backgrounds=0.5)
 
 
-def test_swapping_is_the_default_where_it_applies_and_off_where_it_cannot():
-    """By default half the training images of a live segmenter teacher get another image's background; a
-    teacher without a segmenter (no mask to cut with) and a heatmap cache (maps of the unchanged images)
-    train as without swapping, and the objective's config records it off."""
+def test_new_backgrounds_are_the_default_where_they_apply_and_off_where_they_cannot():
+    """By default half the training images of a live segmenter teacher get another image's background, and
+    half get their background recoloured; a teacher without a segmenter (no mask to cut with) and a heatmap
+    cache (maps of the unchanged images) train as without them, and the objective's config records them
+    off."""
     from teakit.config import TEAConfig
 
-    assert TEAConfig().swap_backgrounds == 0.5
-    _, batch, student, obj, loss = _new_background_step(swap_backgrounds=0.5)
+    assert TEAConfig().swap_backgrounds == TEAConfig().recolour_backgrounds == 0.5
+    _, batch, student, obj, loss = _new_background_step(swap_backgrounds=0.5, recolour_backgrounds=0.5)
     default = TEA(_teacher(), K, feature_weight=0.0)
-    assert default.config()["swap_backgrounds"] == 0.5
+    assert default.config()["swap_backgrounds"] == default.config()["recolour_backgrounds"] == 0.5
     assert torch.equal(default(batch, student, torch.Generator().manual_seed(3))[0], loss)
 
     torch.manual_seed(1)
     plain = DebiasedTeacher(SmallCNN(num_classes=K, width=4, depth=2)).freeze()
-    off, on = TEA(plain, K, feature_weight=0.0, swap_backgrounds=0.0), TEA(plain, K, feature_weight=0.0)
-    assert on.config()["swap_backgrounds"] == 0.0
+    off, on = TEA(plain, K, feature_weight=0.0, **PLAIN), TEA(plain, K, feature_weight=0.0)
+    assert on.config()["swap_backgrounds"] == on.config()["recolour_backgrounds"] == 0.0
     assert torch.equal(on(batch, student, torch.Generator().manual_seed(3))[0],
                        off(batch, student, torch.Generator().manual_seed(3))[0])
     cached = TEA(_teacher(), K, feature_weight=0.0, cache=object(), cache_logits=object())
-    assert cached.config()["swap_backgrounds"] == 0.0 and cached.config()["cache"]
+    assert cached.config()["swap_backgrounds"] == cached.config()["recolour_backgrounds"] == 0.0
+    assert cached.config()["cache"]
 
 
 def test_recolour_backgrounds_mirrors_and_reorders_behind_the_memos_masks():
@@ -195,7 +198,3 @@ def test_recolour_backgrounds_mirrors_and_reorders_behind_the_memos_masks():
     x[rows] = torch.where(keep[rows], batch["x"][rows], recolour(batch["x"], rows, orders, invert))
     assert not torch.equal(x, batch["x"])
     assert torch.allclose(loss, _plain_step_on(teacher, batch, x, keep, student, g))
-    with pytest.raises(ValueError, match="recolour_backgrounds needs a segmenter teacher"):
-        TEA(DebiasedTeacher(SmallCNN(num_classes=K, width=4, depth=2)).freeze(), K, recolour_backgrounds=0.5)
-    with pytest.raises(ValueError, match="recolour_backgrounds and feature_weight need the live teacher"):
-        TEA(teacher, K, recolour_backgrounds=0.5, cache=object(), cache_logits=object())

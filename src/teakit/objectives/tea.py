@@ -65,25 +65,25 @@ class TEA(Objective):
         self.cfg = (config or TEAConfig()).replace(**options)
         self.teacher, self.num_classes = teacher, num_classes
         self.cache, self.cache_logits = cache, cache_logits
-        if cache is not None and (self.cfg.shift or self.cfg.permute_channels or self.cfg.synthetic_backgrounds
-                                  or self.cfg.recolour_backgrounds or self.cfg.feature_weight):
-            raise ValueError("shift, permute_channels, synthetic_backgrounds, recolour_backgrounds and "
-                             "feature_weight need the live teacher (a cache holds the input maps of the unchanged "
-                             "images): drop the cache, or turn them off")
+        if cache is not None and (self.cfg.shift or self.cfg.permute_channels
+                                  or self.cfg.synthetic_backgrounds or self.cfg.feature_weight):
+            raise ValueError("shift, permute_channels, synthetic_backgrounds and feature_weight need the live "
+                             "teacher (a cache holds the input maps of the unchanged images): drop the cache, or "
+                             "turn them off")
         if not isinstance(self.cfg.bias_prior, str) and len(self.cfg.bias_prior) != num_classes:
             raise ValueError(f"bias_prior: expected {num_classes} positive class frequencies (one per class), "
                              f"got {len(self.cfg.bias_prior)}")
         self.reps = maps_per_image(self.cfg.classes, num_classes)
         self.val_memo = ValidationMemo()
         self.masks = MaskMemo.of(teacher)  # the segmenter runs once per training image
-        if self.cfg.swap_backgrounds and (self.masks is None or cache is not None):
-            # no mask to cut with, or cached maps of the unchanged images: the swap is off (a default, see
-            # TEAConfig), and the run's config says so
-            self.cfg = self.cfg.replace(swap_backgrounds=0.0)
-        for name in ("synthetic_backgrounds", "recolour_backgrounds"):
-            if getattr(self.cfg, name) and self.masks is None:
-                raise ValueError(f"{name} needs a segmenter teacher (its masks cut the foregrounds); this "
-                                 f"teacher is a {type(teacher).__name__}: set it to 0")
+        for name in ("swap_backgrounds", "recolour_backgrounds"):
+            if getattr(self.cfg, name) and (self.masks is None or cache is not None):
+                # no mask to cut with, or cached maps of the unchanged images: off (they are defaults, see
+                # TEAConfig), and the run's config says so
+                self.cfg = self.cfg.replace(**{name: 0.0})
+        if self.cfg.synthetic_backgrounds and self.masks is None:
+            raise ValueError("synthetic_backgrounds needs a segmenter teacher (its masks cut the foregrounds); "
+                             f"this teacher is a {type(teacher).__name__}: set it to 0")
         self.layouts = None  # synthetic_backgrounds' dead-leaves layouts, made at first use
 
     def __getattr__(self, name):  # obj.feature_weight etc.: the configuration's fields
