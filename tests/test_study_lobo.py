@@ -166,7 +166,7 @@ def test_lobo_end_to_end_reports_each_benchmarks_choice_from_the_other(teacher_d
     old_kind = {k: record[k] for k in ("score", "agreement", "epoch", "heatmap_loss", "settings")}
     done.write_text(json.dumps({**old_kind, "score": 0.0}))
     import teakit.lobo as lobo_module
-    monkeypatch.setattr(lobo_module, "foreign_agreement", lambda model, val, teacher: 0.25)
+    monkeypatch.setattr(lobo_module, "foreign_agreement", lambda model, targets: 0.25)
     lobo([A], {A: teachers[A]}, ["default"], out, **kw)
     rescored = json.loads(done.read_text())
     assert rescored["score_kind"] == lobo_module.SCORE_KIND and rescored["settings"] == record["settings"]
@@ -230,7 +230,7 @@ def test_foreign_agreement_judges_the_composites_the_teacher_keeps_its_decision_
 
     from teakit.data.foreign_scenes import FOREIGN_SCENES, foreign_backgrounds
     from teakit.data.imageset import ImageSet
-    from teakit.lobo import foreign_agreement
+    from teakit.lobo import foreign_agreement, foreign_targets
     from teakit.models import SmallCNN
     from teakit.teachers import DebiasedTeacher, SegmenterTeacher
 
@@ -258,5 +258,6 @@ def test_foreign_agreement_judges_the_composites_the_teacher_keeps_its_decision_
                     pairs.append((student(comp).argmax(1).item(), t_plain[b].item()))
     assert 0 < len(pairs) < len(FOREIGN_SCENES) * n  # some composites change the teacher's decision
     per_class = [statistics.fmean(p == t for p, t in pairs if t == c) for c in sorted({t for _, t in pairs})]
-    assert foreign_agreement(student, val, teacher) == pytest.approx(statistics.fmean(per_class))
-    assert foreign_agreement(student, val, DebiasedTeacher(SmallCNN(num_classes=k, width=4, depth=2)).freeze()) is None
+    assert foreign_agreement(student, foreign_targets(val, teacher)) == pytest.approx(statistics.fmean(per_class))
+    assert foreign_targets(val, DebiasedTeacher(SmallCNN(num_classes=k, width=4, depth=2)).freeze()) is None
+    assert foreign_agreement(student, None) is None

@@ -11,7 +11,7 @@ every benchmark and seed.  Then, for each benchmark B in turn:
    (:func:`teakit.evaluate.balanced_agreement`: per class the teacher predicts,
    the share the student predicts alike, averaged over those classes), on B's
    *biased validation set* and on its *foreign-scene composites*
-   (:func:`foreign_agreement`: every validation image's foreground, cut by the
+   (:func:`foreign_targets`: every validation image's foreground, cut by the
    segmenter teacher's own mask, on crops of scenes no benchmark shows,
    :mod:`teakit.data.foreign_scenes`, judged against the teacher's decision on
    the original image, where the teacher keeps that decision when it segments
@@ -44,6 +44,7 @@ another kind of score; a run without one restarts), then ``lobo.md`` and
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import shutil
 import statistics
@@ -95,17 +96,17 @@ def choose(scores: dict, candidates, benchmarks, held_out=()) -> dict:
     return out
 
 
-def foreign_agreement(model, val, teacher, batch_size: int = 256) -> float | None:
-    """Class-balanced agreement of ``model`` with ``teacher`` on the foreign-scene composites of the
-    validation split ``val`` (:func:`teakit.data.foreign_scenes.foreign_composites`, seed 0: each
-    image's foreground, cut by the teacher's own segmenter mask, on a crop of every foreign scene),
-    each composite judged against the teacher's decision on its original image.  Only the composites
-    on which the teacher itself, segmenting them with its own segmenter, keeps that decision count: on
-    the others the new scene hides or changes the object (a white digit on a white page), and no
-    student can be asked to keep the decision.  None for a teacher without a segmenter (no mask to cut
-    with)."""
+def foreign_targets(val, teacher, batch_size: int = 256) -> tuple | None:
+    """The teacher's side of :func:`foreign_agreement`, the same for every run on ``val``:
+    ``(composites, decisions)``.  The composites are the foreign-scene composites of the validation
+    split ``val`` (:func:`teakit.data.foreign_scenes.foreign_composites`, seed 0: each image's
+    foreground, cut by the teacher's own segmenter mask, on a crop of every foreign scene).  Each is
+    paired with the teacher's decision on its original image.  Only the composites on which the
+    teacher itself, segmenting them with its own segmenter, keeps that decision are kept: on the
+    others the new scene hides or changes the object (a white digit on a white page), and no student
+    can be asked to keep the decision.  None for a teacher without a segmenter (no mask to cut with)."""
     from .data.foreign_scenes import FOREIGN_SCENES, foreign_composites
-    from .evaluate import balanced_agreement, predict
+    from .evaluate import predict
     from .teachers.segmenter import SegmenterTeacher
 
     if not isinstance(teacher, SegmenterTeacher):
@@ -116,18 +117,29 @@ def foreign_agreement(model, val, teacher, batch_size: int = 256) -> float | Non
     composites = foreign_composites(x, keep, norm=val.norm)
     kept = predict(teacher, composites, batch_size).argmax(1) == t_pred
     if not bool(kept.any()):
-        raise ValueError("foreign_agreement: the teacher changes its decision on every composite")
-    pred = predict(model, composites[kept], batch_size).argmax(1)
-    return balanced_agreement(pred, t_pred[kept])
+        raise ValueError("foreign_targets: the teacher changes its decision on every composite")
+    return composites[kept], t_pred[kept]
 
 
-def run_score(run_dir, val, teacher) -> dict:
+def foreign_agreement(model, targets, batch_size: int = 256) -> float | None:
+    """Class-balanced agreement of ``model`` with the teacher's decisions on the foreign-scene
+    composites of :func:`foreign_targets` (``targets``); None where those are None (no segmenter)."""
+    from .evaluate import balanced_agreement, predict
+
+    if targets is None:
+        return None
+    composites, decisions = targets
+    return balanced_agreement(predict(model, composites, batch_size).argmax(1), decisions)
+
+
+def run_score(run_dir, val, teacher, targets) -> dict:
     """A finished `tea distill` run's ``{"score", "val_agreement", "foreign_agreement", "agreement",
     "epoch", "heatmap_loss", "score_kind"}`` for the model of its selected epoch (its ``best``
     checkpoint): ``val_agreement``, its class-balanced agreement with ``teacher`` on the validation
-    split ``val`` (an ImageSet); ``foreign_agreement``, :func:`foreign_agreement` (None without a
-    segmenter); ``score``, their mean (``val_agreement`` alone without a segmenter); ``agreement``,
-    the top-1 agreement its history logged for that epoch; ``epoch``, that epoch (counted from 1)."""
+    split ``val`` (an ImageSet); ``foreign_agreement``, :func:`foreign_agreement` on ``targets``
+    (:func:`foreign_targets` of ``val`` and ``teacher``; None without a segmenter); ``score``, their
+    mean (``val_agreement`` alone without a segmenter); ``agreement``, the top-1 agreement its history
+    logged for that epoch; ``epoch``, that epoch (counted from 1)."""
     from .checkpoint import load_checkpoint
     from .evaluate import evaluate_splits
     from .runs import load_model
@@ -139,7 +151,7 @@ def run_score(run_dir, val, teacher) -> dict:
     record = next(r for r in extra["history"] if r["epoch"] == best)
     model = load_model(run_dir)[0]
     res = evaluate_splits(model, {"val": val}, teacher=teacher, relevance=False)["splits"]["val"]
-    plain, foreign = res["balanced_agreement_with_teacher"], foreign_agreement(model, val, teacher)
+    plain, foreign = res["balanced_agreement_with_teacher"], foreign_agreement(model, targets)
     return {"score": plain if foreign is None else (plain + foreign) / 2, "val_agreement": plain,
             "foreign_agreement": foreign, "agreement": res["agreement_with_teacher"], "epoch": best + 1,
             "heatmap_loss": record["val"].get("heatmap_loss"), "score_kind": SCORE_KIND}
@@ -256,6 +268,8 @@ def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=()
     parts = {c: {} for c in candidates}  # the two agreements each score is the mean of
     for b in benchmarks:
         val = load_data(b, data_seed, **(data_options or {}))["val"]
+        # the teacher's side of the score, once per benchmark, and only if a run is scored
+        targets = functools.cache(lambda val=val, teacher=loaded[b]: foreign_targets(val, teacher))
         for c in candidates:
             per_seed = []
             for seed in seeds:
@@ -276,7 +290,7 @@ def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=()
                                          "use another --out, or --fresh to retrain")
                     print(f"[{i}/{total}] {b} / {c} / seed {seed}: finished earlier, reusing {done}")
                     if record.get("score_kind") != SCORE_KIND:  # scored by an earlier protocol
-                        record = {**run_score(run_dir, val, loaded[b]), "settings": record["settings"]}
+                        record = {**run_score(run_dir, val, loaded[b], targets()), "settings": record["settings"]}
                         atomic_write_bytes(done, (json.dumps(record, indent=2) + "\n").encode())
                         print(f"    rescored: {SCORE} {100 * record['score']:.1f}")
                 else:
@@ -285,7 +299,7 @@ def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=()
                     print(f"[{i}/{total}] {b} / {c} / seed {seed}: {v_cfg.epochs} epochs")
                     distill(b, teachers[b], run_dir, spec=v_spec, cfg=v_cfg, tea=v_tea, copy_head=copy_head,
                             data_seed=data_seed, data_options=data_options, progress=progress, fabric=fabric)
-                    record = {**run_score(run_dir, val, loaded[b]), "settings": settings}
+                    record = {**run_score(run_dir, val, loaded[b], targets()), "settings": settings}
                     atomic_write_bytes(done, (json.dumps(record, indent=2) + "\n").encode())
                 per_seed.append(record)
             scores[c][b] = statistics.fmean(r["score"] for r in per_seed)

@@ -17,8 +17,7 @@ default the teacher's mean prediction on the unlabelled training images
 (:mod:`teakit.calibrate`): heatmaps cannot teach per-class logit offsets.  The options and their defaults are
 :class:`teakit.config.TEAConfig`'s, the same as `tea distill`'s; ``shift``,
 ``permute_channels``, ``swap_backgrounds``, ``synthetic_backgrounds``, ``recolour_backgrounds``, ``student_bn``,
-``joint_norm``,
-``label_weight`` and ``kd_weight`` are extensions and ablations.  The teacher is frozen and in eval mode.
+``joint_norm``, ``label_weight`` and ``kd_weight`` are extensions and ablations.  The teacher is frozen and in eval mode.
 """
 from __future__ import annotations
 
