@@ -152,3 +152,9 @@ def test_evaluate_with_data_root_of_a_second_copy(tmp_path, capsys, tea_cli):
         f.write("img/e0.png,eel,train,owl@snow,s1,\nimg/e1.png,eel,test,owl@snow,s1,\n")
     rc, text = tea_cli(["evaluate", "--model", str(model), "--data-root", str(more)])
     assert rc == 2 and f"{more}: test labels go up to 2, but" in text and "predicts 2 classes" in text, text
+
+
+def test_train_teacher_refuses_unknown_segmenter_backgrounds_before_training(tmp_path):
+    with pytest.raises(ValueError, match="seg_backgrounds: unknown option.*blur.*paste, swap, recolour"):
+        C.train_teacher("digits-on-scenes", "segmenter", tmp_path / "t", seg_backgrounds={"blur": 0.5})
+    assert not (tmp_path / "t").exists()

@@ -7,6 +7,7 @@ import pytest
 from teakit import cli, demo
 from teakit.config import (
     HEATMAP_HEAD_LR_SCALE,
+    SEGMENTER_BACKGROUNDS,
     TEA_LR,
     TEAConfig,
     TrainConfig,
@@ -70,6 +71,13 @@ def test_the_demos_tea_is_tea_distills_at_the_demos_epochs():
     for name in ("swap_backgrounds", "recolour_backgrounds"):
         assert stages["digits-on-scenes-tea"].params["tea"][name] == getattr(TEAConfig(), name)
         assert name not in tea.params["tea"]
+    # the segmenter teacher's stage names its U-Net's new backgrounds (`tea train-teacher`'s defaults); the
+    # debiased teacher's has none
+    assert stages["digits-on-scenes-teacher"].params["seg_backgrounds"] == SEGMENTER_BACKGROUNDS
+    assert "seg_backgrounds" not in stages["colored-digits-teacher"].params
+    a = cli.build_parser().parse_args(["train-teacher", "--dataset", "digits-on-scenes", "--kind", "segmenter",
+                                   "--out", "O"])
+    assert {"paste": a.seg_paste, "swap": a.seg_swap, "recolour": a.seg_recolour} == SEGMENTER_BACKGROUNDS
     scale = demo.LR_SCALES.get(tea.name, 1.0)
     expected = asdict(distill_config(epochs=demo.EPOCHS, lr=distill_config().lr * scale))
     assert tea.params["cfg"] == expected

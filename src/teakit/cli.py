@@ -18,7 +18,7 @@ from .config import (
     LOSS_KINDS,
     OPTIMIZERS,
     SCHEDULES,
-    SEGMENTER_PASTE,
+    SEGMENTER_BACKGROUNDS,
     SEGMENTER_TRAINING,
     STUDENT_BN_MODES,
     STUDENT_INITS,
@@ -291,7 +291,7 @@ def _cmd_train_teacher(a):
     cfg = _train_cfg(a, "train-teacher")
     seg = replace(cfg, epochs=a.seg_epochs, lr=a.seg_lr, head_lr_scale=1.0)
     path = train_teacher(a.dataset, a.kind, a.out, spec=_spec(a), cfg=cfg, seg_cfg=seg, fill=a.fill,
-                         seg_paste=a.seg_paste,
+                         seg_backgrounds={"paste": a.seg_paste, "swap": a.seg_swap, "recolour": a.seg_recolour},
                          heatmap_of=a.heatmap_of, **_common(a))
     print(f"teacher written to {path.parent}")
 
@@ -471,9 +471,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"U-Net epochs (segmenter kind; default {SEGMENTER_TRAINING['epochs']})")
     c.add_argument("--seg-lr", type=float, default=SEGMENTER_TRAINING["lr"],
                    help=f"U-Net learning rate (default {SEGMENTER_TRAINING['lr']:g})")
-    c.add_argument("--seg-paste", type=float, default=SEGMENTER_PASTE, metavar="P",
+    c.add_argument("--seg-paste", type=float, default=SEGMENTER_BACKGROUNDS["paste"], metavar="P",
                    help="chance that a U-Net training image's foreground is pasted onto another training "
-                        f"image (the masks' union is the target; default {SEGMENTER_PASTE:g})")
+                        f"image (the masks' union is the target; default {SEGMENTER_BACKGROUNDS['paste']:g})")
+    c.add_argument("--seg-swap", type=float, default=SEGMENTER_BACKGROUNDS["swap"], metavar="P",
+                   help="chance that a U-Net training image's foreground is put on another training image's "
+                        f"background, its object inpainted away (default {SEGMENTER_BACKGROUNDS['swap']:g})")
+    c.add_argument("--seg-recolour", type=float, default=SEGMENTER_BACKGROUNDS["recolour"], metavar="P",
+                   help="chance that a U-Net training image's background is recoloured (mirrored with chance "
+                        f"1/2, channels reordered; default {SEGMENTER_BACKGROUNDS['recolour']:g})")
     _add_train(c, "train-teacher")
 
     c = cmd("train", _cmd_train, "train a classifier with an objective that needs no teacher (ERM)")

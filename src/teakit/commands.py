@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .config import SEGMENTER_PASTE, STUDENT_INITS, distill_config
+from .config import SEGMENTER_BACKGROUNDS, STUDENT_INITS, distill_config
 from .data.load import (  # noqa: F401 (re-exported)
     BIAS_IS_GROUP,
     DISK_OPTIONS,
@@ -133,11 +133,12 @@ def _bias_values(dataset: str, data: dict, method: str) -> int:
 
 def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg: TrainConfig | None = None,
                   seg_cfg: TrainConfig | None = None, fill: str = "noise", heatmap_of: str = "input",
-                  seg_paste: float = SEGMENTER_PASTE, data_seed: int = 0, data_options: dict | None = None,
+                  seg_backgrounds: dict | None = None, data_seed: int = 0, data_options: dict | None = None,
                   fabric: dict | None = None, progress: bool = True) -> Path:
     """`tea train-teacher`: ``debiased`` (a classifier on the shortcut-free training
-    variant) or ``segmenter`` (a U-Net on the masks, each training image pasted onto another
-    with chance ``seg_paste`` (:class:`~teakit.objectives.segmentation.Segmentation`), then a
+    variant) or ``segmenter`` (a U-Net on the masks, its training images on new backgrounds as
+    ``seg_backgrounds`` says: the :class:`~teakit.objectives.segmentation.Segmentation` options
+    ``paste``, ``swap`` and ``recolour``, over :data:`~teakit.config.SEGMENTER_BACKGROUNDS`; then a
     classifier on ground-truth-masked images whose background is ``fill``-ed; ``heatmap_of``
     is recorded in the folder, see :class:`~teakit.teachers.SegmenterTeacher`)."""
     out = Path(out)
@@ -149,8 +150,12 @@ def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg
         train(dataset, "erm", out / "classifier", spec=spec, cfg=cfg, split="train_debiased", **common)
         return write_teacher(out, "debiased", classifier="classifier", dataset=dataset)
     if kind == "segmenter":
+        unknown = sorted(set(seg_backgrounds or {}) - set(SEGMENTER_BACKGROUNDS))
+        if unknown:
+            raise ValueError(f"seg_backgrounds: unknown option(s) {', '.join(unknown)}; expected "
+                             f"{', '.join(SEGMENTER_BACKGROUNDS)}")
         train(dataset, "segmentation", out / "segmenter", cfg=seg_cfg or cfg, split="train",
-              objective_options={"paste": seg_paste}, **common)
+              objective_options={**SEGMENTER_BACKGROUNDS, **(seg_backgrounds or {})}, **common)
         train(dataset, "erm", out / "classifier", spec=spec, cfg=cfg, split="train", fill=fill, **common)
         return write_teacher(out, "segmenter", classifier="classifier", segmenter="segmenter",
                              fill=fill, threshold=0.5, heatmap_of=heatmap_of, dataset=dataset)

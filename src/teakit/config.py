@@ -89,8 +89,10 @@ COMMAND_TRAINING = {
     "study": {"epochs": 40, "lr": 2e-3, "warmup_steps": 100},
 }
 SEGMENTER_TRAINING = {"epochs": 15, "lr": 3e-3}  # the segmenter teacher's U-Net
-# the chance that a U-Net training image is pasted onto another (teakit.objectives.segmentation)
-SEGMENTER_PASTE = 0.0
+# the chances that a U-Net training image's foreground is pasted over another image, put on another image's
+# background, or has its background recoloured (teakit.objectives.segmentation; docs/recipe.md "The segmenter
+# teacher on unseen scenes")
+SEGMENTER_BACKGROUNDS = {"paste": 0.0, "swap": 0.5, "recolour": 0.5}
 
 
 def command_train_config(command: str, objective: str | None = None, **overrides) -> TrainConfig:

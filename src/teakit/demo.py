@@ -77,6 +77,7 @@ from . import commands as C
 from .config import (
     DEMO_BENCHMARKS,
     HEATMAP_OBJECTIVES,
+    SEGMENTER_BACKGROUNDS,
     SEGMENTER_TRAINING,
     TEAConfig,
     TrainConfig,
@@ -177,7 +178,8 @@ def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = N
             "kind": kind, "cfg": asdict(command_train_config("train-teacher", epochs=t_ep, seed=seed)),
             "seg_cfg": asdict(TrainConfig(**{**SEGMENTER_TRAINING, "epochs": seg_ep, "seed": seed})),
             "data_options": data_opts,
-            "model": model, **({"heatmap_of": "input"} if kind == "segmenter" else {})})
+            "model": model,
+            **({"heatmap_of": "input", "seg_backgrounds": dict(SEGMENTER_BACKGROUNDS)} if kind == "segmenter" else {})})
         erm_cfg = asdict(command_train_config("train", epochs=t_ep, seed=seed))
         erm = Stage(f"{ds}-erm", "train", ds, {"objective": "erm", "cfg": erm_cfg, "data_options": data_opts,
                                                "model": model})
@@ -285,7 +287,7 @@ def _run_stage(stage: Stage, folder: Path, folders: dict, progress: bool) -> dic
                   spec=model_spec("cnn", None, **p["model"]) if "model" in p else None)
     if stage.kind == "teacher":
         C.train_teacher(stage.dataset, p["kind"], folder, cfg=_cfg(p["cfg"]), seg_cfg=_cfg(p["seg_cfg"]),
-                        heatmap_of=p.get("heatmap_of", "input"), **common)
+                        heatmap_of=p.get("heatmap_of", "input"), seg_backgrounds=p.get("seg_backgrounds"), **common)
     elif stage.kind == "train":
         stage1 = folders[stage.deps[0]] if stage.deps else None
         C.train(stage.dataset, p["objective"], folder, cfg=_cfg(p["cfg"]), stage1=stage1, **common)

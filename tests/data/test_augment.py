@@ -14,6 +14,7 @@ from teakit.data.augment import (
     random_channel_orders,
     random_shifts,
     recolour,
+    recolour_backgrounds,
     swap_backgrounds,
     translate,
 )
@@ -216,3 +217,24 @@ def test_recolour_mirrors_in_the_batchs_range_then_reorders_each_row_by_a_pixel_
     assert torch.equal(recolour(grey, rows, orders, invert), recolour(grey, rows, orders, invert)[:, :1].expand(-1, 3, -1, -1))
     with pytest.raises(ValueError, match="invert flags"):
         recolour(x, rows, orders, invert[:2])
+
+
+def test_recolour_backgrounds_recolours_the_drawn_rows_behind_their_masks_only():
+    g = torch.Generator().manual_seed(6)
+    x = torch.rand(6, 3, 5, 5, generator=g)
+    keep = torch.rand(6, 1, 5, 5, generator=g) > 0.5
+    out = recolour_backgrounds(x, keep, 0.5, torch.Generator().manual_seed(1))
+    # the same draws, written out: which rows, then their channel orders and mirror flags
+    d = torch.Generator().manual_seed(1)
+    rows = torch.rand(6, generator=d) < 0.5
+    orders = torch.rand(int(rows.sum()), 3, generator=d).argsort(dim=1)
+    invert = torch.rand(int(rows.sum()), generator=d) < 0.5
+    assert 0 < int(rows.sum()) < 6
+    new = recolour(x, rows, orders, invert)
+    for k, b in enumerate(rows.nonzero().flatten().tolist()):
+        assert torch.equal(out[b], torch.where(keep[b], x[b], new[k]))
+    assert torch.equal(out[~rows], x[~rows])
+    assert torch.equal(out[keep.expand(-1, 3, -1, -1)], x[keep.expand(-1, 3, -1, -1)])   # foregrounds kept
+    assert torch.equal(recolour_backgrounds(x, keep, 0.0, torch.Generator().manual_seed(3)), x)
+    with pytest.raises(ValueError, match="chance"):
+        recolour_backgrounds(x, keep, 1.5)

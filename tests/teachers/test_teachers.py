@@ -256,3 +256,49 @@ def test_segmentation_paste_trains_on_composites_and_validation_logs_pasted_iou(
     assert "iou_pasted" in logs and torch.equal(seen[-1], x)              # the plain loss on the plain images
     with pytest.raises(ValueError, match="paste"):
         Segmentation(paste=1.5)
+
+
+def test_segmentation_swap_and_recolour_train_on_new_backgrounds_with_the_true_masks():
+    from teakit.data.augment import background_partners, recolour_backgrounds, swap_backgrounds
+    from teakit.objectives.segmentation import Segmentation
+    gx = torch.Generator().manual_seed(1)
+    x, mask = torch.rand(5, 3, 8, 8, generator=gx), torch.rand(5, 1, 8, 8, generator=gx) > 0.6
+    seen = []
+
+    def model(inp):
+        seen.append(inp.clone())
+        return torch.zeros(inp.shape[0], 1, *inp.shape[2:])
+    Segmentation(swap=1.0, recolour=0.5)({"x": x, "mask": mask}, model, torch.Generator().manual_seed(2), train=True)
+    g = torch.Generator().manual_seed(2)     # the same draws, in the documented order
+    want = swap_backgrounds(x, mask, background_partners(5, 1.0, g))
+    want = recolour_backgrounds(want, mask, 0.5, g)
+    assert torch.equal(seen[-1], want) and not torch.equal(want, x)
+    # the loss's target stays the true mask: a model that predicts it exactly has the lowest loss
+    exact = Segmentation(swap=1.0, recolour=0.5)(
+        {"x": x, "mask": mask}, lambda inp: (mask.float() * 40 - 20), torch.Generator().manual_seed(2))[0]
+    assert exact.item() < 1e-3
+    for name in ("swap", "recolour"):
+        with pytest.raises(ValueError, match=f"--seg-{name}"):
+            Segmentation(**{name: -0.1})
+
+
+def test_foreign_iou_against_a_loop_over_scenes_and_images():
+    from teakit.data.foreign_scenes import FOREIGN_SCENES, foreign_composites
+    from teakit.objectives.segmentation import foreign_iou
+    g = torch.Generator().manual_seed(3)
+    x, mask = torch.rand(5, 3, 8, 8, generator=g), torch.rand(5, 1, 8, 8, generator=g) > 0.5
+
+    def segment(inp):             # a segmenter that marks bright pixels
+        return inp.mean(1, keepdim=True) > 0.5
+    composites = foreign_composites(x, mask)
+    ious = []
+    for k in range(len(FOREIGN_SCENES)):
+        for b in range(5):
+            pred, true = segment(composites[k * 5 + b:k * 5 + b + 1])[0, 0], mask[b, 0]
+            inter = sum(bool(pred[i, j] and true[i, j]) for i in range(8) for j in range(8))
+            union = sum(bool(pred[i, j] or true[i, j]) for i in range(8) for j in range(8))
+            ious.append(inter / max(union, 1))
+    got = foreign_iou(segment, x, mask, batch_size=3)
+    assert got == pytest.approx(sum(ious) / len(ious), abs=1e-6) and 0 < got < 1
+    # a segmenter that finds every true mask (one batch of all 4 x 5 composites) scores 1
+    assert foreign_iou(lambda inp: mask.repeat(len(FOREIGN_SCENES), 1, 1, 1), x, mask, batch_size=20) == 1.0

@@ -75,6 +75,19 @@ def recolour(x: torch.Tensor, rows: torch.Tensor, orders: torch.Tensor, invert: 
     return permute_channels(mirrored, orders)
 
 
+def recolour_backgrounds(x: torch.Tensor, keep: torch.Tensor, chance: float, generator=None) -> torch.Tensor:
+    """``x`` with each image's background (outside its ``keep`` mask, (B, 1, H, W) bool) recoloured by
+    :func:`recolour` with probability ``chance`` (per image: mirrored with chance 1/2, then its channels
+    in a random order; draws from ``generator``); foregrounds and the other images unchanged."""
+    if not 0.0 <= chance <= 1.0:
+        raise ValueError(f"chance={chance} must lie in [0, 1]")
+    rows = torch.rand(x.shape[0], generator=generator) < chance
+    n = int(rows.sum())
+    orders, invert = random_channel_orders(n, x.shape[1], generator), torch.rand(n, generator=generator) < 0.5
+    rows = rows.to(x.device)
+    return paste(x, keep, rows, recolour(x, rows, orders, invert))
+
+
 def _gaussian_kernel(sigma: float, radius: int, like: torch.Tensor) -> torch.Tensor:
     t = torch.arange(-radius, radius + 1, device=like.device, dtype=like.dtype)
     k = torch.exp(-0.5 * (t / sigma) ** 2)

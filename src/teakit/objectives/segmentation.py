@@ -1,17 +1,29 @@
 """Segmentation: train the segmenter teacher's U-Net on the foreground masks
 (binary cross-entropy + soft Dice).  Logs the IoU of the thresholded mask.
 
-``paste`` (a probability, default 0): during training each image is, with that
-chance, composited onto another image of its batch (its foreground pixels over
-the other image; the target is the union of both masks), so the U-Net sees
-foregrounds on scenes they never sit on in the biased training set.  Validation
-also logs ``iou_pasted``: the IoU when every validation image is so composited
-(fixed draws), an estimate of the IoU on scenes unseen with that foreground.
+Three options show the U-Net foregrounds on backgrounds they never sit on in
+the biased training set (probabilities per training image, applied in this
+order, the ground-truth mask cutting the foreground; 0 here by default, and
+:data:`teakit.config.SEGMENTER_BACKGROUNDS` in `tea train-teacher`):
+
+* ``paste``: the image's foreground over another image of its batch (the target
+  is the union of both masks).  Validation always logs ``iou_pasted`` too: the
+  IoU when every validation image is so composited (fixed draws).
+* ``swap``: the foreground on another image's background, whose own object is
+  inpainted away (:func:`~teakit.data.augment.swap_backgrounds`; the target
+  stays the image's mask).
+* ``recolour``: the background mirrored and its channels reordered
+  (:func:`~teakit.data.augment.recolour_backgrounds`).
+
+:func:`foreign_iou` measures a segmenter on backgrounds that none of these
+options (nor any benchmark) shows: the foreign scenes of
+:mod:`teakit.data.foreign_scenes`.
 """
 from __future__ import annotations
 
 import torch
 
+from ..data.augment import background_partners, recolour_backgrounds, swap_backgrounds
 from ..teachers.segmenter import dice_bce_loss
 from .base import Objective
 
@@ -32,6 +44,20 @@ def mask_iou(pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return inter / union
 
 
+def foreign_iou(segment, x: torch.Tensor, mask: torch.Tensor, norm=None, batch_size: int = 256) -> float:
+    """Mean IoU of ``segment`` (images -> (B, 1, H, W) bool masks) on the foreign-scene composites of
+    ``x`` (:func:`~teakit.data.foreign_scenes.foreign_composites`, seed 0: each image's foreground, cut
+    by its true ``mask``, on a crop of every foreign scene), against that true mask; ``norm`` as the
+    images' :class:`~teakit.data.imageset.ImageSet` says."""
+    from ..data.foreign_scenes import FOREIGN_SCENES, foreign_composites
+
+    composites, target = foreign_composites(x, mask, norm=norm), mask.repeat(len(FOREIGN_SCENES), 1, 1, 1)
+    with torch.no_grad():
+        ious = [mask_iou(segment(composites[i:i + batch_size]), target[i:i + batch_size])
+                for i in range(0, len(composites), batch_size)]
+    return torch.cat(ious).mean().item()
+
+
 def _iou(logits: torch.Tensor, mask: torch.Tensor, threshold: float) -> torch.Tensor:
     return mask_iou(torch.sigmoid(logits.detach()) >= threshold, mask).mean()
 
@@ -40,21 +66,29 @@ class Segmentation(Objective):
     name = "segmentation"
     selection_key = "loss"
 
-    def __init__(self, threshold: float = 0.5, paste: float = 0.0):
-        if not 0.0 <= float(paste) <= 1.0:
-            raise ValueError(f"paste (tea train-teacher --seg-paste) = {paste!r}: expected a probability in [0, 1]")
+    def __init__(self, threshold: float = 0.5, paste: float = 0.0, swap: float = 0.0, recolour: float = 0.0):
+        for name, value in (("paste", paste), ("swap", swap), ("recolour", recolour)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name} (tea train-teacher --seg-{name}) = {value!r}: expected a probability "
+                                 "in [0, 1]")
         self.threshold = threshold
-        self.paste = float(paste)
+        self.paste, self.swap, self.recolour = float(paste), float(swap), float(recolour)
 
     def config(self) -> dict:
-        return {"name": self.name, "threshold": self.threshold, "paste": self.paste}
+        return {"name": self.name, "threshold": self.threshold, "paste": self.paste, "swap": self.swap,
+                "recolour": self.recolour}
 
     def __call__(self, batch, model, rng, train=True):
         x, mask = batch["x"], batch["mask"]
         logs = {}
-        if train and self.paste > 0 and len(x) > 1:
-            chosen = torch.rand(len(x), generator=rng, device=rng.device).to(x.device) < self.paste
-            x, mask = paste_onto_others(x, mask, chosen)
+        if train and len(x) > 1:
+            if self.paste > 0:
+                chosen = torch.rand(len(x), generator=rng, device=rng.device).to(x.device) < self.paste
+                x, mask = paste_onto_others(x, mask, chosen)
+            if self.swap > 0:
+                x = swap_backgrounds(x, mask, background_partners(len(x), self.swap, rng))
+            if self.recolour > 0:
+                x = recolour_backgrounds(x, mask, self.recolour, rng)
         elif not train and len(x) > 1:
             with torch.no_grad():
                 px, pm = paste_onto_others(x, mask, torch.ones(len(x), dtype=torch.bool, device=x.device))

@@ -33,7 +33,7 @@ from ..data.augment import (
     permute_channels,
     random_channel_orders,
     random_shifts,
-    recolour,
+    recolour_backgrounds,
     swap_backgrounds,
     translate,
 )
@@ -177,11 +177,7 @@ class TEA(Objective):
             pick = torch.randint(len(self.layouts), (int(rows.sum()),), generator=rng)
             x = paste(x, keep, rows.to(x.device), colour_layouts(self.layouts[pick], x, rng))
         if c.recolour_backgrounds:
-            rows = torch.rand(x.shape[0], generator=rng) < c.recolour_backgrounds
-            n = int(rows.sum())
-            orders, invert = random_channel_orders(n, x.shape[1], rng), torch.rand(n, generator=rng) < 0.5
-            rows = rows.to(x.device)
-            x = paste(x, keep, rows, recolour(x, rows, orders, invert))
+            x = recolour_backgrounds(x, keep, c.recolour_backgrounds, rng)
         return x
 
 
