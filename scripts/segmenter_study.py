@@ -50,8 +50,9 @@ def teacher_with(teacher_dir: Path, unet_dir: Path) -> SegmenterTeacher:
 
 def val_scores(benchmark: str, teacher_dir: Path, run_dir: Path) -> dict:
     scores = run_dir / "scores.json"
-    if scores.exists() and "keeps_decision" in json.loads(scores.read_text()):
-        return json.loads(scores.read_text())
+    recorded = json.loads(scores.read_text()) if scores.exists() else {}
+    if {"iou", "iou_foreign", "keeps_decision"} <= recorded.keys():  # else: none yet, or from an older script
+        return recorded
     extra = load_checkpoint(run_dir, "last").extra
     record = next(r for r in extra["history"] if r["epoch"] == extra["best_epoch"])
     val = load_data(benchmark, 0)["val"]
