@@ -54,3 +54,10 @@ def test_all_classes_in_one_pass_equals_k_sequential_passes():
             acc += g
     for a, b in zip(one_pass, seq):
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_step_cost_in_the_channels_last_layout(tmp_path, capsys):
+    res = run_step_cost(None, batch=2, size=32, rounds=1, warmup=0, channels_last=True)
+    assert res["channels_last"] is True and res["tea_live_step_s"] > 0
+    assert "channels-last" in capsys.readouterr().out
+    assert run_step_cost(None, batch=2, size=32, rounds=1, warmup=0)["channels_last"] is False

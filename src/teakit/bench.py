@@ -25,6 +25,9 @@ per-round ratios, which is robust to a shared, noisy machine.  ``accelerator``
 each variant's seconds per step the table gives images per second and the peak
 memory of one step (the GPU's allocator peak on CUDA, the process's peak
 resident memory growth on CPU, which only ever rises, so it is reported once).
+``channels_last=True`` puts both models and the batch in the channels-last layout,
+the one `tea` builds its models in and trains TEA and ERM students in
+(:func:`teakit.models.build_model`); by default they keep PyTorch's own layout.
 """
 from __future__ import annotations
 
@@ -83,15 +86,17 @@ def _peak_memory_mb(fn, device: torch.device) -> float:
 
 
 def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
-              seed: int = 0, accelerator: str = "cpu") -> dict:
+              seed: int = 0, accelerator: str = "cpu", channels_last: bool = False) -> dict:
     device = _device(accelerator)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     torch.manual_seed(seed)
     num_classes = 10
-    student = torchvision.models.resnet18(num_classes=num_classes).train().to(device)
-    teacher = torchvision.models.resnet34(num_classes=num_classes).eval().requires_grad_(False).to(device)
+    student = torchvision.models.resnet18(num_classes=num_classes).train().to(device, memory_format=layout)
+    teacher = torchvision.models.resnet34(num_classes=num_classes).eval().requires_grad_(False)
+    teacher = teacher.to(device, memory_format=layout)
     opt = torch.optim.SGD(student.parameters(), lr=1e-3, momentum=0.9)
     params = list(student.parameters())
-    x = torch.rand(batch, 3, size, size).to(device)
+    x = torch.rand(batch, 3, size, size).to(device).contiguous(memory_format=layout)
     y = torch.randint(0, num_classes, (batch,)).to(device)
     gen = torch.Generator().manual_seed(seed)
 
@@ -182,14 +187,16 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
         "rounds": rounds,
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
+        "channels_last": channels_last,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
     }
 
 
 def print_table(result: dict) -> None:
     cpu = result["device"] == "cpu"
-    print(f"step cost on {result['device']}, batch {tuple(result['batch'])}, torch {result['torch_version']}, "
-          f"{result['threads']} threads, median of {result['rounds']} interleaved rounds")
+    layout = ", channels-last" if result.get("channels_last") else ""
+    print(f"step cost on {result['device']}, batch {tuple(result['batch'])}{layout}, torch "
+          f"{result['torch_version']}, {result['threads']} threads, median of {result['rounds']} interleaved rounds")
     memory = "" if cpu else f"{'peak MiB':>10}"
     print(f"{'variant':<20}{'s/step':>10}{'× ERM':>10}{'images/s':>10}{memory}")
     for k in ("erm", "tea_live", "tea_cached", "tea_live_features", "tea_all_cached", "tea_all_sequential"):

@@ -381,7 +381,8 @@ def _cmd_export(a):
 
 def _cmd_bench(a):
     from .bench import run_step_cost
-    run_step_cost(a.json, rounds=a.rounds, seed=a.seed, accelerator=a.accelerator, batch=a.batch, size=a.size)
+    run_step_cost(a.json, rounds=a.rounds, seed=a.seed, accelerator=a.accelerator, batch=a.batch, size=a.size,
+                  channels_last=a.channels_last)
 
 
 def _cmd_study(a):
@@ -585,6 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--accelerator", default="cpu", help="cpu or cuda (default cpu)")
     c.add_argument("--batch", type=int, default=32, help="images per step (default 32)")
     c.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+    c.add_argument("--channels-last", action="store_true",
+                   help="models and batch in the channels-last layout that `tea` trains in (default: PyTorch's own)")
 
     c = cmd("study", _cmd_study, "convergence study: TEA variants, one change each from the baseline recipe, "
                                  "probed on the test splits every epoch; writes study.csv and study.png; or the "

@@ -96,10 +96,11 @@ def test_feature_weight_adds_the_loss_between_feature_layer_relevances(teacher_d
     batch = make_batch(data, torch.arange(0, 16), "cpu")
     seeded = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
     obj = TEA(teacher, 10, feature_weight=2.0)
-    # a student equal to the teacher's classifier (same BatchNorm statistics) matches both maps exactly
+    # a student equal to the teacher's classifier (same BatchNorm statistics) matches both maps, up to
+    # float32 rounding (the frozen teacher explains a copy with its BatchNorm folded into the convolutions)
     twin = copy.deepcopy(teacher.classifier).eval().requires_grad_(True)
     _, logs = obj(batch, twin, seeded(0))
-    assert logs["heatmap_loss"] < 1e-5 and logs["feature_relevance_loss"] < 1e-5
+    assert logs["heatmap_loss"] < 1e-4 and logs["feature_relevance_loss"] < 1e-4
     # another student: loss = input-map loss + 2 · the loss between the two networks' feature-layer relevances
     torch.manual_seed(0)
     student = build_from_spec({"name": "cnn", "num_classes": 10, "kwargs": {"depth": CNN_DEPTH}})

@@ -36,6 +36,12 @@ class FixedMaskSegmenter(nn.Module):
         return logits.expand(x.shape[0], 1, *x.shape[2:])
 
 
+def _same_map(R, expected):
+    """A frozen teacher's map against the plain classifier's: the teacher explains a copy with its
+    BatchNorm folded into the convolutions (teakit.explain.fold), equal up to float32 rounding."""
+    torch.testing.assert_close(R, expected, rtol=1e-3, atol=1e-4 * expected.abs().max().item())
+
+
 def _square_mask(side=32):
     m = torch.zeros(1, 1, side, side, dtype=torch.bool)
     m[..., 8:20, 10:24] = True
@@ -117,9 +123,10 @@ def test_segmenter_teacher_classifies_and_explains_filled_image(fill):
 
     expected = teakit.explain(classifier, filled, target, "lrp", eps=0.05)
     heatmap = teacher.heatmap(x, target, eps=0.05, generator=_gen(7))
-    assert torch.equal(heatmap, expected) and not heatmap.requires_grad
+    _same_map(heatmap, expected)
+    assert not heatmap.requires_grad
     h2, logits = teacher.heatmap_and_logits(x, target, eps=0.05, generator=_gen(7))
-    assert torch.equal(h2, expected)
+    _same_map(h2, expected)
     torch.testing.assert_close(logits, classifier(filled))
 
 
@@ -203,9 +210,9 @@ def test_debiased_teacher_matches_classifier():
     target = torch.tensor([1, 2])
     assert torch.equal(teacher(x), classifier(x))
     expected = teakit.explain(classifier, x, target, "lrp", eps=0.01)
-    assert torch.equal(teacher.heatmap(x, target, 0.01), expected)
+    _same_map(teacher.heatmap(x, target, 0.01), expected)
     h, logits = teacher.heatmap_and_logits(x, target, 0.01, generator=_gen(0))
-    assert torch.equal(h, expected)
+    _same_map(h, expected)
     torch.testing.assert_close(logits, classifier(x))
 
 

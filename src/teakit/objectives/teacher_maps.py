@@ -34,11 +34,12 @@ def live_maps(teacher, x: torch.Tensor, eps: torch.Tensor, pick: Callable, reps:
     (``reps`` maps per image).  A segmenter teacher's fill is drawn once and shared by all classes;
     ``keep``: its masks of ``x`` when already known (:class:`~teakit.teachers.segmenter.MaskMemo`)."""
     xt, gate = teacher.explained_input(x, rng, keep)
+    classifier = teacher.explained_classifier()
     if reps > 1:
         with torch.no_grad():
-            logits = teacher.classifier(xt)
+            logits = classifier(xt)
         target, eps = pick(logits), eps.repeat(reps)
-        out = explain(teacher.classifier, xt.repeat(reps, 1, 1, 1), target, method=method, eps=eps,
+        out = explain(classifier, xt.repeat(reps, 1, 1, 1), target, method=method, eps=eps,
                       feature_layer=feature_layer)
         T, hidden = out if feature_layer is not None else (out, None)
         return TeacherMaps(teacher.input_relevance(T, gate), logits, target, eps, hidden)
@@ -47,7 +48,7 @@ def live_maps(teacher, x: torch.Tensor, eps: torch.Tensor, pick: Callable, reps:
     def choose(logits):  # the classes are picked from the logits of the same forward pass
         chosen["target"] = pick(logits)
         return chosen["target"]
-    T, logits, *hidden = explain(teacher.classifier, xt, choose, method=method, eps=eps, return_logits=True,
+    T, logits, *hidden = explain(classifier, xt, choose, method=method, eps=eps, return_logits=True,
                                  feature_layer=feature_layer)
     return TeacherMaps(teacher.input_relevance(T, gate), logits, chosen["target"], eps,
                        hidden[0] if hidden else None)

@@ -12,7 +12,9 @@ identity by default).  The distillation code only uses ``forward``,
 ``freeze()`` puts the teacher in eval mode, turns off ``requires_grad`` on all
 its parameters and returns it (``teacher = SomeTeacher(...).freeze()``); a
 frozen teacher stays in eval mode even if ``.train()`` is later called on it
-(e.g. by a parent module).
+(e.g. by a parent module).  A frozen teacher computes its maps and logits with
+a copy of its classifier whose BatchNorm is folded into the convolutions
+(:mod:`teakit.explain.fold`: the same maps, cheaper; rebuilt if the weights change).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from ..explain import explain, explain_all
+from ..explain.fold import FoldedModel
 
 
 class Teacher(nn.Module):
@@ -32,6 +35,7 @@ class Teacher(nn.Module):
             raise TypeError(f"classifier must be an nn.Module, got {type(classifier).__name__}")
         self.classifier = classifier
         self._frozen = False
+        self._folded = FoldedModel()
 
     @property
     def frozen(self) -> bool:
@@ -46,6 +50,11 @@ class Teacher(nn.Module):
 
     def train(self, mode: bool = True) -> "Teacher":
         return super().train(mode and not self._frozen)
+
+    def explained_classifier(self) -> nn.Module:
+        """The classifier that computes the teacher's maps and logits: once frozen, its copy with
+        BatchNorm folded into the convolutions (the same function; :mod:`teakit.explain.fold`)."""
+        return self._folded.get(self.classifier) if self._frozen else self.classifier
 
     def classifier_input(self, x: torch.Tensor, generator: torch.Generator | None = None,
                          keep: torch.Tensor | None = None) -> torch.Tensor:
@@ -79,7 +88,7 @@ class Teacher(nn.Module):
         one forward pass; entry ``[b, k, e]`` is what :meth:`heatmap` gives for the
         same classifier input."""
         xt, gate = self.explained_input(x, generator)
-        R = explain_all(self.classifier, xt, num_classes, eps_values)
+        R = explain_all(self.explained_classifier(), xt, num_classes, eps_values)
         B, K, E = R.shape[:3]
         rows = R.transpose(0, 2).reshape(K * E * B, *R.shape[3:])  # row (e·K + k)·B + b: x repeated
         return self.input_relevance(rows, gate).view(E, K, B, *R.shape[3:]).transpose(0, 2)
@@ -99,7 +108,7 @@ class Teacher(nn.Module):
                            generator: torch.Generator | None = None):
         """``(heatmap, logits)`` from one forward pass, both detached."""
         xt, gate = self.explained_input(x, generator)
-        R, logits = explain(self.classifier, xt, target, method="lrp", eps=eps, create_graph=False,
+        R, logits = explain(self.explained_classifier(), xt, target, method="lrp", eps=eps, create_graph=False,
                             return_logits=True)
         return self.input_relevance(R, gate), logits
 
