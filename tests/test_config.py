@@ -92,3 +92,20 @@ def test_bad_values_are_refused_naming_the_field():
             TEAConfig(**bad)
     with pytest.raises(ValueError, match="ema"):
         TrainConfig(ema=1.0)
+    for bad in ((-2, -2), (), "a,-2", 1.5, True, [-2, 0.5]):
+        with pytest.raises(ValueError, match="feature_layer"):
+            TEAConfig(feature_layer=bad)
+
+
+def test_several_feature_layers_from_python_text_and_a_runs_json():
+    assert TEAConfig(feature_layer=-3).feature_layer == -3
+    assert TEAConfig(feature_layer=[-2]).feature_layer == -2
+    assert TEAConfig(feature_layer=[-2, -4]).feature_layer == (-2, -4)  # as a run's config.json holds it
+    assert TEAConfig(feature_layer="-2,-4").feature_layer == (-2, -4)
+    from teakit.cli import build_parser
+    a = build_parser().parse_args(["distill", "--teacher", "T", "--dataset", "colored-digits", "--out", "o",
+                                    "--feature-layer=-1,-2,-3"])
+    assert a.feature_layer == (-1, -2, -3)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["distill", "--teacher", "T", "--dataset", "colored-digits", "--out", "o",
+                                    "--feature-layer=-1,x"])

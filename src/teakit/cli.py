@@ -25,6 +25,7 @@ from .config import (
     TEAConfig,
     TrainConfig,
     command_train_config,
+    feature_layers,
     option_help,
 )
 from .data.names import COLOR_MODES, DATASETS, DISK_DATASETS, NORMALIZE_MODES
@@ -199,7 +200,7 @@ TEA_FLAGS = {
     "student_bn": ("--student-bn", {"choices": STUDENT_BN_MODES}),
     "joint_norm": ("--joint-norm", {"action": "store_true"}),
     "feature_weight": ("--feature-weight", {"type": float}),
-    "feature_layer": ("--feature-layer", {"type": int}),
+    "feature_layer": ("--feature-layer", {"type": feature_layers, "metavar": "I[,I...]"}),
     "feature_match": ("--feature-match", {"choices": FEATURE_MATCHES}),
     "shift": ("--shift", {"type": int}),
     "permute_channels": ("--permute-channels", {"action": "store_true"}),

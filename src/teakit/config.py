@@ -136,8 +136,9 @@ class TEAConfig:
                                       "teacher's LRP relevance of a hidden ReLU layer, channel by channel; needs "
                                       "the live teacher and a student whose layer has the teacher's shape; 0: "
                                       "the input maps alone, the paper's objective")
-    feature_layer: int = _opt(-2, "which 4-D ReLU output --feature-weight matches, in forward order (-2: the "
-                                  "second to last)")
+    feature_layer: int | tuple = _opt(-2, "which 4-D ReLU output --feature-weight matches, in forward order (-2: "
+                                          "the second to last); several, comma-separated (--feature-layer=-2,-4): "
+                                          "the mean of their losses")
     feature_match: str = _opt("auto", "how the hidden-layer relevances are compared: channels (channel by "
                                       "channel: equal shapes needed), summed (summed over channels, the larger "
                                       "map sum-pooled to the smaller one's side: any two networks), auto "
@@ -195,6 +196,7 @@ class TEAConfig:
             raise ValueError(f"feature_match={self.feature_match!r}; expected one of {', '.join(FEATURE_MATCHES)}")
         if self.feature_weight < 0:
             raise ValueError(f"feature_weight={self.feature_weight} must be >= 0")
+        object.__setattr__(self, "feature_layer", feature_layers(self.feature_layer))
         if isinstance(self.bias_prior, str):
             if self.bias_prior not in BIAS_PRIORS:
                 raise ValueError(f"bias_prior={self.bias_prior!r}; expected one of {', '.join(BIAS_PRIORS)} or "
@@ -207,6 +209,25 @@ class TEAConfig:
 
     def replace(self, **changes) -> TEAConfig:
         return replace(self, **changes)
+
+
+def feature_layers(value) -> int | tuple:
+    """``feature_layer`` as given (an int, a sequence of ints, or text such as ``"-2,-4"``): one int,
+    or a tuple of two or more distinct ones (a run's JSON config holds a list)."""
+    items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
+    layers = []
+    for v in items:
+        try:
+            if isinstance(v, bool) or not isinstance(v, (int, str)):
+                raise ValueError
+            layers.append(int(v))
+        except ValueError:
+            layers = []
+            break
+    if not layers or len(set(layers)) != len(layers):
+        raise ValueError(f"feature_layer={value!r}: expected one ReLU layer index or several distinct ones, "
+                         "e.g. -2 or -2,-4")
+    return layers[0] if len(layers) == 1 else tuple(layers)
 
 
 def option_help(cls, name: str, value=None) -> str:

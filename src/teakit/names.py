@@ -55,6 +55,8 @@ VARIANTS: dict[str, dict] = {
     "input-maps-only": {"tea": {"feature_weight": 0.0}},
     "feature-relevance": {"tea": {"feature_weight": TEAConfig.feature_weight,
                                   "feature_layer": TEAConfig.feature_layer}},
+    "layers-2-4": {"tea": {"feature_layer": (-2, -4)}},
+    "layers-1-2-3": {"tea": {"feature_layer": (-1, -2, -3)}},
     "twice-longer": {"epochs_scale": 2.0},
     "permute-channels": {"tea": {"permute_channels": True}},
     "twice-longer+permute-channels": {"epochs_scale": 2.0, "tea": {"permute_channels": True}},

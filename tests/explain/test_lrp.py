@@ -206,6 +206,12 @@ def test_feature_layer_relevance_equals_the_reference():
         explain(net, x, target, method="gradcam", feature_layer=-1)
     with pytest.raises(ValueError, match=r"feature_layer=2: the model computes 2 4-D ReLU outputs"):
         explain(net, x, target, feature_layer=2)
+    # several layers at once: a tuple of the same relevances, from the same backward pass
+    R3, both = explain(net, x, target, eps=eps, feature_layer=(-1, 0))
+    assert isinstance(both, tuple) and len(both) == 2 and torch.equal(R3, R)
+    assert torch.allclose(both[0], Ra2_ref, atol=1e-9) and torch.allclose(both[1], Ra1_ref, atol=1e-9)
+    with pytest.raises(ValueError, match=r"feature_layer=\(0, 5\): the model computes 2 4-D ReLU outputs"):
+        explain(net, x, target, feature_layer=(0, 5))
 
 class ResBNNet(nn.Module):
     """Conv-BN, one in-place ReLU module reused three times, a residual ``+=``."""

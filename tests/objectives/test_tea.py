@@ -135,6 +135,31 @@ def test_feature_weight_adds_the_loss_between_feature_layer_relevances(teacher_d
     assert TEA(teacher, 10, feature_weight=0.5).config()["feature_weight"] == 0.5
 
 
+def test_several_feature_layers_add_the_mean_of_their_losses(teacher_dir):
+    from teakit.explain import explain
+    from teakit.objectives.heatmap_loss import heatmap_loss
+    from teakit.runs import load_teacher
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=64)["train"]
+    batch = make_batch(data, torch.arange(0, 16), "cpu")
+    seeded = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    torch.manual_seed(0)
+    student = build_from_spec({"name": "cnn", "num_classes": 10, "kwargs": {"depth": CNN_DEPTH}})
+    obj = TEA(teacher, 10, feature_weight=2.0, feature_layer=(-2, -4))
+    loss, logs = obj(batch, student, seeded(1))
+    base_loss, _ = TEA(teacher, 10, feature_weight=0.0)(batch, student, seeded(1))
+    t = TEA(teacher, 10, feature_weight=0.0).teacher_maps(batch, seeded(1))
+    per_layer = []
+    for layer in (-2, -4):
+        S_f = explain(student, batch["x"], t.target, eps=t.eps, feature_layer=layer)[1]
+        T_f = explain(teacher.classifier, batch["x"], t.target, eps=t.eps, feature_layer=layer)[1]
+        per_layer.append(heatmap_loss(S_f, T_f, pyramid=False))
+    assert abs(per_layer[0] - per_layer[1]) > 1e-3  # two different layers
+    assert torch.allclose(logs["feature_relevance_loss"], (per_layer[0] + per_layer[1]) / 2, rtol=1e-4)
+    assert torch.allclose(loss, base_loss + 2.0 * logs["feature_relevance_loss"], rtol=1e-5)
+
+
 def test_validation_memo_counts_the_hidden_layer_maps(teacher_dir, make_tiny_student, monkeypatch):
     import teakit.objectives.teacher_maps as maps_module
     from teakit.runs import load_teacher

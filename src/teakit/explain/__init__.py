@@ -62,6 +62,7 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
     i-th 4-D ReLU output, in the order the forward pass computes them (-1: the
     last), is appended to what is returned: ``(heatmap, [logits,] R_f)``;
     it is that activation times its modified gradient, from the same backward pass.
+    A tuple of indices gives a tuple ``R_f`` of those layers' relevances, in its order.
     """
     eps = _check_inputs(x, target, method, eps)
     if method != "lrp":
@@ -91,13 +92,16 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
                 heatmap = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)
             elif feature_layer is not None:
                 n = len(call.features)
-                if not -n <= feature_layer < n:
-                    raise ValueError(f"feature_layer={feature_layer}: the model computes {n} 4-D ReLU "
-                                     f"outputs, so it must lie in [{-n}, {n})")
-                feats = call.features[feature_layer]
-                grad, fgrad = torch.autograd.grad(chosen, (xg, feats), create_graph=create_graph)
+                layers = tuple(feature_layer) if isinstance(feature_layer, (tuple, list)) else (feature_layer,)
+                for i in layers:
+                    if not -n <= i < n:
+                        raise ValueError(f"feature_layer={feature_layer}: the model computes {n} 4-D ReLU "
+                                         f"outputs, so each index must lie in [{-n}, {n})")
+                feats = [call.features[i] for i in layers]
+                grad, *fgrads = torch.autograd.grad(chosen, (xg, *feats), create_graph=create_graph)
                 heatmap = grad if method == "inputgrad" else xg * grad
-                feature_R = feats * fgrad
+                feature_R = tuple(f * g for f, g in zip(feats, fgrads))
+                feature_R = feature_R if isinstance(feature_layer, (tuple, list)) else feature_R[0]
             else:
                 (grad,) = torch.autograd.grad(chosen, xg, create_graph=create_graph)
                 heatmap = grad if method == "inputgrad" else xg * grad
@@ -108,7 +112,9 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
         heatmap, logits = heatmap.detach(), logits.detach()
     out = (heatmap, logits) if return_logits else (heatmap,)
     if feature_layer is not None:
-        out = (*out, feature_R if create_graph else feature_R.detach())
+        if not create_graph:
+            feature_R = tuple(R.detach() for R in feature_R) if isinstance(feature_R, tuple) else feature_R.detach()
+        out = (*out, feature_R)
     return out if len(out) > 1 else heatmap
 
 

@@ -1,5 +1,5 @@
-"""TEA's hidden-layer term: the student's and the teacher's LRP-ε relevance of one hidden ReLU layer,
-compared with the heatmap loss (no pyramid).
+"""TEA's hidden-layer term: the student's and the teacher's LRP-ε relevance of a hidden ReLU layer,
+compared with the heatmap loss (no pyramid); of several layers, the mean of their losses.
 
 Both relevances come from the same backward pass as the input maps (``explain(...,
 feature_layer=i)``).  Equal shapes are compared channel by channel; other shapes (a
@@ -17,7 +17,11 @@ from .heatmap_loss import heatmap_loss
 def hidden_relevance_loss(S_hidden, T_hidden, cfg: TEAConfig):
     """The heatmap loss (no pyramid) between the student's and the teacher's hidden-layer relevance:
     channel by channel, or (``feature_match`` ``summed``, or ``auto`` with unequal shapes) summed over the
-    channels with the larger map sum-pooled to the smaller one's side (:func:`summed_relevance`)."""
+    channels with the larger map sum-pooled to the smaller one's side (:func:`summed_relevance`).  Tuples
+    (several layers, ``feature_layer`` a tuple): the mean of the layers' losses, each normalised alike."""
+    if isinstance(S_hidden, tuple):
+        losses = [hidden_relevance_loss(S, T, cfg) for S, T in zip(S_hidden, T_hidden, strict=True)]
+        return sum(losses) / len(losses)
     if cfg.feature_match == "summed" or (cfg.feature_match == "auto" and S_hidden.shape != T_hidden.shape):
         side = min(S_hidden.shape[-2:], T_hidden.shape[-2:])
         S_hidden, T_hidden = summed_relevance(S_hidden, side), summed_relevance(T_hidden, side)

@@ -9,8 +9,9 @@ One step, on a batch of images ``x`` (labels are never used):
    or from a heatmap cache (:mod:`teakit.objectives.teacher_maps`);
 3. the student's heatmap ``S`` of the same class at the same ε, with a graph;
 4. ``loss = heatmap_loss(S, T)`` (:func:`teakit.heatmap_loss`), plus ``feature_weight``
-   times the same loss between the relevances of one hidden ReLU layer, which the same
-   LRP-ε pass gives (``feature_layer``; both networks need that layer's shape).
+   times the same loss between the relevances of a hidden ReLU layer, which the same
+   LRP-ε pass gives (``feature_layer``; several layers: the mean of their losses;
+   :mod:`teakit.objectives.hidden_relevance`).
 
 After every epoch the student's head bias is calibrated to a class prior, by
 default the teacher's mean prediction on the unlabelled training images
@@ -46,7 +47,6 @@ from .hidden_relevance import hidden_relevance_loss
 from .kd import kd_loss
 from .sampling import explained_classes, maps_per_image, sample_eps
 from .teacher_maps import TeacherMaps, ValidationMemo, cached_maps, live_maps
-
 
 LAYOUTS = 256  # synthetic_backgrounds: dead-leaves layouts per image size
 
@@ -181,7 +181,7 @@ class TEA(Objective):
         return x
 
 
-def explain_student(student, x, t: TeacherMaps, method: str, train: bool, layer: int | None):
+def explain_student(student, x, t: TeacherMaps, method: str, train: bool, layer: int | tuple | None):
     """The student's maps of ``t``'s classes at ``t``'s ε (with a graph when training), its logits and,
     with ``layer``, that hidden layer's relevance."""
     try:

@@ -22,14 +22,15 @@ class TeacherMaps(NamedTuple):
     logits: torch.Tensor          # (B, K): the teacher's logits
     target: torch.Tensor          # (reps·B,): the explained classes
     eps: torch.Tensor             # (reps·B,): the ε of each map
-    hidden: torch.Tensor | None   # (reps·B, ...): relevance of a hidden ReLU layer, if asked for
+    hidden: torch.Tensor | tuple | None  # (reps·B, ...): relevance of a hidden ReLU layer (a tuple: of several)
 
     def elements(self) -> int:
-        return self.maps.numel() + (self.hidden.numel() if self.hidden is not None else 0)
+        hidden = () if self.hidden is None else self.hidden if isinstance(self.hidden, tuple) else (self.hidden,)
+        return self.maps.numel() + sum(h.numel() for h in hidden)
 
 
 def live_maps(teacher, x: torch.Tensor, eps: torch.Tensor, pick: Callable, reps: int, rng, method: str = "lrp",
-              feature_layer: int | None = None, keep: torch.Tensor | None = None) -> TeacherMaps:
+              feature_layer: int | tuple | None = None, keep: torch.Tensor | None = None) -> TeacherMaps:
     """The live teacher's maps of ``x`` at per-sample ``eps`` for the classes ``pick(logits)`` chooses
     (``reps`` maps per image).  A segmenter teacher's fill is drawn once and shared by all classes;
     ``keep``: its masks of ``x`` when already known (:class:`~teakit.teachers.segmenter.MaskMemo`)."""
