@@ -215,19 +215,15 @@ def feature_layers(value) -> int | tuple:
     """``feature_layer`` as given (an int, a sequence of ints, or text such as ``"-2,-4"``): one int,
     or a tuple of two or more distinct ones (a run's JSON config holds a list)."""
     items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
-    layers = []
-    for v in items:
-        try:
-            if isinstance(v, bool) or not isinstance(v, (int, str)):
-                raise ValueError
-            layers.append(int(v))
-        except ValueError:
-            layers = []
-            break
+    integral = all(isinstance(v, str) or isinstance(v, int) and not isinstance(v, bool) for v in items)
+    try:
+        layers = tuple(int(v) for v in items) if integral else ()
+    except ValueError:  # text that is not an integer
+        layers = ()
     if not layers or len(set(layers)) != len(layers):
         raise ValueError(f"feature_layer={value!r}: expected one ReLU layer index or several distinct ones, "
                          "e.g. -2 or -2,-4")
-    return layers[0] if len(layers) == 1 else tuple(layers)
+    return layers[0] if len(layers) == 1 else layers
 
 
 def option_help(cls, name: str, value=None) -> str:

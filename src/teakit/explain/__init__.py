@@ -69,6 +69,7 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
         eps = 0.0
     if feature_layer is not None and method == "gradcam":
         raise ValueError("feature_layer is for lrp, gradxinput and inputgrad, not gradcam")
+    several = isinstance(feature_layer, (tuple, list))  # then R_f is a tuple, one per layer
     call = LRPCall(eps, record=(method == "gradcam" or feature_layer is not None), second_order=create_graph)
     with torch.enable_grad():
         xg = call.input = x.detach().requires_grad_(True)
@@ -92,7 +93,7 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
                 heatmap = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)
             elif feature_layer is not None:
                 n = len(call.features)
-                layers = tuple(feature_layer) if isinstance(feature_layer, (tuple, list)) else (feature_layer,)
+                layers = tuple(feature_layer) if several else (feature_layer,)
                 for i in layers:
                     if not -n <= i < n:
                         raise ValueError(f"feature_layer={feature_layer}: the model computes {n} 4-D ReLU "
@@ -101,7 +102,6 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
                 grad, *fgrads = torch.autograd.grad(chosen, (xg, *feats), create_graph=create_graph)
                 heatmap = grad if method == "inputgrad" else xg * grad
                 feature_R = tuple(f * g for f, g in zip(feats, fgrads))
-                feature_R = feature_R if isinstance(feature_layer, (tuple, list)) else feature_R[0]
             else:
                 (grad,) = torch.autograd.grad(chosen, xg, create_graph=create_graph)
                 heatmap = grad if method == "inputgrad" else xg * grad
@@ -113,8 +113,8 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
     out = (heatmap, logits) if return_logits else (heatmap,)
     if feature_layer is not None:
         if not create_graph:
-            feature_R = tuple(R.detach() for R in feature_R) if isinstance(feature_R, tuple) else feature_R.detach()
-        out = (*out, feature_R)
+            feature_R = tuple(R.detach() for R in feature_R)
+        out = (*out, feature_R if several else feature_R[0])
     return out if len(out) > 1 else heatmap
 
 
