@@ -8,6 +8,7 @@ from teakit import cli, demo
 from teakit.config import (
     HEATMAP_HEAD_LR_SCALE,
     SEGMENTER_BACKGROUNDS,
+    TEACHER_CLASSIFIER,
     TEA_LR,
     TEAConfig,
     TrainConfig,
@@ -78,6 +79,7 @@ def test_the_demos_tea_is_tea_distills_at_the_demos_epochs():
     a = cli.build_parser().parse_args(["train-teacher", "--dataset", "digits-on-scenes", "--kind", "segmenter",
                                    "--out", "O"])
     assert {"paste": a.seg_paste, "swap": a.seg_swap, "recolour": a.seg_recolour} == SEGMENTER_BACKGROUNDS
+    assert {"masks": a.cls_masks, "swap": a.cls_swap, "recolour": a.cls_recolour} == TEACHER_CLASSIFIER
     scale = demo.LR_SCALES.get(tea.name, 1.0)
     expected = asdict(distill_config(epochs=demo.EPOCHS, lr=distill_config().lr * scale))
     assert tea.params["cfg"] == expected

@@ -10,6 +10,7 @@ from .config import (
     ALL_DEMO_BENCHMARKS,
     BIAS_PRIORS,
     CLASS_MODES,
+    CLASSIFIER_MASKS,
     CNN_DEPTH,
     CNN_WIDTH,
     DEMO_BENCHMARKS,
@@ -22,6 +23,7 @@ from .config import (
     SEGMENTER_TRAINING,
     STUDENT_BN_MODES,
     STUDENT_INITS,
+    TEACHER_CLASSIFIER,
     TEAConfig,
     TrainConfig,
     command_train_config,
@@ -293,6 +295,7 @@ def _cmd_train_teacher(a):
     seg = replace(cfg, epochs=a.seg_epochs, lr=a.seg_lr, head_lr_scale=1.0)
     path = train_teacher(a.dataset, a.kind, a.out, spec=_spec(a), cfg=cfg, seg_cfg=seg, fill=a.fill,
                          seg_backgrounds={"paste": a.seg_paste, "swap": a.seg_swap, "recolour": a.seg_recolour},
+                         classifier_masks={"masks": a.cls_masks, "swap": a.cls_swap, "recolour": a.cls_recolour},
                          heatmap_of=a.heatmap_of, **_common(a))
     print(f"teacher written to {path.parent}")
 
@@ -482,6 +485,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seg-recolour", type=float, default=SEGMENTER_BACKGROUNDS["recolour"], metavar="P",
                    help="chance that a U-Net training image's background is recoloured (mirrored with chance "
                         f"1/2, channels reordered; default {SEGMENTER_BACKGROUNDS['recolour']:g})")
+    c.add_argument("--cls-masks", choices=CLASSIFIER_MASKS, default=TEACHER_CLASSIFIER["masks"],
+                   help="the masks that cut the background of the segmenter teacher's classifier's training "
+                        "images: 'true' (the data's) or 'segmenter' (the trained U-Net's own, as the teacher "
+                        f"will use it; default {TEACHER_CLASSIFIER['masks']})")
+    c.add_argument("--cls-swap", type=float, default=TEACHER_CLASSIFIER["swap"], metavar="P",
+                   help="as --seg-swap, for the classifier's training images (the true mask cuts the "
+                        f"foreground; default {TEACHER_CLASSIFIER['swap']:g})")
+    c.add_argument("--cls-recolour", type=float, default=TEACHER_CLASSIFIER["recolour"], metavar="P",
+                   help=f"as --seg-recolour, for the classifier's training images (default "
+                        f"{TEACHER_CLASSIFIER['recolour']:g})")
     _add_train(c, "train-teacher")
 
     c = cmd("train", _cmd_train, "train a classifier with an objective that needs no teacher (ERM)")

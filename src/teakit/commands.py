@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .config import SEGMENTER_BACKGROUNDS, STUDENT_INITS, distill_config
+from .config import CLASSIFIER_MASKS, SEGMENTER_BACKGROUNDS, STUDENT_INITS, TEACHER_CLASSIFIER, distill_config
 from .data.load import (  # noqa: F401 (re-exported)
     BIAS_IS_GROUP,
     DISK_OPTIONS,
@@ -85,7 +85,7 @@ def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: T
     if objective == "segmentation":
         obj = Segmentation(**(objective_options or {}))
     elif objective == "erm":
-        obj = ERM(fill=fill)
+        obj = ERM(fill=fill, **(objective_options or {}))
     elif objective in OBJECTIVES and not OBJECTIVES[objective].needs_teacher:
         kw = dict(objective_options or {})
         if objective == "jtt":
@@ -133,13 +133,15 @@ def _bias_values(dataset: str, data: dict, method: str) -> int:
 
 def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg: TrainConfig | None = None,
                   seg_cfg: TrainConfig | None = None, fill: str = "noise", heatmap_of: str = "input",
-                  seg_backgrounds: dict | None = None, data_seed: int = 0, data_options: dict | None = None,
-                  fabric: dict | None = None, progress: bool = True) -> Path:
+                  seg_backgrounds: dict | None = None, classifier_masks: dict | None = None, data_seed: int = 0,
+                  data_options: dict | None = None, fabric: dict | None = None, progress: bool = True) -> Path:
     """`tea train-teacher`: ``debiased`` (a classifier on the shortcut-free training
     variant) or ``segmenter`` (a U-Net on the masks, its training images on new backgrounds as
     ``seg_backgrounds`` says: the :class:`~teakit.objectives.segmentation.Segmentation` options
     ``paste``, ``swap`` and ``recolour``, over :data:`~teakit.config.SEGMENTER_BACKGROUNDS`; then a
-    classifier on ground-truth-masked images whose background is ``fill``-ed; ``heatmap_of``
+    classifier on masked images whose background is ``fill``-ed, as ``classifier_masks`` says over
+    :data:`~teakit.config.TEACHER_CLASSIFIER`: ``masks`` ``"true"`` or ``"segmenter"`` (the U-Net's own),
+    ``swap`` and ``recolour`` as for the U-Net (:class:`~teakit.objectives.erm.ERM`); ``heatmap_of``
     is recorded in the folder, see :class:`~teakit.teachers.SegmenterTeacher`)."""
     out = Path(out)
     common = dict(data_seed=data_seed, data_options=data_options, fabric=fabric, progress=progress)
@@ -150,13 +152,24 @@ def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg
         train(dataset, "erm", out / "classifier", spec=spec, cfg=cfg, split="train_debiased", **common)
         return write_teacher(out, "debiased", classifier="classifier", dataset=dataset)
     if kind == "segmenter":
-        unknown = sorted(set(seg_backgrounds or {}) - set(SEGMENTER_BACKGROUNDS))
-        if unknown:
-            raise ValueError(f"seg_backgrounds: unknown option(s) {', '.join(unknown)}; expected "
-                             f"{', '.join(SEGMENTER_BACKGROUNDS)}")
+        for name, given, known in (("seg_backgrounds", seg_backgrounds, SEGMENTER_BACKGROUNDS),
+                                   ("classifier_masks", classifier_masks, TEACHER_CLASSIFIER)):
+            unknown = sorted(set(given or {}) - set(known))
+            if unknown:
+                raise ValueError(f"{name}: unknown option(s) {', '.join(unknown)}; expected {', '.join(known)}")
+        cls = {**TEACHER_CLASSIFIER, **(classifier_masks or {})}
+        masks = cls.pop("masks")
+        if masks not in CLASSIFIER_MASKS:
+            raise ValueError(f"classifier_masks: masks={masks!r}; expected one of {', '.join(CLASSIFIER_MASKS)}")
+        if masks == "true" and (cls["swap"] or cls["recolour"]):
+            raise ValueError("classifier_masks: swap and recolour (--cls-swap, --cls-recolour) need masks='segmenter' "
+                             "(--cls-masks segmenter): the true mask fills every pixel they change")
         train(dataset, "segmentation", out / "segmenter", cfg=seg_cfg or cfg, split="train",
               objective_options={**SEGMENTER_BACKGROUNDS, **(seg_backgrounds or {})}, **common)
-        train(dataset, "erm", out / "classifier", spec=spec, cfg=cfg, split="train", fill=fill, **common)
+        if masks == "segmenter":
+            cls["segmenter"] = load_model(out / "segmenter")[0]
+        train(dataset, "erm", out / "classifier", spec=spec, cfg=cfg, split="train", fill=fill,
+              objective_options=cls, **common)
         return write_teacher(out, "segmenter", classifier="classifier", segmenter="segmenter",
                              fill=fill, threshold=0.5, heatmap_of=heatmap_of, dataset=dataset)
     raise ValueError(f"kind={kind!r}; expected 'debiased' or 'segmenter'")

@@ -93,6 +93,11 @@ SEGMENTER_TRAINING = {"epochs": 15, "lr": 3e-3}  # the segmenter teacher's U-Net
 # background, or has its background recoloured (teakit.objectives.segmentation; docs/recipe.md "The segmenter
 # teacher on unseen scenes")
 SEGMENTER_BACKGROUNDS = {"paste": 0.0, "swap": 0.5, "recolour": 0.5}
+# how the segmenter teacher's classifier sees its training images: the background cut by the "true" masks or by
+# the trained U-Net's own ("segmenter") masks, after new backgrounds with these chances (teakit.objectives.erm;
+# docs/recipe.md "The teacher's classifier on the U-Net's own masks")
+TEACHER_CLASSIFIER = {"masks": "true", "swap": 0.0, "recolour": 0.0}
+CLASSIFIER_MASKS = ("true", "segmenter")
 
 
 def command_train_config(command: str, objective: str | None = None, **overrides) -> TrainConfig:

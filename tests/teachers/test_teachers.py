@@ -309,3 +309,49 @@ def test_foreign_iou_against_a_loop_over_scenes_and_images():
     assert got == pytest.approx(sum(ious) / len(ious), abs=1e-6) and 0 < got < 1
     # a segmenter that finds every true mask (one batch of all 4 x 5 composites) scores 1
     assert foreign_iou(lambda inp: mask.repeat(len(FOREIGN_SCENES), 1, 1, 1), x, mask, batch_size=20) == 1.0
+
+
+class _HalfSegmenter(torch.nn.Module):
+    """A U-Net stand-in that finds the left half of every image (logits ±20)."""
+
+    def forward(self, x):
+        logits = torch.full((x.shape[0], 1, *x.shape[2:]), -20.0)
+        logits[..., : x.shape[-1] // 2] = 20.0
+        return logits
+
+
+def test_erm_classifier_on_the_segmenters_own_masks_after_new_backgrounds():
+    from teakit.data.augment import background_partners, recolour_backgrounds, swap_backgrounds
+    from teakit.objectives.erm import ERM
+    gx = torch.Generator().manual_seed(4)
+    x, mask = torch.rand(5, 3, 8, 8, generator=gx), torch.rand(5, 1, 8, 8, generator=gx) > 0.6
+    y, left = torch.arange(5) % 2, torch.zeros(5, 1, 8, 8, dtype=torch.bool)
+    left[..., :4] = True
+    seen = []
+
+    def student(inp):
+        seen.append(inp.clone())
+        return torch.zeros(inp.shape[0], 2, requires_grad=True)
+    batch = {"x": x, "mask": mask, "y": y}
+    obj = ERM(fill="zero", segmenter=_HalfSegmenter(), swap=1.0, recolour=0.5)
+    obj(batch, student, torch.Generator().manual_seed(2), train=True)
+    g = torch.Generator().manual_seed(2)     # the same draws: swap, then recolour, cut by the true mask
+    composite = recolour_backgrounds(swap_backgrounds(x, mask, background_partners(5, 1.0, g)), mask, 0.5, g)
+    assert not torch.equal(composite, x)
+    # then the segmenter's mask (the left half), not the true one, says what is filled
+    assert torch.equal(seen[-1], torch.where(left, composite, torch.zeros(())))
+    # validation: the images as they are, still cut by the segmenter's mask
+    obj(batch, student, torch.Generator().manual_seed(2), train=False)
+    assert torch.equal(seen[-1], torch.where(left, x, torch.zeros(())))
+    # without a segmenter: the true mask
+    ERM(fill="zero")(batch, student, torch.Generator().manual_seed(2))
+    assert torch.equal(seen[-1], torch.where(mask, x, torch.zeros(())))
+    assert ERM(fill="zero", segmenter=_HalfSegmenter()).config() == {
+        "name": "erm", "fill": "zero", "masks": "segmenter", "threshold": 0.5, "swap": 0.0, "recolour": 0.0}
+    assert ERM(fill="noise").config() == {"name": "erm", "fill": "noise"}
+    with pytest.raises(ValueError, match="need a segmenter"):
+        ERM(fill="zero", swap=0.5)
+    with pytest.raises(ValueError, match="give fill"):
+        ERM(segmenter=_HalfSegmenter())
+    with pytest.raises(ValueError, match="recolour=2"):
+        ERM(fill="zero", segmenter=_HalfSegmenter(), recolour=2)
