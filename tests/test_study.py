@@ -47,6 +47,8 @@ def test_variant_setup_changes_one_thing():
     cfg, tea, _, _ = variant_setup("lr-8x+decision-prior", replace(base, lr=1e-3), {"classes": "sample"}, None)
     assert cfg.lr == pytest.approx(8e-3) and tea == {"classes": "sample", "bias_prior": "teacher-decisions"}
     assert variant_setup("decision-prior", base, {}, None)[:2] == (base, {"bias_prior": "teacher-decisions"})
+    assert variant_setup("feature-weight-3", base, {"classes": "sample"}, None)[:2] == (
+        base, {"classes": "sample", "feature_weight": 3.0})
     with pytest.raises(ValueError, match="unknown variant 'nope'"):
         variant_setup("nope", base, {}, None)
 

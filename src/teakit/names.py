@@ -57,6 +57,7 @@ VARIANTS: dict[str, dict] = {
                                   "feature_layer": TEAConfig.feature_layer}},
     "layers-2-4": {"tea": {"feature_layer": (-2, -4)}},
     "layers-1-2-3": {"tea": {"feature_layer": (-1, -2, -3)}},
+    "feature-weight-3": {"tea": {"feature_weight": 3.0}},
     "twice-longer": {"epochs_scale": 2.0},
     "permute-channels": {"tea": {"permute_channels": True}},
     "twice-longer+permute-channels": {"epochs_scale": 2.0, "tea": {"permute_channels": True}},
