@@ -490,11 +490,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "images: 'true' (the data's) or 'segmenter' (the trained U-Net's own, as the teacher "
                         f"will use it; default {TEACHER_CLASSIFIER['masks']})")
     c.add_argument("--cls-swap", type=float, default=TEACHER_CLASSIFIER["swap"], metavar="P",
-                   help="as --seg-swap, for the classifier's training images (the true mask cuts the "
-                        f"foreground; default {TEACHER_CLASSIFIER['swap']:g})")
+                   help="as --seg-swap, for the classifier's training images, with --cls-masks segmenter only "
+                        f"(the true mask cuts the foreground; default {TEACHER_CLASSIFIER['swap']:g})")
     c.add_argument("--cls-recolour", type=float, default=TEACHER_CLASSIFIER["recolour"], metavar="P",
-                   help=f"as --seg-recolour, for the classifier's training images (default "
-                        f"{TEACHER_CLASSIFIER['recolour']:g})")
+                   help="as --seg-recolour, for the classifier's training images, with --cls-masks segmenter "
+                        f"only (default {TEACHER_CLASSIFIER['recolour']:g})")
     _add_train(c, "train-teacher")
 
     c = cmd("train", _cmd_train, "train a classifier with an objective that needs no teacher (ERM)")
