@@ -148,6 +148,19 @@ def swap_backgrounds(x: torch.Tensor, keep: torch.Tensor, partners: torch.Tensor
     return paste(x, keep, moved, inpaint(x[p], keep[p]))
 
 
+def swap_then_recolour(x: torch.Tensor, keep: torch.Tensor, swap: float, recolour: float,
+                       generator=None) -> torch.Tensor:
+    """``x`` with each foreground (``keep``) on another image's background with chance ``swap``
+    (:func:`swap_backgrounds`), then its background recoloured with chance ``recolour``
+    (:func:`recolour_backgrounds`), the draws in that order from ``generator``; a step whose chance is 0
+    draws nothing."""
+    if swap > 0:
+        x = swap_backgrounds(x, keep, background_partners(len(x), swap, generator))
+    if recolour > 0:
+        x = recolour_backgrounds(x, keep, recolour, generator)
+    return x
+
+
 def dead_leaves(count: int, height: int, width: int, leaves: int = 200, generator=None) -> torch.Tensor:
     """``count`` "dead leaves" layouts, (count, H, W) int64: ``leaves`` discs dropped one on another
     at uniform centres, with radii of density ∝ r⁻³ between 1/32 and 1/3 of the side (edges at every

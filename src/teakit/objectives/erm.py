@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..data.augment import background_partners, recolour_backgrounds, swap_backgrounds
+from ..data.augment import swap_then_recolour
 from ..teachers.segmenter import fill_background
 from .base import Objective, output_logs
 
@@ -54,10 +54,7 @@ class ERM(Objective):
             keep = batch["mask"]
             if self.segmenter is not None:
                 if train and len(x) > 1:
-                    if self.swap > 0:
-                        x = swap_backgrounds(x, keep, background_partners(len(x), self.swap, rng))
-                    if self.recolour > 0:
-                        x = recolour_backgrounds(x, keep, self.recolour, rng)
+                    x = swap_then_recolour(x, keep, self.swap, self.recolour, rng)
                 with torch.no_grad():
                     keep = torch.sigmoid(self.segmenter.to(x.device)(x)) >= self.threshold
             x = fill_background(x, keep, self.fill, generator=rng)

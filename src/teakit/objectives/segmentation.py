@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data.augment import background_partners, recolour_backgrounds, swap_backgrounds
+from ..data.augment import swap_then_recolour
 from ..teachers.segmenter import dice_bce_loss
 from .base import Objective
 
@@ -85,10 +85,7 @@ class Segmentation(Objective):
             if self.paste > 0:
                 chosen = torch.rand(len(x), generator=rng, device=rng.device).to(x.device) < self.paste
                 x, mask = paste_onto_others(x, mask, chosen)
-            if self.swap > 0:
-                x = swap_backgrounds(x, mask, background_partners(len(x), self.swap, rng))
-            if self.recolour > 0:
-                x = recolour_backgrounds(x, mask, self.recolour, rng)
+            x = swap_then_recolour(x, mask, self.swap, self.recolour, rng)
         elif not train and len(x) > 1:
             with torch.no_grad():
                 px, pm = paste_onto_others(x, mask, torch.ones(len(x), dtype=torch.bool, device=x.device))
