@@ -137,7 +137,7 @@ class TEAConfig:
                               "teacher's mean predicted distribution; assumes the teacher is right about the "
                               "class frequencies on average), uniform (assumes balanced classes), none (leave "
                               "the bias as initialised), or one frequency per class, e.g. 0.7,0.3 (a prior you know)")
-    feature_weight: float = _opt(1.0, "+ w x the same loss (no pyramid) between the student's and the "
+    feature_weight: float = _opt(3.0, "+ w x the same loss (no pyramid) between the student's and the "
                                       "teacher's LRP relevance of a hidden ReLU layer, channel by channel; needs "
                                       "the live teacher and a student whose layer has the teacher's shape; 0: "
                                       "the input maps alone, the paper's objective")
