@@ -138,8 +138,8 @@ class TEAConfig:
                               "class frequencies on average), uniform (assumes balanced classes), none (leave "
                               "the bias as initialised), or one frequency per class, e.g. 0.7,0.3 (a prior you know)")
     feature_weight: float = _opt(3.0, "+ w x the same loss (no pyramid) between the student's and the "
-                                      "teacher's LRP relevance of a hidden ReLU layer, channel by channel; needs "
-                                      "the live teacher and a student whose layer has the teacher's shape; 0: "
+                                      "teacher's LRP relevance of a hidden ReLU layer, compared as --feature-match "
+                                      "says; needs the live teacher; 0: "
                                       "the input maps alone, the paper's objective")
     feature_layer: int | tuple = _opt(-2, "which 4-D ReLU output --feature-weight matches, in forward order (-2: "
                                           "the second to last); several, comma-separated (--feature-layer=-2,-4): "
