@@ -65,6 +65,16 @@ def test_train_baselines_through_the_cli(objective, tmp_path, capsys, tea_cli):
     assert load_checkpoint(tmp_path / "m").config["objective"]["name"] == objective
 
 
+def test_isnet_classes_option(tmp_path, capsys, tea_cli):
+    common = ["train", "--dataset", "colored-digits", "--limit", "32", "--epochs", "1", "--width", "4",
+              "--no-progress"]
+    rc, text = tea_cli(common + ["--objective", "isnet", "--isnet-classes", "random", "--out", str(tmp_path / "s")])
+    assert rc == 0, text
+    assert load_checkpoint(tmp_path / "s").config["objective"]["classes"] == "random"
+    rc, text = tea_cli(common + ["--objective", "rrr", "--isnet-classes", "random", "--out", str(tmp_path / "r")])
+    assert rc != 0 and "--isnet-classes is for --objective isnet" in text
+
+
 @pytest.mark.parametrize("objective", ["kd", "feature", "attention", "gradcam"])
 def test_distill_baselines_through_the_cli(objective, teacher_dir, tmp_path, capsys, tea_cli):
     rc, text = tea_cli(["distill", "--dataset", "colored-digits", "--objective", objective, "--teacher",

@@ -304,7 +304,10 @@ def _cmd_train(a):
     from .commands import train
     if a.attention_model and a.objective != "gals":
         raise ValueError("--attention-model is for --objective gals")
-    options = {"attention_model": a.attention_model} if a.objective == "gals" else None
+    if a.isnet_classes and a.objective != "isnet":
+        raise ValueError("--isnet-classes is for --objective isnet")
+    options = ({"attention_model": a.attention_model} if a.objective == "gals" else
+               {"classes": a.isnet_classes} if a.isnet_classes else None)
     train(a.dataset, a.objective, a.out, spec=_spec(a), cfg=_train_cfg(a, "train"), resume=a.resume, stage1=a.stage1,
           objective_options=options, **_common(a))
 
@@ -510,6 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "TorchScript), called as model(images, class ids) -> (B, 1, h, w) maps (e.g. CLIP's "
                         "Grad-CAM for each class's prompt); nothing is downloaded")
     c.add_argument("--stage1", help="jtt: the ERM run folder whose training mistakes are up-weighted")
+    c.add_argument("--isnet-classes", choices=["all", "random"],
+                   help="isnet: the heatmaps of every class per image (all, the original ISNet; default) or of "
+                        "one class drawn per image and step (random, the Stochastic ISNet: one heatmap per "
+                        "step instead of K)")
     c.add_argument("--out", required=True)
     c.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
     _add_train(c, "train")

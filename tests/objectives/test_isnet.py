@@ -70,3 +70,47 @@ def test_one_step_lowers_background_relevance():
     opt.step()
     _, after = obj(batch, model, g)
     assert after["background_loss"] < before["background_loss"] - 1e-4
+
+
+def test_stochastic_isnet_is_the_original_loss_on_the_drawn_classes():
+    """classes="random": the loss and its parameter gradient equal the all-class heatmaps' loss on each image's
+    drawn class (an independent route: every class's map, then the drawn one picked out)."""
+    from teakit.objectives.isnet import isnet_heatmap_loss, uniform_classes
+    torch.manual_seed(0)
+    model = SmallCNN(num_classes=4, width=4, depth=2).eval()
+    g = torch.Generator().manual_seed(3)
+    batch = {"x": torch.rand(6, 3, 8, 8, generator=g), "y": torch.arange(6) % 4,
+             "mask": torch.rand(6, 1, 8, 8, generator=g) < 0.5}
+    obj = ISNet(classes="random")
+    loss, logs = obj(batch, model, torch.Generator().manual_seed(7))
+    params = list(model.parameters())
+    g_stochastic = torch.autograd.grad(loss, params)
+    drawn = uniform_classes(torch.zeros(6, 4), torch.Generator().manual_seed(7))  # the same draw
+    assert len(set(drawn.tolist())) > 1  # the draw differs between images
+    H, logits = all_class_heatmaps(model, batch["x"], 0.01, create_graph=True)
+    picked = H[torch.arange(6), drawn].unsqueeze(1)
+    heat, background, _ = isnet_heatmap_loss(picked, batch["mask"])
+    ref = 0.3 * torch.nn.functional.cross_entropy(logits, batch["y"]) + 0.7 * heat.mean()
+    g_ref = torch.autograd.grad(ref, params)
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+    assert logs["background_loss"].item() == pytest.approx(background.mean().item(), rel=1e-5)
+    for a, b in zip(g_stochastic, g_ref):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+    # another image's class gives another loss: the draw matters
+    other = H[torch.arange(6), (drawn + 1) % 4].unsqueeze(1)
+    assert isnet_heatmap_loss(other, batch["mask"])[0].mean().item() != pytest.approx(heat.mean().item(), rel=1e-3)
+
+
+def test_stochastic_isnet_draws_every_class_uniformly_and_reproducibly():
+    from teakit.objectives.isnet import uniform_classes
+    logits = torch.zeros(20000, 5)
+    a = uniform_classes(logits, torch.Generator().manual_seed(1))
+    b = uniform_classes(logits, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    share = torch.bincount(a, minlength=5).float() / len(a)
+    assert torch.allclose(share, torch.full((5,), 0.2), atol=0.01)
+
+
+def test_isnet_rejects_unknown_classes_mode():
+    with pytest.raises(ValueError, match="classes"):
+        ISNet(classes="top")

@@ -2,11 +2,15 @@
 "Improving deep neural network generalization and robustness to background bias via
 layer-wise relevance propagation optimization", Nature Communications 15, 291, 2024).
 
-The classifier is trained on its labels while the LRP-ε heatmaps of *every* class
-(the original ISNet; not the Selective or Stochastic variants) are pushed off the
-background.  With ``H_{b,k}`` the (C, H, W) LRP-ε relevance of class k for image b
-(:mod:`teakit.explain`, one forward pass, K backward passes with ``create_graph``),
-``m`` the foreground mask (1 on the object, broadcast over channels) and ``δ`` = 1e-10::
+The classifier is trained on its labels while LRP-ε heatmaps are pushed off the background:
+with ``classes="all"`` (the default) the heatmaps of *every* class, the original ISNet; with
+``classes="random"`` one class per image, drawn uniformly at every step, the Stochastic ISNet of
+Bassi, Decherchi & Cavalli ("Faster ISNet for background bias mitigation on deep neural
+networks", IEEE Access 12, 2024), whose step costs one heatmap instead of K.  With ``H_{b,k}``
+the (C, H, W) LRP-ε relevance of class k for image b (:mod:`teakit.explain`, one forward
+pass, one backward pass with ``create_graph`` per explained class), ``m`` the foreground mask
+(1 on the object, broadcast over channels) and ``δ`` = 1e-10 (the means over k run over the
+explained classes: all K, or the one drawn)::
 
     loss   = (1 − P) · CE(logits, y) + P · L_heat,     L_heat = mean_b [ w1 · L_bg + w2 · L_fg ]
 
@@ -42,8 +46,12 @@ Departures from the published method:
 * Masks are bool (B, 1, H, W) at the input resolution; an image whose mask is empty
   gets, as in the authors' code, the normalisation δ (its background loss saturates).
 
+* The Stochastic variant draws each image's class uniformly over the K classes from the step's
+  seeded generator (reproducible); the Selective variant (a softmax-based quantity of the top
+  class) is not implemented.
+
 Uses labels and masks; no teacher.  Assumes a ReLU classifier (LRP-ε).  Cost: K backward
-passes with graph per step (K = number of classes).
+passes with graph per step (K = number of classes) for ``"all"``, one for ``"random"``.
 """
 from __future__ import annotations
 
@@ -54,22 +62,32 @@ from ..explain.lrp import LRPCall, forward_with_lrp
 from .base import Objective, output_logs
 
 _DELTA = 1e-10
+# the explained classes: every class (the original ISNet) or one drawn per image (the Stochastic ISNet)
+CLASSES = ("all", "random")
 
 
-def all_class_heatmaps(model, x: torch.Tensor, eps: float, create_graph: bool):
+def all_class_heatmaps(model, x: torch.Tensor, eps: float, create_graph: bool, classes=None):
     """``(H, logits)``: LRP-ε relevance (B, K, C, H, W) of every class, from one forward pass
-    (K backward passes); with ``create_graph`` both stay in the graph (as :func:`teakit.explain.explain`)."""
+    (K backward passes); with ``create_graph`` both stay in the graph (as :func:`teakit.explain.explain`).
+    ``classes``: instead, a function of the logits (B, K) giving one class per image (B,); then H is
+    (B, 1, C, H, W), the relevance of class ``classes(logits)[b]`` of image b, from one backward pass."""
     call = LRPCall(float(eps), second_order=create_graph)
     with torch.enable_grad():
         xg = call.input = x.detach().requires_grad_(True)
         logits = forward_with_lrp(model, xg, call, lrp=True)
         if logits.dim() != 2 or logits.shape[0] != x.shape[0]:
             raise ValueError(f"model must return logits of shape (B, K); got {tuple(logits.shape)}")
+        if classes is None:
+            outputs = [logits[:, k].sum() for k in range(logits.shape[1])]
+        else:
+            drawn = classes(logits.detach())
+            if drawn.shape != (x.shape[0],):
+                raise ValueError(f"classes must give (B,) = ({x.shape[0]},) class ids, got {tuple(drawn.shape)}")
+            outputs = [logits.gather(1, drawn.to(logits.device).view(-1, 1)).sum()]
         maps = []
         try:
-            for k in range(logits.shape[1]):
-                (grad,) = torch.autograd.grad(logits[:, k].sum(), xg, create_graph=create_graph,
-                                              retain_graph=True)
+            for out in outputs:
+                (grad,) = torch.autograd.grad(out, xg, create_graph=create_graph, retain_graph=True)
                 maps.append(xg * grad)
         finally:
             call.explaining = False  # the outer backward sees true ReLU derivatives on the forward path
@@ -77,6 +95,12 @@ def all_class_heatmaps(model, x: torch.Tensor, eps: float, create_graph: bool):
     if not create_graph:
         H, logits = H.detach(), logits.detach()
     return H, logits
+
+
+def uniform_classes(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One class per row of ``logits`` (B, K), drawn uniformly from ``generator`` (on its own device)."""
+    B, K = logits.shape
+    return torch.randint(0, K, (B,), generator=generator, device=generator.device).to(logits.device)
 
 
 def gwrp(v: torch.Tensor, d: float) -> torch.Tensor:
@@ -113,7 +137,7 @@ class ISNet(Objective):
     selection_key = "loss"
 
     def __init__(self, P: float = 0.7, c1: float = 1.0, c2: float = 25.0, w_bg: float = 1.0,
-                 w_fg: float = 3.0, E: float = 1.0, d: float = 0.9, eps: float = 0.01):
+                 w_fg: float = 3.0, E: float = 1.0, d: float = 0.9, eps: float = 0.01, classes: str = "all"):
         if not 0.0 <= P <= 1.0:
             raise ValueError(f"P must lie in [0, 1], got {P!r}")
         if not 0.0 < c1 <= c2:
@@ -121,16 +145,23 @@ class ISNet(Objective):
         if w_bg < 0 or w_fg < 0 or E <= 0 or not 0.0 < d <= 1.0 or eps < 0:
             raise ValueError(f"need w_bg, w_fg >= 0, E > 0, 0 < d <= 1, eps >= 0; got w_bg={w_bg!r}, "
                              f"w_fg={w_fg!r}, E={E!r}, d={d!r}, eps={eps!r}")
+        if classes not in CLASSES:
+            raise ValueError(f"classes must be one of {', '.join(CLASSES)}, got {classes!r}")
+        self.classes = classes
         self.P, self.c1, self.c2 = float(P), float(c1), float(c2)
         self.w_bg, self.w_fg, self.E, self.d, self.eps = float(w_bg), float(w_fg), float(E), float(d), float(eps)
 
     def config(self) -> dict:
         return {"name": self.name, "P": self.P, "c1": self.c1, "c2": self.c2, "w_bg": self.w_bg,
-                "w_fg": self.w_fg, "E": self.E, "d": self.d, "eps": self.eps, "classes": "all"}
+                "w_fg": self.w_fg, "E": self.E, "d": self.d, "eps": self.eps, "classes": self.classes}
 
     def __call__(self, batch, student, rng, train=True):
         x, y = batch["x"], batch["y"]
-        H, logits = all_class_heatmaps(student, x, self.eps, create_graph=train)
+        drawn = None
+        if self.classes == "random":  # the Stochastic ISNet: one uniformly drawn class per image
+            def drawn(logits):
+                return uniform_classes(logits, rng)
+        H, logits = all_class_heatmaps(student, x, self.eps, create_graph=train, classes=drawn)
         heat, background, foreground = isnet_heatmap_loss(H, batch["mask"], self.c1, self.c2, self.w_bg,
                                                           self.w_fg, self.E, self.d)
         heat = heat.mean()
