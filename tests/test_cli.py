@@ -30,6 +30,8 @@ def test_cli_errors_and_config(tmp_path, teacher_dir, capsys, tea_cli):
     rc, text = tea_cli(["distill", "--config", str(cfg), "--cache", "--out", str(tmp_path / "f")])
     assert rc != 0 and "drop --cache, or pass --feature-weight 0" in text
     assert not (tmp_path / "f").exists()  # refused before anything was built
+    rc, text = tea_cli(["distill", "--config", str(cfg), "--precision", "bf16-mixed", "--out", str(tmp_path / "f")])
+    assert rc != 0 and "objective 'tea' trains on explanations" in text and not (tmp_path / "f").exists()
     rc, text = tea_cli(["distill", "--config", str(cfg), "--width", "16", "--out", str(tmp_path / "f")])
     assert rc == 0 and "feature_relevance_loss=" in text, text
     objective = load_checkpoint(tmp_path / "f").config["objective"]

@@ -105,3 +105,21 @@ def test_head_lr_scale_gives_the_head_its_own_learning_rate(tmp_path):
             data_options={"limit": 64}, progress=False)
     saved = load_checkpoint(tmp_path / "r", "last").optimizer_state["param_groups"]
     assert [g["lr"] for g in saved] == pytest.approx([1e-3, 1e-2])
+
+
+def test_half_precision_is_refused_for_objectives_that_train_on_explanations(tmp_path):
+    from teakit import commands
+    from teakit.objectives.registry import OBJECTIVES
+    from teakit.train import check_precision
+    on_explanations = {name for name, info in OBJECTIVES.items() if info.cls.explains}
+    assert on_explanations == {"tea", "gradxinput", "inputgrad", "gradcam", "rrr", "isnet", "gain", "gals"}
+    for precision in ("bf16-mixed", "16-mixed", "bf16-true"):
+        with pytest.raises(ValueError, match=f"--precision {precision}: objective 'rrr' trains on explanations"):
+            check_precision("rrr", True, {"precision": precision})
+        check_precision("erm", False, {"precision": precision})  # no explanation: the user's choice
+    check_precision("tea", True, {"precision": "32-true"})
+    check_precision("tea", True, None)  # the default, float32
+    with pytest.raises(ValueError, match="objective 'isnet' trains on explanations"):
+        commands.train("colored-digits", "isnet", tmp_path / "run", data_options={"limit": 16},
+                       fabric={"precision": "bf16-mixed"}, progress=False)
+    assert not (tmp_path / "run").exists()  # refused before anything was written

@@ -34,7 +34,7 @@ from .runs import (
     teacher_hash,
     write_teacher,
 )
-from .train import DEFAULT_FABRIC, TrainConfig, fit, make_fabric  # noqa: F401  (make_fabric re-exported)
+from .train import DEFAULT_FABRIC, TrainConfig, check_precision, fit, make_fabric  # noqa: F401  (make_fabric re-exported)
 
 
 def _resolve_spec(spec: dict | None, data: dict) -> dict:
@@ -53,7 +53,10 @@ def _resolve_spec(spec: dict | None, data: dict) -> dict:
     return spec
 
 
-def _launch(fabric_kw: dict | None, fn, *args):
+def _launch(fabric_kw: dict | None, fn, *args, objective: tuple[str, bool] = ("", False)):
+    """``fn(fabric, *args)`` on a Fabric from ``fabric_kw``; ``objective``: (name, whether it trains on
+    explanations), refused with a half precision (:func:`teakit.train.check_precision`)."""
+    check_precision(*objective, fabric_kw)
     return make_fabric(fabric_kw).launch(fn, *args)
 
 
@@ -110,7 +113,7 @@ def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: T
 
     def main(fab):
         return _fit_model(fab, spec, obj, data[split], data["val"], cfg, out, run_config, resume, progress)
-    return _launch(fabric, main)
+    return _launch(fabric, main, objective=(objective, obj.explains))
 
 
 def _groupdro_groups(dataset: str, data: dict, num_classes: int, kw: dict) -> dict:
@@ -289,7 +292,7 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
         rc = dict(run_config, model=spec)
         return fit(fab, student, obj, data["train"], data["val"], cfg, out, run_config=rc,
                    resume=resume, progress=progress, on_epoch=on_epoch)
-    return _launch(fabric, main)
+    return _launch(fabric, main, objective=(objective, OBJECTIVES[objective].cls.explains))
 
 
 # the data options `tea evaluate` may change (default: what the run was trained with)

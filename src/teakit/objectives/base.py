@@ -31,6 +31,9 @@ class Objective:
     # plain autograd input gradient (RRR, GALS) keeps the contiguous layout, in which PyTorch's own double
     # backward of a convolution is faster
     memory_format = torch.channels_last
+    # True: the loss is computed on an explanation (a heatmap or input gradient) and differentiated through it,
+    # which half precision does not survive (teakit.train.check_precision)
+    explains = False
 
     def __call__(self, batch: dict, student, rng: torch.Generator, train: bool = True):
         raise NotImplementedError

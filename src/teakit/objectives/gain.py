@@ -47,6 +47,7 @@ def soft_mask(A: torch.Tensor, omega: float, sigma: float) -> torch.Tensor:
 
 
 class GAIN(Objective):
+    explains = True  # (Objective)
     name = "gain"
     selection_key = "loss"
 

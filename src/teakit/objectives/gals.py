@@ -89,6 +89,7 @@ def normalise_attention(a: torch.Tensor, size) -> torch.Tensor:
 
 
 class GALS(Objective):
+    explains = True  # (Objective)
     name = "gals"
     memory_format = torch.contiguous_format  # its plain double backward is faster so (Objective)
     selection_key = "loss"

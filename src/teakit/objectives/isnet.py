@@ -133,6 +133,7 @@ def isnet_heatmap_loss(H: torch.Tensor, mask: torch.Tensor, c1: float = 1.0, c2:
 
 
 class ISNet(Objective):
+    explains = True  # (Objective)
     name = "isnet"
     selection_key = "loss"
 

@@ -55,7 +55,8 @@ OBJECTIVES: dict[str, ObjectiveInfo] = {
     "rrr": ObjectiveInfo(RRR, False, True, False,
                          "Right for the Right Reasons: CE + background input-gradient penalty"),
     "isnet": ObjectiveInfo(ISNet, False, True, False,
-                           "ISNet (Bassi et al. 2024): CE + its loss on the LRP-ε heatmaps of every class "
+                           "ISNet (Bassi et al. 2024): CE + its loss on the LRP-ε heatmaps of every class, or of "
+                           "one drawn class per image with classes='random' (the Stochastic ISNet) "
                            "(background relevance off, foreground relevance in range)"),
     "gain": ObjectiveInfo(GAIN, False, True, False,
                           "GAIN_ext (Li et al. 2018): CE + attention mining on the Grad-CAM-erased image + "

@@ -36,6 +36,7 @@ def rrr_penalty(student, x: torch.Tensor, mask: torch.Tensor, create_graph: bool
 
 
 class RRR(Objective):
+    explains = True  # (Objective)
     name = "rrr"
     memory_format = torch.contiguous_format  # its plain double backward is faster so (Objective)
     selection_key = "loss"

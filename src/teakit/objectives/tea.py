@@ -52,6 +52,7 @@ LAYOUTS = 256  # synthetic_backgrounds: dead-leaves layouts per image size
 
 
 class TEA(Objective):
+    explains = True  # (Objective)
     name = "tea"
     selection_key = "heatmap_loss"
     method = "lrp"  # the explainer of teacher and student (subclasses change it)
