@@ -57,7 +57,7 @@ def test_all_classes_in_one_pass_equals_k_sequential_passes():
 
 
 def test_step_cost_in_the_channels_last_layout(tmp_path, capsys):
-    res = run_step_cost(None, batch=2, size=32, rounds=1, warmup=0, channels_last=True)
+    res = run_step_cost(None, batch=2, size=32, rounds=1, warmup=0)  # the default: the layout `tea` trains in
     assert res["channels_last"] is True and res["tea_live_step_s"] > 0
     assert "channels-last" in capsys.readouterr().out
-    assert run_step_cost(None, batch=2, size=32, rounds=1, warmup=0)["channels_last"] is False
+    assert run_step_cost(None, batch=2, size=32, rounds=1, warmup=0, channels_last=False)["channels_last"] is False

@@ -75,8 +75,12 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch, capsys):
     for name in ("tea-??????????", "tea-input", "kd", "feature", "attention", "gradcam"):
         config = load_checkpoint(next((tmp_path / "stages").glob(f"digits-on-scenes-{name}*"))).config
         assert config["student_init"] == "own" and config["copy_head"] is (name in ("feature", "attention")), name
+    # ISNet, the Stochastic variant (one drawn class per image and step), and the report says so
+    assert load_checkpoint(next((tmp_path / "stages").glob("digits-on-scenes-isnet-*"))).config[
+        "objective"]["classes"] == "random"
     assert ("TEA, input maps only", "agreement_with_teacher") in metrics
     report = (tmp_path / "report.md").read_text()
+    assert "- `digits-on-scenes-isnet` (lr " in report and ", classes random, " in report
     assert "| TEA |" in report and "| RRR | n/a |" in report and "inside the foreground mask" in report
     assert "| GALS | n/a |" in report and "needs a local vision-language attention model" in report
     assert "with the teacher's head, frozen" in report

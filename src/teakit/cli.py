@@ -389,7 +389,7 @@ def _cmd_export(a):
 def _cmd_bench(a):
     from .bench import run_step_cost
     run_step_cost(a.json, rounds=a.rounds, seed=a.seed, accelerator=a.accelerator, batch=a.batch, size=a.size,
-                  channels_last=a.channels_last)
+                  channels_last=a.layout == "channels-last")
 
 
 def _cmd_study(a):
@@ -607,8 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--accelerator", default="cpu", help="cpu or cuda (default cpu)")
     c.add_argument("--batch", type=int, default=32, help="images per step (default 32)")
     c.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
-    c.add_argument("--channels-last", action="store_true",
-                   help="models and batch in the channels-last layout that `tea` trains in (default: PyTorch's own)")
+    c.add_argument("--layout", choices=["channels-last", "contiguous"], default="channels-last",
+                   help="the models' and the batch's memory layout: channels-last, the one `tea` builds and trains "
+                        "every model in (default), or contiguous, PyTorch's own")
 
     c = cmd("study", _cmd_study, "convergence study: TEA variants, one change each from the baseline recipe, "
                                  "probed on the test splits every epoch; writes study.csv and study.png; or the "

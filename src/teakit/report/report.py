@@ -26,6 +26,11 @@ from .targets import check
 LOWER_IS_BETTER = {"background_relevance"}
 
 
+def _options(stage) -> str:
+    """``", classes random"``: a `tea train` stage's objective options (the demo's ``TRAIN_OPTIONS``), else ""."""
+    return "".join(f", {k} {v}" for k, v in (stage.params.get("objective_options") or {}).items())
+
+
 def _table(rows: list[dict], dataset: str, columns=None) -> tuple[list[str], list[list[str]]]:
     """A results table of the dataset: one row per method, one column per ``(split, metric, header)`` of
     ``columns`` (default: the benchmark's own, :attr:`teakit.methods.Benchmark.columns`); each cell the
@@ -185,14 +190,15 @@ def write_report(out: Path, rows: list[dict], runs: dict, quick: bool, seconds: 
     cmd = f"tea demo --out {out} {seed_opt}" + (" --quick" if quick else "") + (f" {options}" if options else "")
     done = [t for times in seconds.values() for t in times.values() if t == t]  # nan: time unknown
     md += ["## How this was made", "", f"    {cmd}", "",
-           f"Stages, with their learning rate and training + evaluation time (total of the timed ones: "
+           f"Stages, with their learning rate, any option their objective does not take by default, and "
+           f"training + evaluation time (total of the timed ones: "
            f"{sum(done) / 60:.1f} min; each folder holds its run config, checkpoints and logs):", ""]
     for seed, (seed_stages, seed_folders) in runs.items():
         if len(seeds) > 1:
             md += [f"Seed {seed}:", ""]
         times = seconds.get(seed, {})
-        md += [f"- `{s.name}` (lr {s.params['cfg']['lr']:g}, {times[s.name]:.0f} s): `{seed_folders[s.name]}`"
-               if s.name in times else f"- `{s.name}`: not run yet" for s in seed_stages]
+        md += [f"- `{s.name}` (lr {s.params['cfg']['lr']:g}{_options(s)}, {times[s.name]:.0f} s): "
+               f"`{seed_folders[s.name]}`" if s.name in times else f"- `{s.name}`: not run yet" for s in seed_stages]
         if len(seeds) > 1:
             md += [""]
     (out / "report.md").write_text("\n".join(md) + "\n")
