@@ -142,6 +142,27 @@ def test_lobo_end_to_end_reports_each_benchmarks_choice_from_the_other(teacher_d
     printed = capsys.readouterr().out
     assert printed.count(": 1 epochs") == 8 and "| benchmark | held out?" in printed
 
+    # every reported model's test figures are kept; a later report reads them back, unless the checkpoint
+    # changed: then they are computed again
+    import teakit.lobo as lobo_module
+    kept = out / C / "default-s0" / "test-figures.json"
+    assert kept.exists() and (out / C / "teacher-figures.json").exists()
+    figures = json.loads(kept.read_text())
+    assert figures["splits"]["test"]["accuracy"] == pytest.approx(s_c := evaluate_run(
+        None, out / C / "default-s0", relevance=False)["splits"]["test"]["accuracy"])
+    stale = {**figures, "splits": {**figures["splits"], "test": {**figures["splits"]["test"], "accuracy": 0.123}}}
+    kept.write_text(json.dumps(stale))
+    rows_c = [r for r in lobo_module._report_benchmark(C, teachers[C], [out / C / "default-s0"], data_seed=0,
+                                                       data_options={"limit": 64}, out=out / C)
+              if r["figure"] == "test"]
+    assert rows_c[0]["students"] == [0.123]  # read back, not recomputed
+    kept.write_text(json.dumps({**stale, "key": {**stale["key"], "model": "another checkpoint"}}))
+    rows_c = [r for r in lobo_module._report_benchmark(C, teachers[C], [out / C / "default-s0"], data_seed=0,
+                                                       data_options={"limit": 64}, out=out / C)
+              if r["figure"] == "test"]
+    assert rows_c[0]["students"] == [pytest.approx(s_c)]  # recomputed
+    assert json.loads(kept.read_text())["key"]["model"] != "another checkpoint"
+
     # a run recorded before a TEA option existed is reused when the option is off by default; one that
     # names another value of it is not, nor one from before swapping became the default
     done = out / A / "default-s0" / "score.json"

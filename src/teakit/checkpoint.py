@@ -325,6 +325,11 @@ def _read_record(directory: Path, name: str) -> dict:
     return record
 
 
+def model_digest(directory: str | os.PathLike, name: str = "last") -> str:
+    """The SHA-256 of checkpoint ``name``'s model file, as its record holds it (no tensor is read)."""
+    return _read_record(Path(directory), name)["sha256"]["model"]
+
+
 def load_checkpoint(directory: str | os.PathLike, name: str = "last",
                     map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read checkpoint ``name`` from ``directory`` (safetensors + JSON only).

@@ -39,7 +39,10 @@ Writes under ``out``: ``BENCHMARK/CANDIDATE-s<SEED>/`` each run's folder (a
 settings it was trained with; a run with a ``score.json`` is finished and is
 reused, unless ``fresh``, and rescored from its checkpoint when its record holds
 another kind of score; a run without one restarts), then ``lobo.md`` and
-``lobo.csv`` (one row per benchmark and shifted figure).
+``lobo.csv`` (one row per benchmark and shifted figure).  Test figures are kept
+(``BENCHMARK/teacher-figures.json``, a reported run's ``test-figures.json``)
+and read back by a later report while the checkpoint, teacher and test data are
+the same.
 """
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_write_csv
+from .atomic import atomic_write_bytes, atomic_write_csv
 from .config import TEAConfig, TrainConfig, command_train_config
 from .study import variant_setup
 
@@ -177,19 +180,45 @@ def shifted_figures(dataset: str, splits: dict) -> dict:
     return figures
 
 
-def _report_benchmark(dataset, teacher_dir, run_dirs, *, data_seed, data_options) -> list[dict]:
+# bump when what _report_benchmark measures changes: test figures kept under an older version are recomputed
+FIGURES_KIND = 1
+
+
+def _kept(path: Path, key: dict, compute):
+    """``compute()``'s test figures, kept in ``path`` (JSON, with ``key``) and read back while ``key`` is
+    the same: the checkpoint, the teacher, the test data and :data:`FIGURES_KIND` (anything else recomputes)."""
+    key = _json_roundtrip({**key, "kind": FIGURES_KIND})
+    try:
+        kept = json.loads(Path(path).read_text())
+        if kept["key"] == key:
+            return kept["splits"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    splits = _json_roundtrip(compute())
+    atomic_write_bytes(Path(path), (json.dumps({"key": key, "splits": splits}, indent=1) + "\n").encode())
+    return splits
+
+
+def _report_benchmark(dataset, teacher_dir, run_dirs, *, data_seed, data_options, out) -> list[dict]:
     """Rows ``{"figure", "teacher", "students", "agreements"}`` of one benchmark: the teacher (as
-    `tea evaluate` takes a teacher folder) and each run (its ``best`` checkpoint) on the test splits."""
+    `tea evaluate` takes a teacher folder) and each run (its ``best`` checkpoint) on the test splits.
+    Each model's figures are kept (:func:`_kept`): the teacher's in ``out/teacher-figures.json``, a run's in
+    its folder's ``test-figures.json``; a later report with the same checkpoint, teacher and data reads them."""
+    from .checkpoint import model_digest
     from .data.load import TRAINING_SPLITS, load_data
     from .evaluate import evaluate_splits
-    from .runs import load_evaluand, load_model, load_teacher
+    from .runs import load_evaluand, load_model, load_teacher, teacher_hash
 
     data = load_data(dataset, data_seed, **(data_options or {}))
     tests = {s: d for s, d in data.items() if s not in TRAINING_SPLITS}
     t_model, _, _ = load_evaluand(teacher_dir)
-    t_res = evaluate_splits(t_model, tests, relevance=False)["splits"]
     teacher = load_teacher(teacher_dir)
-    s_res = [evaluate_splits(load_model(d)[0], tests, teacher=teacher, relevance=False)["splits"]
+    key = {"dataset": dataset, "tests": {s: d.fingerprint() for s, d in sorted(tests.items())},
+           "teacher": teacher_hash(teacher)}
+    t_res = _kept(out / "teacher-figures.json", key,
+                  lambda: evaluate_splits(t_model, tests, relevance=False)["splits"])
+    s_res = [_kept(Path(d) / "test-figures.json", {**key, "model": model_digest(d, "best")},
+                   lambda d=d: evaluate_splits(load_model(d)[0], tests, teacher=teacher, relevance=False)["splits"])
              for d in run_dirs]
     rows = []
     for figure, (split, metric) in shifted_figures(dataset, t_res).items():
@@ -315,7 +344,8 @@ def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=()
     for b in benchmarks:
         ch = choices[b]
         run_dirs = [out / b / f"{ch['candidate']}-s{s}" for s in seeds]
-        for f in _report_benchmark(b, teachers[b], run_dirs, data_seed=data_seed, data_options=data_options):
+        for f in _report_benchmark(b, teachers[b], run_dirs, data_seed=data_seed, data_options=data_options,
+                                   out=out / b):
             mean = statistics.fmean(f["students"])
             rows.append({"benchmark": b, "held_out": b in held_out, "chosen": ch["candidate"],
                          "chosen_on": ",".join(ch["sources"]), "choice_score": ch["score"],
