@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/tea demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""

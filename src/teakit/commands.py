@@ -53,10 +53,7 @@ def _resolve_spec(spec: dict | None, data: dict) -> dict:
     return spec
 
 
-def _launch(fabric_kw: dict | None, fn, *args, objective: tuple[str, bool] = ("", False)):
-    """``fn(fabric, *args)`` on a Fabric from ``fabric_kw``; ``objective``: (name, whether it trains on
-    explanations), refused with a half precision (:func:`teakit.train.check_precision`)."""
-    check_precision(*objective, fabric_kw)
+def _launch(fabric_kw: dict | None, fn, *args):
     return make_fabric(fabric_kw).launch(fn, *args)
 
 
@@ -80,6 +77,7 @@ def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: T
     from .objectives.segmentation import Segmentation
 
     cfg = cfg or TrainConfig()
+    check_precision(objective, objective in OBJECTIVES and OBJECTIVES[objective].cls.explains, fabric)
     data = load_data(dataset, data_seed, **(data_options or {}))
     if objective == "segmentation":
         spec = model_spec("unet", 1)
@@ -113,7 +111,7 @@ def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: T
 
     def main(fab):
         return _fit_model(fab, spec, obj, data[split], data["val"], cfg, out, run_config, resume, progress)
-    return _launch(fabric, main, objective=(objective, obj.explains))
+    return _launch(fabric, main)
 
 
 def _groupdro_groups(dataset: str, data: dict, num_classes: int, kw: dict) -> dict:
@@ -246,6 +244,7 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
                          + ", ".join(k for k, v in OBJECTIVES.items() if v.needs_teacher))
     if student_init not in STUDENT_INITS:
         raise ValueError(f"student_init={student_init!r}: expected one of {', '.join(STUDENT_INITS)}")
+    check_precision(objective, OBJECTIVES[objective].cls.explains, fabric)
     if copy_head is None:
         copy_head = not OBJECTIVES[objective].cls.trains_head
     if cache and objective != "tea":
@@ -292,7 +291,7 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
         rc = dict(run_config, model=spec)
         return fit(fab, student, obj, data["train"], data["val"], cfg, out, run_config=rc,
                    resume=resume, progress=progress, on_epoch=on_epoch)
-    return _launch(fabric, main, objective=(objective, OBJECTIVES[objective].cls.explains))
+    return _launch(fabric, main)
 
 
 # the data options `tea evaluate` may change (default: what the run was trained with)
