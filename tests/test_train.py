@@ -123,3 +123,11 @@ def test_half_precision_is_refused_for_objectives_that_train_on_explanations(tmp
         commands.train("colored-digits", "isnet", tmp_path / "run", data_options={"limit": 16},
                        fabric={"precision": "bf16-mixed"}, progress=False)
     assert not (tmp_path / "run").exists()  # refused before anything was written
+    # the Python API too (teakit.fit_model), before any data is touched
+    from teakit.models import SmallCNN
+    from teakit.objectives.isnet import ISNet
+    from teakit.train import fit_model
+    with pytest.raises(ValueError, match="objective 'isnet' trains on explanations"):
+        fit_model(SmallCNN(num_classes=2, width=4), ISNet(), None, None, tmp_path / "api",
+                  fabric={"precision": "bf16-mixed"})
+    assert not (tmp_path / "api").exists()

@@ -331,6 +331,8 @@ def fit_model(model, objective, train_data, val_data, out_dir, cfg: TrainConfig 
     Checkpoints go to ``out_dir`` (``best`` by ``objective.selection_key`` on ``val_data``, and ``last``);
     ``model`` ends with its last weights.  Returns ``{"history", "best_epoch", "best"}``."""
     cfg = cfg or TrainConfig()
+    check_precision(getattr(objective, "name", type(objective).__name__), getattr(objective, "explains", False),
+                    fabric)
 
     def main(fab):
         fab.seed_everything(cfg.seed, verbose=False)
