@@ -211,12 +211,11 @@ def _report_benchmark(dataset, teacher_dir, run_dirs, *, data_seed, data_options
 
     data = load_data(dataset, data_seed, **(data_options or {}))
     tests = {s: d for s, d in data.items() if s not in TRAINING_SPLITS}
-    t_model, _, _ = load_evaluand(teacher_dir)
     teacher = load_teacher(teacher_dir)
     key = {"dataset": dataset, "tests": {s: d.fingerprint() for s, d in sorted(tests.items())},
            "teacher": teacher_hash(teacher)}
     t_res = _kept(out / "teacher-figures.json", key,
-                  lambda: evaluate_splits(t_model, tests, relevance=False)["splits"])
+                  lambda: evaluate_splits(load_evaluand(teacher_dir)[0], tests, relevance=False)["splits"])
     s_res = [_kept(Path(d) / "test-figures.json", {**key, "model": model_digest(d, "best")},
                    lambda d=d: evaluate_splits(load_model(d)[0], tests, teacher=teacher, relevance=False)["splits"])
              for d in run_dirs]
