@@ -34,7 +34,13 @@ from .runs import (
     teacher_hash,
     write_teacher,
 )
-from .train import DEFAULT_FABRIC, TrainConfig, check_precision, fit, make_fabric  # noqa: F401  (make_fabric re-exported)
+from .train import (  # noqa: F401  (make_fabric re-exported)
+    DEFAULT_FABRIC,
+    TrainConfig,
+    check_precision,
+    fit,
+    make_fabric,
+)
 
 
 def _resolve_spec(spec: dict | None, data: dict) -> dict:

@@ -32,7 +32,7 @@ class Objective:
     # backward of a convolution is faster
     memory_format = torch.channels_last
     # True: the loss is computed on an explanation (a heatmap or input gradient) and differentiated through it,
-    # which half precision does not survive (teakit.train.check_precision, called by `tea train`, `tea distill` and fit_model)
+    # which half precision does not survive (teakit.train.check_precision: `tea train`, `tea distill`, fit_model)
     explains = False
 
     def __call__(self, batch: dict, student, rng: torch.Generator, train: bool = True):

@@ -158,10 +158,8 @@ class ISNet(Objective):
 
     def __call__(self, batch, student, rng, train=True):
         x, y = batch["x"], batch["y"]
-        drawn = None
-        if self.classes == "random":  # the Stochastic ISNet: one uniformly drawn class per image
-            def drawn(logits):
-                return uniform_classes(logits, rng)
+        # the Stochastic ISNet: one uniformly drawn class per image
+        drawn = (lambda logits: uniform_classes(logits, rng)) if self.classes == "random" else None
         H, logits = all_class_heatmaps(student, x, self.eps, create_graph=train, classes=drawn)
         heat, background, foreground = isnet_heatmap_loss(H, batch["mask"], self.c1, self.c2, self.w_bg,
                                                           self.w_fg, self.E, self.d)
