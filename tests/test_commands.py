@@ -34,6 +34,33 @@ def test_cache_for_another_teacher_is_refused(teacher_dir, tmp_path):
         C.teacher_cache(teacher, data, tmp_path / "cache", eps_grid(), progress=False)
 
 
+def test_cache_built_in_several_passes_holds_the_same_maps(teacher_dir, tmp_path, monkeypatch):
+    from teakit.runs import load_teacher
+    from teakit.teachers.cache import eps_grid
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=12)["train"]
+    per_image, numel = 10 * 2, data.x[0].numel()
+    assert C.cache_images_per_batch(per_image, numel) == 64  # 32×32: the cap of 64 images a pass
+    assert C.cache_images_per_batch(per_image, numel, budget=5 * 4 * per_image * numel) == 5
+    assert C.cache_images_per_batch(per_image, numel, budget=1) == 1
+    assert C.cache_images_per_batch(1, 1) == 64
+    whole, _ = C.teacher_cache(teacher, data, tmp_path / "whole", eps_grid(2), progress=False)
+    passes = []
+    heatmaps_all = type(teacher).heatmaps_all
+    monkeypatch.setattr(type(teacher), "heatmaps_all", lambda self, x, *a, **k: passes.append(len(x))
+                        or heatmaps_all(self, x, *a, **k))
+    monkeypatch.setattr(C, "CACHE_BATCH_BYTES", 5 * 4 * per_image * numel)
+    parts, _ = C.teacher_cache(teacher, data, tmp_path / "parts", eps_grid(2), progress=False)
+    assert passes == [5, 5, 2]
+    idx = torch.arange(12)
+    for k in range(10):
+        for e in range(2):
+            a = whole.get(idx, torch.full((12,), k), torch.full((12,), e))
+            b = parts.get(idx, torch.full((12,), k), torch.full((12,), e))
+            assert torch.allclose(a.float(), b.float(), atol=1e-3 * a.float().abs().max().item())
+
+
 def test_evaluate_writes_eval_json_with_agreement(teacher_dir, tmp_path):
     r = _run(["distill", "--dataset", "colored-digits", "--teacher", str(teacher_dir), "--limit", "64",
               "--epochs", "1", "--width", "8", "--feature-weight", "0", "--no-progress", "--out", str(tmp_path / "s")])
@@ -164,3 +191,34 @@ def test_train_teacher_refuses_unknown_segmenter_backgrounds_before_training(tmp
     with pytest.raises(ValueError, match="--cls-swap.*need masks='segmenter'"):
         C.train_teacher("digits-on-scenes", "segmenter", tmp_path / "t", classifier_masks={"swap": 0.5})
     assert not (tmp_path / "t").exists()
+
+
+def test_teacher_eval_logits_are_kept_and_computed_again_when_stale(teacher_dir, tmp_path, monkeypatch):
+    from teakit import evaluate
+    from teakit.runs import load_teacher, teacher_eval_logits, teacher_hash
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=16)
+    calls, predict = [], evaluate.predict
+    monkeypatch.setattr(evaluate, "predict", lambda *a, **k: calls.append(1) or predict(*a, **k))
+    digest = teacher_hash(teacher)
+    first = teacher_eval_logits(teacher, tmp_path, data["ood"], digest)
+    assert torch.equal(first, predict(teacher, data["ood"].x)) and len(calls) == 1
+    assert torch.equal(teacher_eval_logits(teacher, tmp_path, data["ood"], digest), first) and len(calls) == 1
+    (kept,) = (tmp_path / "eval-logits").iterdir()
+    teacher_eval_logits(teacher, tmp_path, data["ood"], "other weights")
+    assert len(calls) == 2
+    kept.write_bytes(kept.read_bytes()[:40])  # truncated: computed again and rewritten
+    assert torch.equal(teacher_eval_logits(teacher, tmp_path, data["ood"], digest), first) and len(calls) == 3
+    assert torch.equal(teacher_eval_logits(teacher, tmp_path, data["ood"], digest), first) and len(calls) == 3
+    teacher_eval_logits(teacher, tmp_path, data["swapped"], digest)  # other data: a file of its own
+    assert len(calls) == 4 and len(list((tmp_path / "eval-logits").iterdir())) == 2
+    (tmp_path / "a-file").write_text("")  # a folder that cannot hold the file: the logits all the same
+    assert torch.equal(teacher_eval_logits(teacher, tmp_path / "a-file", data["ood"], digest), first)
+    # evaluate_splits measures agreement against the logits it is given
+    model = teacher.classifier
+    pred = evaluate.predict(model, data["ood"].x).argmax(1)
+    wrong = torch.nn.functional.one_hot((pred + 1) % 10, 10).float()
+    res = evaluate.evaluate_splits(model, {"ood": data["ood"]}, teacher=teacher, relevance=False,
+                                   teacher_logits={"ood": wrong})["splits"]["ood"]
+    assert res["agreement_with_teacher"] == 0.0

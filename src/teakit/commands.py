@@ -31,6 +31,7 @@ from .runs import (
     load_model,
     load_teacher,
     model_spec,
+    teacher_eval_logits,
     teacher_hash,
     write_teacher,
 )
@@ -182,6 +183,16 @@ def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg
     raise ValueError(f"kind={kind!r}; expected 'debiased' or 'segmenter'")
 
 
+CACHE_BATCH_BYTES = 64 * 2 ** 20  # the float32 maps one teacher pass of a cache build holds at most
+
+
+def cache_images_per_batch(per_image: int, image_numel: int, budget: int = CACHE_BATCH_BYTES) -> int:
+    """Images per teacher pass when building the heatmap cache: as many as keep their ``per_image`` float32
+    maps of ``image_numel`` values within ``budget`` bytes, between 1 and 64 (64 32×32 images a pass build
+    the cache about a quarter faster than 8 on a CPU core; docs/results.md)."""
+    return max(1, min(64, budget // (4 * per_image * image_numel)))
+
+
 def teacher_cache(teacher, data, cache_dir, eps_values, fabric=None, progress=True):
     """Open (building it first if needed) the teacher-heatmap cache for ``data``.
 
@@ -213,7 +224,8 @@ def teacher_cache(teacher, data, cache_dir, eps_values, fabric=None, progress=Tr
             maps = teacher.heatmaps_all(x[::per_image], K, eps_values, generator=gen)
             return maps.flatten(0, 2)
         images = data.x if torch.is_tensor(data.x) else data.x[:]  # lazy images: decoded once, here
-        build_cache(cache_dir, heatmap_fn, images, K, list(eps_values), manifest, batch_size=8 * per_image,
+        n = cache_images_per_batch(per_image, images[0].numel(), CACHE_BATCH_BYTES)
+        build_cache(cache_dir, heatmap_fn, images, K, list(eps_values), manifest, batch_size=n * per_image,
                     rank=rank, world_size=world, progress=progress and rank == 0)
         if world > 1:
             fabric.barrier()
@@ -354,9 +366,12 @@ def evaluate_run(dataset: str | None, model_dir, json_path=None, *, data_options
     seed = config.get("data_seed", 0) if data_seed is None else data_seed
     data, info = load_data(dataset, seed, with_info=True, **options)
     teacher = load_teacher(config["teacher"]) if config.get("teacher") else None
-    if teacher is not None and config.get("teacher_hash") and teacher_hash(teacher) != config["teacher_hash"]:
+    digest = teacher_hash(teacher) if teacher is not None else None
+    if teacher is not None and config.get("teacher_hash") and digest != config["teacher_hash"]:
         raise ValueError(f"the teacher in {config['teacher']} changed since {model_dir} was distilled from it")
     tests = {s: d for s, d in data.items() if s not in TRAINING_SPLITS}
+    teacher_logits = {s: teacher_eval_logits(teacher, config["teacher"], d, digest) for s, d in tests.items()
+                      if len(d)} if teacher is not None else None
     try:
         outputs = get_head(model.classifier if isinstance(model, Teacher) else model).out_features
     except TypeError:  # a model without a recognisable head: no check
@@ -368,7 +383,7 @@ def evaluate_run(dataset: str | None, model_dir, json_path=None, *, data_options
                          "evaluate on data with the classes the run was trained on")
     sources = {s: v for s, v in info.get("sources", {}).items() if s in tests}
     result = evaluate_splits(model, tests, teacher=teacher, relevance=relevance, train_groups=data["train"].bias,
-                             sources=sources or None)
+                             sources=sources or None, teacher_logits=teacher_logits)
     result.update({"dataset": dataset, "model": str(model_dir), "checkpoint": which, "kind": kind,
                    "data_seed": seed, "data_options": options})
     if json_path:

@@ -175,9 +175,11 @@ def balanced_agreement(pred: torch.Tensor, teacher_pred: torch.Tensor) -> float:
 
 def evaluate_splits(model, splits: dict, teacher=None, batch_size: int = 256, device="cpu",
                     relevance: bool = True, train_groups: torch.Tensor | None = None,
-                    heatmap_fn=None, sources: dict | None = None) -> dict:
+                    heatmap_fn=None, sources: dict | None = None, teacher_logits: dict | None = None) -> dict:
     """``{"splits": {name: {"accuracy": …, ["agreement_with_teacher": …], ["background_relevance": …]}}}``;
-    ``sources`` maps a split name to the source name of each of its images."""
+    ``sources`` maps a split name to the source name of each of its images; ``teacher_logits`` maps a split
+    name to the teacher's :func:`predict` logits on it when they are known already
+    (:func:`teakit.runs.teacher_eval_logits`), else they are computed."""
     out = {}
     for name, data in splits.items():
         logits = predict(model, data.x, batch_size, device)
@@ -187,7 +189,8 @@ def evaluate_splits(model, splits: dict, teacher=None, batch_size: int = 256, de
         if sources and name in sources:
             res.update(source_metrics(logits, data.y, sources[name]))
         if teacher is not None:
-            t_logits = predict(teacher, data.x, batch_size, device)
+            known = (teacher_logits or {}).get(name)
+            t_logits = predict(teacher, data.x, batch_size, device) if known is None else known
             res["agreement_with_teacher"] = (logits.argmax(1) == t_logits.argmax(1)).float().mean().item()
             res["balanced_agreement_with_teacher"] = balanced_agreement(logits.argmax(1), t_logits.argmax(1))
         if relevance and has_foreground_and_background(data.mask, batch_size):

@@ -9,7 +9,9 @@ A classifier run folder holds ``best.json`` / ``last.json`` checkpoints
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -124,6 +126,39 @@ def load_teacher(teacher_dir, heatmap_of: str | None = None):
 
 def teacher_hash(teacher: nn.Module) -> str:
     return sha256_state({k: v for k, v in teacher.state_dict().items()})
+
+
+EVAL_LOGITS_KIND = 1  # raise when what teacher_eval_logits keeps changes meaning
+
+
+def teacher_eval_logits(teacher, teacher_dir, data, digest: str) -> torch.Tensor:
+    """The teacher's logits on ``data`` as evaluation computes them (:func:`teakit.evaluate.predict`: a
+    segmenter teacher's fill seeded per image), kept in ``teacher_dir/eval-logits/`` by the data's fingerprint,
+    so that the students of one teacher are all evaluated against predictions computed once.  ``digest``:
+    :func:`teacher_hash` of ``teacher``.  A kept file made for other weights, other data, another evaluation
+    seed or format, or one that cannot be read, is computed again; a folder that cannot be written only loses
+    the keeping."""
+    from .atomic import atomic_write_bytes
+    from .evaluate import EVAL_SEED, predict
+
+    fingerprint = data.fingerprint()
+    key = {"teacher_hash": digest, "data": fingerprint, "eval_seed": EVAL_SEED, "kind": EVAL_LOGITS_KIND}
+    path = Path(teacher_dir) / "eval-logits" / f"{fingerprint[:24]}.pt"
+    try:
+        kept = torch.load(path, weights_only=True)
+        if isinstance(kept, dict) and kept.get("key") == key and torch.is_tensor(kept.get("logits")):
+            return kept["logits"]
+    except Exception:  # missing, truncated or foreign: computed below
+        pass
+    logits = predict(teacher, data.x)
+    try:
+        path.parent.mkdir(exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save({"key": key, "logits": logits}, buffer)
+        atomic_write_bytes(path, buffer.getvalue(), tag=f".{os.getpid()}")
+    except OSError:
+        pass
+    return logits
 
 
 def load_evaluand(model_dir, which: str = "best"):
