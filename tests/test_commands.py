@@ -206,13 +206,13 @@ def test_teacher_eval_logits_are_kept_and_computed_again_when_stale(teacher_dir,
     assert torch.equal(first, predict(teacher, data["ood"].x)) and len(calls) == 1
     assert torch.equal(teacher_eval_logits(teacher, tmp_path, data["ood"], digest), first) and len(calls) == 1
     (kept,) = (tmp_path / "eval-logits").iterdir()
-    teacher_eval_logits(teacher, tmp_path, data["ood"], "other weights")
-    assert len(calls) == 2
+    teacher_eval_logits(teacher, tmp_path, data["ood"], "other weights")  # other weights: a file of their own
+    assert len(calls) == 2 and len(list(kept.parent.iterdir())) == 2
     kept.write_bytes(kept.read_bytes()[:40])  # truncated: computed again and rewritten
     assert torch.equal(teacher_eval_logits(teacher, tmp_path, data["ood"], digest), first) and len(calls) == 3
     assert torch.equal(teacher_eval_logits(teacher, tmp_path, data["ood"], digest), first) and len(calls) == 3
     teacher_eval_logits(teacher, tmp_path, data["swapped"], digest)  # other data: a file of its own
-    assert len(calls) == 4 and len(list((tmp_path / "eval-logits").iterdir())) == 2
+    assert len(calls) == 4 and len(list(kept.parent.iterdir())) == 3
     (tmp_path / "a-file").write_text("")  # a folder that cannot hold the file: the logits all the same
     assert torch.equal(teacher_eval_logits(teacher, tmp_path / "a-file", data["ood"], digest), first)
     # evaluate_splits measures agreement against the logits it is given

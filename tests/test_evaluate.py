@@ -159,3 +159,31 @@ def test_balanced_agreement_weighs_each_teacher_class_once():
     assert balanced_agreement(torch.tensor([2, 0, 1]), torch.tensor([0, 0, 1])) == pytest.approx((0.5 + 1) / 2)
     with pytest.raises(ValueError, match="balanced_agreement"):
         balanced_agreement(torch.zeros(3, dtype=torch.long), torch.zeros(4, dtype=torch.long))
+
+
+def test_a_models_logits_come_from_its_relevance_maps_forward(make_tiny_student, monkeypatch):
+    """With background relevance measured, a plain model is run once over a split: the accuracy, the
+    agreement and the relevance equal those of separate passes (predict, background_relevance)."""
+    from teakit import evaluate
+
+    teacher, split = _segmenter_teacher_and_split(make_tiny_student, n=24)
+    split.y = torch.randint(0, 10, (24,), generator=torch.Generator().manual_seed(1))
+    student = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                  torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10))
+    with torch.no_grad():
+        student[1].running_mean.uniform_(-0.5, 0.5), student[1].running_var.uniform_(0.5, 2.0)
+    logits = evaluate.predict(student, split.x, batch_size=5)
+    share = evaluate.background_relevance(student, split, batch_size=5)
+    t_logits = evaluate.predict(teacher, split.x, batch_size=5)
+    seen = []
+    predict = evaluate.predict
+    monkeypatch.setattr(evaluate, "predict", lambda model, *a, **k: seen.append(model) or predict(model, *a, **k))
+    res = evaluate.evaluate_splits(student, {"test": split}, teacher=teacher, batch_size=5)["splits"]["test"]
+    assert seen == [teacher]  # the student is not run a second time
+    assert res["accuracy"] == (logits.argmax(1) == split.y).float().mean().item()
+    assert res["agreement_with_teacher"] == (logits.argmax(1) == t_logits.argmax(1)).float().mean().item()
+    assert res["background_relevance"] == pytest.approx(share, rel=1e-6)
+    share_again, kept = evaluate.background_relevance(student, split, batch_size=5, return_logits=True)
+    assert share_again == share and torch.allclose(kept, logits, atol=1e-6)
+    with pytest.raises(ValueError, match="plain model"):
+        evaluate.background_relevance(teacher, split, return_logits=True)

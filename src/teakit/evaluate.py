@@ -59,14 +59,20 @@ def predict(model, x: torch.Tensor, batch_size: int = 256, device="cpu") -> torc
 
 
 def background_relevance(model, data, batch_size: int = 256, eps: float = 0.01, device="cpu",
-                         heatmap_fn=None) -> float:
+                         heatmap_fn=None, return_logits: bool = False):
     """Share of |relevance| on background pixels, over the whole split.
 
     ``heatmap_fn(x)`` gives the maps to measure; by default the model's LRP-ε map of
     its own top class -- for a :class:`~teakit.teachers.Teacher`, its own heatmap
-    (e.g. of its masked input) with the fill seeded per image as in :func:`predict`."""
+    (e.g. of its masked input) with the fill seeded per image as in :func:`predict`.
+    With ``return_logits`` (a plain model only) returns ``(share, logits)``, the logits
+    (as :func:`predict` gives them) from the maps' own forward passes."""
     def top(logits):
         return logits.argmax(1)
+
+    if return_logits and (heatmap_fn is not None or isinstance(model, Teacher)):
+        raise ValueError("return_logits is for a plain model explained by its own LRP-ε maps")
+    kept = []
 
     if heatmap_fn is not None:
         def maps(x, start):
@@ -80,14 +86,17 @@ def background_relevance(model, data, batch_size: int = 256, eps: float = 0.01, 
         model.eval()
 
         def maps(x, start):
-            return explain(model, x, top, eps=eps)
+            R, logits = explain(model, x, top, eps=eps, return_logits=True)
+            kept.append(logits.float().cpu())
+            return R
     bg, total = 0.0, 0.0
     for i in range(0, len(data), batch_size):
         R = maps(data.x[i:i + batch_size].to(device), i).abs().sum(1, keepdim=True)
         m = data.mask[i:i + batch_size].to(device)
         bg += R[~m].sum().item()
         total += R.sum().item()
-    return bg / max(total, 1e-30)
+    share = bg / max(total, 1e-30)
+    return (share, torch.cat(kept)) if return_logits else share
 
 
 def roc_auc(logits: torch.Tensor, y: torch.Tensor) -> dict:
@@ -182,7 +191,13 @@ def evaluate_splits(model, splits: dict, teacher=None, batch_size: int = 256, de
     (:func:`teakit.runs.teacher_eval_logits`), else they are computed."""
     out = {}
     for name, data in splits.items():
-        logits = predict(model, data.x, batch_size, device)
+        relevant = relevance and has_foreground_and_background(data.mask, batch_size)
+        # a plain model's logits come from its maps' forward passes (no second pass over the split)
+        own_maps = relevant and heatmap_fn is None and not isinstance(model, Teacher)
+        if own_maps:
+            share, logits = background_relevance(model, data, batch_size, device=device, return_logits=True)
+        else:
+            logits = predict(model, data.x, batch_size, device)
         pred = logits.argmax(1)
         res = {"accuracy": (pred == data.y).float().mean().item(), "n": len(data),
                **group_metrics(logits, data.y, data.bias, train_groups)}
@@ -193,8 +208,8 @@ def evaluate_splits(model, splits: dict, teacher=None, batch_size: int = 256, de
             t_logits = predict(teacher, data.x, batch_size, device) if known is None else known
             res["agreement_with_teacher"] = (logits.argmax(1) == t_logits.argmax(1)).float().mean().item()
             res["balanced_agreement_with_teacher"] = balanced_agreement(logits.argmax(1), t_logits.argmax(1))
-        if relevance and has_foreground_and_background(data.mask, batch_size):
-            res["background_relevance"] = background_relevance(model, data, batch_size, device=device,
-                                                                heatmap_fn=heatmap_fn)
+        if relevant:
+            res["background_relevance"] = share if own_maps else background_relevance(
+                model, data, batch_size, device=device, heatmap_fn=heatmap_fn)
         out[name] = res
     return {"splits": out}

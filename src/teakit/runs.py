@@ -9,7 +9,6 @@ A classifier run folder holds ``best.json`` / ``last.json`` checkpoints
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from pathlib import Path
@@ -133,29 +132,30 @@ EVAL_LOGITS_KIND = 1  # raise when what teacher_eval_logits keeps changes meanin
 
 def teacher_eval_logits(teacher, teacher_dir, data, digest: str) -> torch.Tensor:
     """The teacher's logits on ``data`` as evaluation computes them (:func:`teakit.evaluate.predict`: a
-    segmenter teacher's fill seeded per image), kept in ``teacher_dir/eval-logits/`` by the data's fingerprint,
-    so that the students of one teacher are all evaluated against predictions computed once.  ``digest``:
-    :func:`teacher_hash` of ``teacher``.  A kept file made for other weights, other data, another evaluation
-    seed or format, or one that cannot be read, is computed again; a folder that cannot be written only loses
-    the keeping."""
+    segmenter teacher's fill seeded per image), kept in ``teacher_dir/eval-logits/`` (safetensors), so that
+    the students of one teacher are all evaluated against predictions computed once.  ``digest``:
+    :func:`teacher_hash` of ``teacher``.  The file is named by a hash of the teacher's weights, the data's
+    fingerprint, the evaluation seed and :data:`EVAL_LOGITS_KIND`: logits for other weights or data are never
+    read back.  A file that cannot be read is computed again; a folder that cannot be written only loses the
+    keeping."""
+    from safetensors.torch import load, save
+
     from .atomic import atomic_write_bytes
     from .evaluate import EVAL_SEED, predict
 
-    fingerprint = data.fingerprint()
-    key = {"teacher_hash": digest, "data": fingerprint, "eval_seed": EVAL_SEED, "kind": EVAL_LOGITS_KIND}
-    path = Path(teacher_dir) / "eval-logits" / f"{fingerprint[:24]}.pt"
+    key = json.dumps({"teacher_hash": digest, "data": data.fingerprint(), "eval_seed": EVAL_SEED,
+                      "kind": EVAL_LOGITS_KIND}, sort_keys=True)
+    path = Path(teacher_dir) / "eval-logits" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
     try:
-        kept = torch.load(path, weights_only=True)
-        if isinstance(kept, dict) and kept.get("key") == key and torch.is_tensor(kept.get("logits")):
-            return kept["logits"]
+        logits = load(path.read_bytes())["logits"]
+        if logits.dim() == 2 and len(logits) == len(data):
+            return logits
     except Exception:  # missing, truncated or foreign: computed below
         pass
     logits = predict(teacher, data.x)
     try:
         path.parent.mkdir(exist_ok=True)
-        buffer = io.BytesIO()
-        torch.save({"key": key, "logits": logits}, buffer)
-        atomic_write_bytes(path, buffer.getvalue(), tag=f".{os.getpid()}")
+        atomic_write_bytes(path, save({"logits": logits.contiguous()}), tag=f".{os.getpid()}")
     except OSError:
         pass
     return logits
