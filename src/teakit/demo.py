@@ -17,11 +17,12 @@ colored-digits, a U-Net segmenter from the masks + a classifier on the others), 
 distil a TEA student from the teacher (`tea distill`'s recipe, hidden-layer
 relevance included) and one of input maps only (the paper's objective, from
 the cache), train every baseline (:data:`BASELINES`), and evaluate them all on
-the benchmark's test splits.  Stages run in order of information, then of cost: teacher,
-ERM and the TEA students of every benchmark first, then the explanation-distillation
-baselines (as costly per step as TEA with a live teacher), then the label-trained
-ones that train on explanations (RRR, ISNet, GAIN), then the cheap rest, whose short
-stages keep both workers of ``--jobs 2`` busy to the end.  A baseline that cannot apply to a benchmark (mask methods where the
+the benchmark's test splits.  Stages run in order of information, then of cost:
+teacher, ERM and the TEA students of every benchmark first, then the
+explanation-distillation baselines (as costly per step as TEA with a live
+teacher), then the label-trained ones that train on explanations (RRR, ISNet,
+GAIN), then the cheap rest, whose short stages keep both workers of ``--jobs 2``
+busy to the end.  A baseline that cannot apply to a benchmark (mask methods where the
 shortcut is in the foreground; GALS, which needs an attention model the demo
 does not bundle) is listed as n/a with the reason.  Mask methods use each
 benchmark's masks (the glyph on glyphs-on-places, the lungs on phantom-xrays);
@@ -218,7 +219,7 @@ def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = N
             stage = Stage(f"{ds}-{objective}", command, ds, params, deps=deps)
             (costly if objective in EXPENSIVE or OBJECTIVES[objective].cls.explains else cheap).append(stage)
     # after the core stages, the baselines costliest first: with several workers, the short stages at the end
-    # keep every worker busy until the last one finishes (docs/results.md, "The demo's wall time")
+    # keep every worker busy until the last one finishes (docs/results.md, "The stages' own overheads")
     costly.sort(key=lambda stage: stage.params["objective"] not in EXPENSIVE)  # stable: benchmark order kept
     for stage in core + costly + cheap:
         # every distilled student draws its initial weights apart from the teacher's (teakit.runs.build_student);
