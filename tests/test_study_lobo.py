@@ -2,6 +2,7 @@
 import json
 import random
 import statistics
+from pathlib import Path
 
 import pytest
 
@@ -102,6 +103,8 @@ def test_lobo_end_to_end_quick(teacher_dir, glyphs_teacher, tmp_path):
         mine = [r for r in rows if r["benchmark"] == b]
         assert all(r["chosen"] == best and r["chosen_on"] == other and r["seeds"] == 1 for r in mine)
         assert (out / b / f"{best}-s0" / "test-figures.json").exists()
+        # the students' agreement is measured against the teacher's kept test logits (as `tea evaluate` keeps them)
+        assert list((Path(teachers[b]) / "eval-logits").glob("*.safetensors"))
 
 
 @pytest.mark.slow  # make test-all; test_lobo_end_to_end_quick is its quick version

@@ -31,8 +31,8 @@ from .runs import (
     load_model,
     load_teacher,
     model_spec,
-    teacher_eval_logits,
     teacher_hash,
+    teacher_split_logits,
     write_teacher,
 )
 from .train import (  # noqa: F401  (make_fabric re-exported)
@@ -370,8 +370,7 @@ def evaluate_run(dataset: str | None, model_dir, json_path=None, *, data_options
     if teacher is not None and config.get("teacher_hash") and digest != config["teacher_hash"]:
         raise ValueError(f"the teacher in {config['teacher']} changed since {model_dir} was distilled from it")
     tests = {s: d for s, d in data.items() if s not in TRAINING_SPLITS}
-    teacher_logits = {s: teacher_eval_logits(teacher, config["teacher"], d, digest) for s, d in tests.items()
-                      if len(d)} if teacher is not None else None
+    teacher_logits = teacher_split_logits(teacher, config["teacher"], tests, digest) if teacher is not None else None
     try:
         outputs = get_head(model.classifier if isinstance(model, Teacher) else model).out_features
     except TypeError:  # a model without a recognisable head: no check

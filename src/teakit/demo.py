@@ -217,7 +217,7 @@ def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = N
                 params["tea"] = {**HEATMAP_OPTIONS, **backgrounds}
             deps = (teacher.name,) if command == "distill" else (erm.name,) if objective == "jtt" else ()
             stage = Stage(f"{ds}-{objective}", command, ds, params, deps=deps)
-            (costly if objective in EXPENSIVE or OBJECTIVES[objective].cls.explains else cheap).append(stage)
+            (costly if OBJECTIVES[objective].cls.explains else cheap).append(stage)  # EXPENSIVE among them
     # after the core stages, the baselines costliest first: with several workers, the short stages at the end
     # keep every worker busy until the last one finishes (docs/results.md, "The stages' own overheads")
     costly.sort(key=lambda stage: stage.params["objective"] not in EXPENSIVE)  # stable: benchmark order kept

@@ -207,7 +207,7 @@ def _report_benchmark(dataset, teacher_dir, run_dirs, *, data_seed, data_options
     from .checkpoint import model_digest
     from .data.load import TRAINING_SPLITS, load_data
     from .evaluate import evaluate_splits
-    from .runs import load_evaluand, load_model, load_teacher, teacher_hash
+    from .runs import load_evaluand, load_model, load_teacher, teacher_hash, teacher_split_logits
 
     data = load_data(dataset, data_seed, **(data_options or {}))
     tests = {s: d for s, d in data.items() if s not in TRAINING_SPLITS}
@@ -216,8 +216,11 @@ def _report_benchmark(dataset, teacher_dir, run_dirs, *, data_seed, data_options
            "teacher": teacher_hash(teacher)}
     t_res = _kept(out / "teacher-figures.json", key,
                   lambda: evaluate_splits(load_evaluand(teacher_dir)[0], tests, relevance=False)["splits"])
+    # the teacher's test logits, kept in its folder as `tea evaluate` keeps them: computed once for all runs
+    t_logits = functools.cache(lambda: teacher_split_logits(teacher, teacher_dir, tests, key["teacher"]))
     s_res = [_kept(Path(d) / "test-figures.json", {**key, "model": model_digest(d, "best")},
-                   lambda d=d: evaluate_splits(load_model(d)[0], tests, teacher=teacher, relevance=False)["splits"])
+                   lambda d=d: evaluate_splits(load_model(d)[0], tests, teacher=teacher, relevance=False,
+                                               teacher_logits=t_logits())["splits"])
              for d in run_dirs]
     rows = []
     for figure, (split, metric) in shifted_figures(dataset, t_res).items():

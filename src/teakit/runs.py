@@ -161,6 +161,12 @@ def teacher_eval_logits(teacher, teacher_dir, data, digest: str) -> torch.Tensor
     return logits
 
 
+def teacher_split_logits(teacher, teacher_dir, splits: dict, digest: str) -> dict:
+    """:func:`teacher_eval_logits` of every non-empty split of ``splits`` (name to data), by name: what
+    :func:`teakit.evaluate.evaluate_splits` takes as ``teacher_logits``."""
+    return {name: teacher_eval_logits(teacher, teacher_dir, data, digest) for name, data in splits.items() if len(data)}
+
+
 def load_evaluand(model_dir, which: str = "best"):
     """``(model, config, kind)`` of anything `tea evaluate` takes: a `tea train` /
     `tea distill` run folder (its ``which`` checkpoint; ``kind`` ``"run"``) or a
