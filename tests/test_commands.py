@@ -141,6 +141,24 @@ def test_evaluate_a_segmenter_teacher_whole_and_twice_alike(tmp_path):
     assert test["accuracy"] == (pred == data.y).float().mean().item()
     with pytest.raises(ValueError, match="holds a segmenter"):
         C.evaluate_run(None, out / "segmenter")
+    # its decision is the mean over TEACHER_FILLS draws (teacher.json says so), and the kept evaluation logits
+    # of a teacher of other fills are a file of their own
+    from teakit.config import TEACHER_FILLS
+    from teakit.runs import teacher_eval_logits, teacher_hash
+    assert teacher.fills == TEACHER_FILLS > 1
+    digest, gens = teacher_hash(teacher), lambda: image_generators(range(len(data)))
+    with torch.no_grad():
+        many, one = teacher(data.x, generator=gens()), teacher(data.x, generator=gens(), fills=1)
+    (tmp_path / "k").mkdir()
+    torch.testing.assert_close(teacher_eval_logits(teacher, tmp_path / "k", data, digest), many)
+    teacher.fills = 1
+    torch.testing.assert_close(teacher_eval_logits(teacher, tmp_path / "k", data, digest), one)
+    assert len(list((tmp_path / "k" / "eval-logits").iterdir())) == 2
+    # a folder written before the count was recorded keeps the one draw it was evaluated with
+    meta = json.loads((out / "teacher.json").read_text())
+    del meta["fills"]
+    (out / "teacher.json").write_text(json.dumps(meta))
+    assert load_teacher(out).fills == 1
 
 
 def test_evaluate_with_data_root_of_a_second_copy(tmp_path, capsys, tea_cli):

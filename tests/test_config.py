@@ -9,6 +9,8 @@ from teakit.config import (
     HEATMAP_HEAD_LR_SCALE,
     SEGMENTER_BACKGROUNDS,
     TEACHER_CLASSIFIER,
+    TEACHER_FILL,
+    TEACHER_FILLS,
     TEA_LR,
     TEAConfig,
     TrainConfig,
@@ -80,6 +82,10 @@ def test_the_demos_tea_is_tea_distills_at_the_demos_epochs():
                                    "--out", "O"])
     assert {"paste": a.seg_paste, "swap": a.seg_swap, "recolour": a.seg_recolour} == SEGMENTER_BACKGROUNDS
     assert {"masks": a.cls_masks, "swap": a.cls_swap, "recolour": a.cls_recolour} == TEACHER_CLASSIFIER
+    # and its fill and the draws its decision averages (config's, as `tea train-teacher`'s)
+    assert (a.fill, a.fills) == (TEACHER_FILL, TEACHER_FILLS)
+    teacher_stage = stages["digits-on-scenes-teacher"].params
+    assert (teacher_stage["fill"], teacher_stage["fills"]) == (TEACHER_FILL, TEACHER_FILLS)
     scale = demo.LR_SCALES.get(tea.name, 1.0)
     expected = asdict(distill_config(epochs=demo.EPOCHS, lr=distill_config().lr * scale))
     assert tea.params["cfg"] == expected

@@ -69,6 +69,15 @@ def test_shifted_figures_are_every_test_split_but_id_and_worst_group_where_group
         "swapped": ("swapped", "accuracy"), "external": ("external", "accuracy")}
 
 
+def test_a_run_recorded_before_its_teachers_decision_settings_had_a_one_draw_teacher():
+    from teakit.lobo import recorded_settings
+    old = {"settings": {"tea": {}, "teacher_hash": "h"}}
+    assert recorded_settings(old, {"fills": 16})["teacher_decision"] == {"fills": 1}  # refused against 16
+    assert recorded_settings(old, {})["teacher_decision"] == {}  # a teacher without a fill: as recorded now
+    new = {"settings": {"tea": {}, "teacher_hash": "h", "teacher_decision": {"fills": 16}}}
+    assert recorded_settings(new, {"fills": 16})["teacher_decision"] == {"fills": 16}
+
+
 @pytest.fixture(scope="module")
 def glyphs_teacher(tmp_path_factory):
     from teakit import commands as C
@@ -98,6 +107,8 @@ def test_lobo_end_to_end_quick(teacher_dir, glyphs_teacher, tmp_path):
         (A, "ood"), (A, "swapped"), (C, "test"), (C, "test worst-group")]
     score = {(b, c): json.loads((out / b / f"{c}-s0" / "score.json").read_text())["score"]
              for b in (A, C) for c in ("default", "top-class")}
+    # a run's settings name its teacher's decision settings (none for a teacher without a fill)
+    assert json.loads((out / A / "default-s0" / "score.json").read_text())["settings"]["teacher_decision"] == {}
     for b, other in ((A, C), (C, A)):
         best = "top-class" if score[(other, "top-class")] > score[(other, "default")] else "default"
         mine = [r for r in rows if r["benchmark"] == b]

@@ -23,6 +23,8 @@ from .config import (
     SEGMENTER_TRAINING,
     STUDENT_BN_MODES,
     STUDENT_INITS,
+    TEACHER_FILL,
+    TEACHER_FILLS,
     TEACHER_CLASSIFIER,
     TEAConfig,
     TrainConfig,
@@ -293,7 +295,7 @@ def _cmd_train_teacher(a):
     from .commands import train_teacher
     cfg = _train_cfg(a, "train-teacher")
     seg = replace(cfg, epochs=a.seg_epochs, lr=a.seg_lr, head_lr_scale=1.0)
-    path = train_teacher(a.dataset, a.kind, a.out, spec=_spec(a), cfg=cfg, seg_cfg=seg, fill=a.fill,
+    path = train_teacher(a.dataset, a.kind, a.out, spec=_spec(a), cfg=cfg, seg_cfg=seg, fill=a.fill, fills=a.fills,
                          seg_backgrounds={"paste": a.seg_paste, "swap": a.seg_swap, "recolour": a.seg_recolour},
                          classifier_masks={"masks": a.cls_masks, "swap": a.cls_swap, "recolour": a.cls_recolour},
                          heatmap_of=a.heatmap_of, **_common(a))
@@ -471,7 +473,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dataset", choices=DATASETS, required=True)
     c.add_argument("--kind", choices=["debiased", "segmenter"], default="debiased")
     c.add_argument("--out", required=True)
-    c.add_argument("--fill", choices=FILLS, default="noise", help="segmenter teacher's background fill")
+    c.add_argument("--fill", choices=FILLS, default=TEACHER_FILL,
+                   help=f"segmenter teacher's background fill (default {TEACHER_FILL})")
+    c.add_argument("--fills", type=_positive_int, default=TEACHER_FILLS,
+                   help="segmenter teacher, noise fill: draws of the fill its logits (its decision) are averaged "
+                        f"over; each heatmap is one draw's (default {TEACHER_FILLS})")
     c.add_argument("--heatmap-of", choices=HEATMAP_OF, default="input",
                    help="segmenter teacher's heatmap: 'input' (default) gives filled pixels no relevance, "
                         "'masked' keeps the classifier's relevance on them")

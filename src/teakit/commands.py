@@ -13,7 +13,15 @@ from pathlib import Path
 
 import torch
 
-from .config import CLASSIFIER_MASKS, SEGMENTER_BACKGROUNDS, STUDENT_INITS, TEACHER_CLASSIFIER, distill_config
+from .config import (
+    CLASSIFIER_MASKS,
+    SEGMENTER_BACKGROUNDS,
+    STUDENT_INITS,
+    TEACHER_CLASSIFIER,
+    TEACHER_FILL,
+    TEACHER_FILLS,
+    distill_config,
+)
 from .data.load import (  # noqa: F401 (re-exported)
     BIAS_IS_GROUP,
     DISK_OPTIONS,
@@ -140,14 +148,16 @@ def _bias_values(dataset: str, data: dict, method: str) -> int:
 
 
 def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg: TrainConfig | None = None,
-                  seg_cfg: TrainConfig | None = None, fill: str = "noise", heatmap_of: str = "input",
+                  seg_cfg: TrainConfig | None = None, fill: str = TEACHER_FILL, fills: int = TEACHER_FILLS,
+                  heatmap_of: str = "input",
                   seg_backgrounds: dict | None = None, classifier_masks: dict | None = None, data_seed: int = 0,
                   data_options: dict | None = None, fabric: dict | None = None, progress: bool = True) -> Path:
     """`tea train-teacher`: ``debiased`` (a classifier on the shortcut-free training
     variant) or ``segmenter`` (a U-Net on the masks, its training images on new backgrounds as
     ``seg_backgrounds`` says: the :class:`~teakit.objectives.segmentation.Segmentation` options
     ``paste``, ``swap`` and ``recolour``, over :data:`~teakit.config.SEGMENTER_BACKGROUNDS`; then a
-    classifier on masked images whose background is ``fill``-ed, as ``classifier_masks`` says over
+    classifier on masked images whose background is ``fill``-ed (its logits averaged over ``fills``
+    draws of a noise fill, see :class:`~teakit.teachers.SegmenterTeacher`), as ``classifier_masks`` says over
     :data:`~teakit.config.TEACHER_CLASSIFIER`: ``masks`` ``"true"`` or ``"segmenter"`` (the U-Net's own),
     ``swap`` and ``recolour`` as for the U-Net (:class:`~teakit.objectives.erm.ERM`); ``heatmap_of``
     is recorded in the folder, see :class:`~teakit.teachers.SegmenterTeacher`)."""
@@ -179,7 +189,8 @@ def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg
         train(dataset, "erm", out / "classifier", spec=spec, cfg=cfg, split="train", fill=fill,
               objective_options=cls, **common)
         return write_teacher(out, "segmenter", classifier="classifier", segmenter="segmenter",
-                             fill=fill, threshold=0.5, heatmap_of=heatmap_of, dataset=dataset)
+                             fill=fill, fills=fills if fill == "noise" else 1, threshold=0.5, heatmap_of=heatmap_of,
+                             dataset=dataset)
     raise ValueError(f"kind={kind!r}; expected 'debiased' or 'segmenter'")
 
 

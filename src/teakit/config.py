@@ -89,6 +89,12 @@ COMMAND_TRAINING = {
     "study": {"epochs": 40, "lr": 2e-3, "warmup_steps": 100},
 }
 SEGMENTER_TRAINING = {"epochs": 15, "lr": 3e-3}  # the segmenter teacher's U-Net
+# the segmenter teacher's background fill (`tea train-teacher --fill`) and, for the random "noise" fill, over how
+# many draws of it the teacher's logits -- its decision -- are averaged (`--fills`): with one draw the decision is
+# a random function of the image.  Each heatmap is one draw's (teakit.teachers.segmenter; chosen on validation:
+# docs/recipe.md "A teacher that decides alike every time")
+TEACHER_FILL = "noise"
+TEACHER_FILLS = 16
 # the chances that a U-Net training image's foreground is pasted over another image, put on another image's
 # background, or has its background recoloured (teakit.objectives.segmentation; docs/recipe.md "The segmenter
 # teacher on unseen scenes")

@@ -213,7 +213,7 @@ def _report_benchmark(dataset, teacher_dir, run_dirs, *, data_seed, data_options
     tests = {s: d for s, d in data.items() if s not in TRAINING_SPLITS}
     teacher = load_teacher(teacher_dir)
     key = {"dataset": dataset, "tests": {s: d.fingerprint() for s, d in sorted(tests.items())},
-           "teacher": teacher_hash(teacher)}
+           "teacher": teacher_hash(teacher), "decision": teacher.decision_config()}
     t_res = _kept(out / "teacher-figures.json", key,
                   lambda: evaluate_splits(load_evaluand(teacher_dir)[0], tests, relevance=False)["splits"])
     # the teacher's test logits, kept in its folder as `tea evaluate` keeps them: computed once for all runs
@@ -237,14 +237,15 @@ def _json_roundtrip(obj):
     return json.loads(json.dumps(obj))
 
 
-def recorded_settings(record: dict) -> dict:
+def recorded_settings(record: dict, decision: dict | None = None) -> dict:
     """A finished run's settings, with every TEA option it does not name off, as the run trained
     them: options added to :class:`~teakit.config.TEAConfig` after the run was trained were off by
     default when they were added (``swap_backgrounds`` and ``recolour_backgrounds`` were; they are on
-    by default since)."""
+    by default since).  A run recorded before its teacher's decision settings were (``decision``: the
+    teacher's ``decision_config()``) had a teacher of one fill draw."""
     settings = record["settings"]
     added_off = {**_json_roundtrip(asdict(TEAConfig())), "swap_backgrounds": 0.0, "recolour_backgrounds": 0.0}
-    return {**settings, "tea": {**added_off, **settings["tea"]}}
+    return {"teacher_decision": {k: 1 for k in decision or {}}, **settings, "tea": {**added_off, **settings["tea"]}}
 
 
 def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=(), cfg: TrainConfig | None = None,
@@ -310,11 +311,12 @@ def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=()
                 settings = _json_roundtrip({
                     "benchmark": b, "candidate": c, "seed": seed, "train": asdict(v_cfg),
                     "tea": {**asdict(TEAConfig()), **v_tea}, "spec": v_spec, "copy_head": copy_head,
-                    "data_seed": data_seed, "data_options": data_options or {}, "teacher_hash": hashes[b]})
+                    "data_seed": data_seed, "data_options": data_options or {}, "teacher_hash": hashes[b],
+                    "teacher_decision": loaded[b].decision_config()})
                 run_dir, done = out / b / f"{c}-s{seed}", out / b / f"{c}-s{seed}" / "score.json"
                 if done.exists() and not fresh:
                     record = json.loads(done.read_text())
-                    recorded = recorded_settings(record)
+                    recorded = recorded_settings(record, loaded[b].decision_config())
                     if recorded != settings:
                         changed = sorted(k for k in settings if recorded.get(k) != settings[k])
                         raise ValueError(f"{run_dir} was trained with other settings ({', '.join(changed)}); "

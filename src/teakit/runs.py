@@ -100,7 +100,9 @@ def load_teacher(teacher_dir, heatmap_of: str | None = None):
     """A frozen teacher from a `tea train-teacher` folder (or a plain classifier run folder,
     which is taken as a debiased teacher).  ``heatmap_of`` (segmenter teachers: ``"masked"``
     or ``"input"``, see :class:`~teakit.teachers.SegmenterTeacher`) overrides the folder's
-    setting; a teacher without a fill has one heatmap and ignores it."""
+    setting; a teacher without a fill has one heatmap and ignores it.  A segmenter teacher's
+    ``fills`` is the folder's (a folder written before it was recorded: 1, the one draw it was
+    evaluated with then)."""
     from .teachers import DebiasedTeacher, SegmenterTeacher
 
     teacher_dir = Path(teacher_dir)
@@ -118,7 +120,7 @@ def load_teacher(teacher_dir, heatmap_of: str | None = None):
     if meta["kind"] == "segmenter":
         segmenter, _ = load_model(teacher_dir / meta["segmenter"])
         return SegmenterTeacher(segmenter, classifier, threshold=meta.get("threshold", 0.5),
-                                fill=meta.get("fill", "noise"),
+                                fill=meta.get("fill", "noise"), fills=meta.get("fills", 1),
                                 heatmap_of=heatmap_of or meta.get("heatmap_of", "input")).freeze()
     raise ValueError(f"{meta_path}: unknown teacher kind {meta['kind']!r}")
 
@@ -134,7 +136,8 @@ def teacher_eval_logits(teacher, teacher_dir, data, digest: str) -> torch.Tensor
     """The teacher's logits on ``data`` as evaluation computes them (:func:`teakit.evaluate.predict`: a
     segmenter teacher's fill seeded per image), kept in ``teacher_dir/eval-logits/`` (safetensors), so that
     the students of one teacher are all evaluated against predictions computed once.  ``digest``:
-    :func:`teacher_hash` of ``teacher``.  The file is named by a hash of the teacher's weights, the data's
+    :func:`teacher_hash` of ``teacher``.  The file is named by a hash of the teacher's weights, its
+    ``decision_config()`` (a segmenter teacher's fills), the data's
     fingerprint, the evaluation seed and :data:`EVAL_LOGITS_KIND`: logits for other weights or data are never
     read back.  A file that cannot be read is computed again; a folder that cannot be written only loses the
     keeping."""
@@ -143,8 +146,8 @@ def teacher_eval_logits(teacher, teacher_dir, data, digest: str) -> torch.Tensor
     from .atomic import atomic_write_bytes
     from .evaluate import EVAL_SEED, predict
 
-    key = json.dumps({"teacher_hash": digest, "data": data.fingerprint(), "eval_seed": EVAL_SEED,
-                      "kind": EVAL_LOGITS_KIND}, sort_keys=True)
+    key = json.dumps({"teacher_hash": digest, "decision": teacher.decision_config(), "data": data.fingerprint(),
+                      "eval_seed": EVAL_SEED, "kind": EVAL_LOGITS_KIND}, sort_keys=True)
     path = Path(teacher_dir) / "eval-logits" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
     try:
         logits = load(path.read_bytes())["logits"]

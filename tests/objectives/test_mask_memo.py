@@ -198,3 +198,17 @@ def test_recolour_backgrounds_mirrors_and_reorders_behind_the_memos_masks():
     x[rows] = torch.where(keep[rows], batch["x"][rows], recolour(batch["x"], rows, orders, invert))
     assert not torch.equal(x, batch["x"])
     assert torch.allclose(loss, _plain_step_on(teacher, batch, x, keep, student, g))
+
+
+def test_kd_takes_one_draw_of_the_teachers_fill_a_step():
+    """The teacher's decision averages many draws of its noise fill; KD's per-step targets are one draw's,
+    as TEA's maps are (the default's cost, not 16 teacher passes a step)."""
+    teacher = _teacher()
+    assert teacher.fills > 1
+    torch.manual_seed(2)
+    student = SmallCNN(num_classes=K, width=4, depth=2)
+    batch = _batch(list(range(8)))
+    many, _ = KD(teacher)(batch, student, torch.Generator().manual_seed(7))
+    teacher.fills = 1
+    one, _ = KD(teacher)(batch, student, torch.Generator().manual_seed(7))
+    assert torch.equal(many, one)

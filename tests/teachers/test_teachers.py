@@ -119,7 +119,7 @@ def test_segmenter_teacher_classifies_and_explains_filled_image(fill):
     assert torch.equal(teacher.mask(x), known.expand(3, 1, 32, 32))
     filled = fill_background(x, known.expand(3, 1, 32, 32), fill, generator=_gen(7))
     assert torch.equal(teacher.masked(x, generator=_gen(7)), filled)
-    assert torch.equal(teacher(x, generator=_gen(7)), classifier(filled))
+    assert torch.equal(teacher(x, generator=_gen(7), fills=1), classifier(filled))
 
     expected = teakit.explain(classifier, filled, target, "lrp", eps=0.05)
     heatmap = teacher.heatmap(x, target, eps=0.05, generator=_gen(7))
@@ -128,6 +128,39 @@ def test_segmenter_teacher_classifies_and_explains_filled_image(fill):
     h2, logits = teacher.heatmap_and_logits(x, target, eps=0.05, generator=_gen(7))
     _same_map(h2, expected)
     torch.testing.assert_close(logits, classifier(filled))
+
+
+def test_segmenter_teacher_averages_its_logits_over_draws_of_the_noise_fill():
+    torch.manual_seed(0)
+    known = _square_mask(16)
+    classifier = SmallCNN(num_classes=5, width=4, depth=2).eval()
+    teacher = SegmenterTeacher(FixedMaskSegmenter(known), classifier, fills=3).freeze()
+    assert teacher.decision_config() == {"fills": 3}
+    x = torch.rand(4, 3, 16, 16)
+    keep = known.expand(1, 1, 16, 16)
+
+    def by_hand(i):  # image i alone: its three draws from its own generator, one after the other
+        g = _gen(100 + i)
+        fills = [torch.where(keep, x[i:i + 1], torch.rand(1, 3, 16, 16, generator=g)) for _ in range(3)]
+        return torch.stack([classifier(f)[0] for f in fills]).mean(0)
+
+    with torch.no_grad():
+        expected = torch.stack([by_hand(i) for i in range(4)])
+        got = teacher(x, generator=[_gen(100 + i) for i in range(4)])
+        torch.testing.assert_close(got, expected)
+        # an image's logits do not depend on the batch it is in
+        torch.testing.assert_close(teacher(x[2:], generator=[_gen(102), _gen(103)]), expected[2:])
+        # fills=1 is the first draw alone, which the heatmap's logits are
+        first = teacher(x, generator=[_gen(100 + i) for i in range(4)], fills=1)
+        assert not torch.allclose(first, expected)
+        _, logits = teacher.heatmap_and_logits(x, torch.zeros(4, dtype=torch.long), generator=[_gen(100 + i)
+                                                                                              for i in range(4)])
+        torch.testing.assert_close(logits, first)
+    # a deterministic fill draws once, whatever is asked; a count that is not a positive integer is refused
+    assert SegmenterTeacher(FixedMaskSegmenter(known), classifier, fill="zero", fills=8).fills == 1
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="fills"):
+            SegmenterTeacher(FixedMaskSegmenter(known), classifier, fills=bad)
 
 
 def test_segmenter_teacher_input_heatmap_drops_fill_relevance():
@@ -143,7 +176,7 @@ def test_segmenter_teacher_input_heatmap_drops_fill_relevance():
     keep = known.expand_as(R)
     assert R[~keep].abs().sum() > 0  # the noise fill does carry relevance in the classifier's map
     assert torch.equal(R_in[keep], R[keep]) and R_in[~keep].abs().max() == 0
-    torch.testing.assert_close(logits, masked(x, generator=_gen(7)))
+    torch.testing.assert_close(logits, masked(x, generator=_gen(7), fills=1))
     # a map repeated over several classes (TEA's pair/all modes) gets the mask of its own image
     gate = to_input.explained_input(x, generator=_gen(7))[1]
     torch.testing.assert_close(to_input.input_relevance(R.repeat(2, 1, 1, 1), gate), R_in.repeat(2, 1, 1, 1))

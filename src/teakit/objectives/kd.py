@@ -44,7 +44,7 @@ class KD(Objective):
         x, y = batch["x"], batch["y"]
         keep = known_masks(self.masks, batch, train)
         with torch.no_grad():
-            t_logits = self.teacher(x, generator=rng, keep=keep)
+            t_logits = self.teacher(x, generator=rng, keep=keep, fills=1)  # one draw a step, as TEA's maps
         logits = student(x)
         if logits.shape != t_logits.shape:
             raise ValueError(f"student logits {tuple(logits.shape)} and teacher logits "

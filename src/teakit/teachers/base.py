@@ -64,8 +64,9 @@ class Teacher(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
-                keep: torch.Tensor | None = None) -> torch.Tensor:
-        """Classifier logits (B, K) of :meth:`classifier_input` ``(x)``."""
+                keep: torch.Tensor | None = None, fills: int | None = None) -> torch.Tensor:
+        """Classifier logits (B, K) of :meth:`classifier_input` ``(x)``; ``fills``: draws of a random
+        preprocessing averaged (:class:`~teakit.teachers.SegmenterTeacher`; one here)."""
         return self.classifier(self.classifier_input(x, generator, keep))
 
     def explained_input(self, x: torch.Tensor, generator: torch.Generator | None = None,
@@ -95,6 +96,11 @@ class Teacher(nn.Module):
 
     def map_config(self) -> dict:
         """Settings that change the teacher's heatmaps but not its weights (for the cache)."""
+        return {}
+
+    def decision_config(self) -> dict:
+        """Settings that change the teacher's logits (:meth:`forward`) but not its weights (for the kept
+        evaluation logits)."""
         return {}
 
     def heatmap(self, x: torch.Tensor, target: torch.Tensor, eps: float | torch.Tensor = 0.01,

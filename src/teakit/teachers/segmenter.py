@@ -6,7 +6,9 @@
   mean colour or a strong blur).
 * :class:`SegmenterTeacher` thresholds ``sigmoid(segmenter(x))`` into a
   foreground mask, fills the background, and runs/explains the classifier on
-  that masked image.
+  that masked image.  With the random ``"noise"`` fill its logits are the mean
+  over ``fills`` draws, so that its decision hardly depends on the draw; each
+  heatmap is one draw's.
 
 Assumes images with values in [0, 1] (the ``"noise"`` fill draws uniform
 [0, 1) noise) and a segmenter returning logits of shape (B, 1, H, W).
@@ -17,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import TEACHER_FILL, TEACHER_FILLS
 from ..data.augment import gaussian_blur
 from ..names import FILLS, HEATMAP_OF
 from .base import Teacher
@@ -99,11 +102,22 @@ class SegmenterTeacher(Teacher):
       ``"masked"`` maps 64 %.
 
     With ``fill="noise"`` pass the same ``generator`` state to get the same
-    masked image twice.  Use as ``SegmenterTeacher(seg, clf).freeze()``.
+    masked image twice.
+
+    ``fills`` (noise fill only; the other fills are deterministic and draw once): ``forward``
+    returns the classifier's logits averaged over that many draws of the fill (each image's
+    draws one after the other from its generator), the teacher's decision in evaluation,
+    calibration and lobo's scores.  With one draw the decision is a random function of the
+    image (docs/recipe.md).  A heatmap (and the logits :meth:`heatmap_and_logits` returns
+    with it) is one draw's: the map of the averaged logit is the mean of the draws' maps,
+    so one draw is an unbiased estimate of it at 1/``fills`` of the cost, and training
+    steps draw anew each time.
+
+    Use as ``SegmenterTeacher(seg, clf).freeze()``.
     """
 
     def __init__(self, segmenter: nn.Module, classifier: nn.Module, threshold: float = 0.5,
-                 fill: str = "noise", heatmap_of: str = "input"):
+                 fill: str = TEACHER_FILL, heatmap_of: str = "input", fills: int = TEACHER_FILLS):
         super().__init__(classifier)
         if not isinstance(segmenter, nn.Module):
             raise TypeError(f"segmenter must be an nn.Module, got {type(segmenter).__name__}")
@@ -113,10 +127,25 @@ class SegmenterTeacher(Teacher):
             raise ValueError(f"fill={fill!r}; expected one of {', '.join(FILLS)}")
         if heatmap_of not in HEATMAP_OF:
             raise ValueError(f"heatmap_of={heatmap_of!r}; expected one of {', '.join(HEATMAP_OF)}")
+        if isinstance(fills, bool) or not isinstance(fills, int) or fills < 1:
+            raise ValueError(f"fills must be a positive integer (draws of the noise fill averaged), got {fills!r}")
         self.segmenter = segmenter
         self.threshold = float(threshold)
         self.fill = fill
         self.heatmap_of = heatmap_of
+        self.fills = fills if fill == "noise" else 1  # other fills are the same every draw
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                keep: torch.Tensor | None = None, fills: int | None = None) -> torch.Tensor:
+        """The classifier's logits (B, K), averaged over ``fills`` (default ``self.fills``) draws of the
+        fill of the background outside :meth:`mask` (or ``keep``); one classifier pass per draw."""
+        n = self.fills if fills is None else fills
+        if keep is None:
+            keep = self.mask(x)
+        total = self.classifier(self.classifier_input(x, generator, keep))
+        for _ in range(n - 1):
+            total = total + self.classifier(self.classifier_input(x, generator, keep))
+        return total / n if n > 1 else total
 
     @torch.no_grad()
     def mask(self, x: torch.Tensor) -> torch.Tensor:
@@ -146,6 +175,9 @@ class SegmenterTeacher(Teacher):
     def map_config(self) -> dict:
         return {"kind": "segmenter", "threshold": self.threshold, "fill": self.fill,
                 "heatmap_of": self.heatmap_of}
+
+    def decision_config(self) -> dict:
+        return {"fills": self.fills}
 
 
 class MaskMemo:
