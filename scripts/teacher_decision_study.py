@@ -13,10 +13,11 @@ scene of `teakit.data.foreign_scenes`, which no benchmark shows; the U-Net segme
 `tea study lobo` scores a student but against the labels.  Next to it, the share of images on which two
 copies of the candidate that draw their fills independently decide alike (its self-agreement).  The
 candidate with the best mean score over the benchmarks not held out is chosen (ties: the one listed first);
-only then are test splits read.
+only then are test splits read, for the candidates ``--test`` names (default: the first listed and the chosen).
 
 Usage: python scripts/teacher_decision_study.py OUT BENCHMARK=TEACHER_DIR ...
        [--candidates draws-1,draws-2,draws-4,draws-8,draws-16,zero,mean] [--held-out letters-on-scenes]
+       [--test draws-1,zero]
 """
 from __future__ import annotations
 
@@ -86,6 +87,7 @@ def main():
     p.add_argument("teachers", nargs="+", help="BENCHMARK=TEACHER_DIR (segmenter teachers)")
     p.add_argument("--candidates", default="draws-1,draws-2,draws-4,draws-8,draws-16,zero,mean")
     p.add_argument("--held-out", default="", help="comma-separated benchmarks no choice looks at")
+    p.add_argument("--test", default="", help="candidates read on the test splits, besides the first and the chosen")
     a = p.parse_args()
     teachers = {b: Path(t) for b, t in (t.split("=", 1) for t in a.teachers)}
     names = a.candidates.split(",")
@@ -94,6 +96,9 @@ def main():
     if bad:
         p.error(f"unknown candidate(s) {', '.join(bad)}; expected draws-N (N >= 1) or one of {', '.join(FIXED_FILLS)}")
     held_out = {b for b in a.held_out.split(",") if b}
+    extra = [n for n in a.test.split(",") if n]
+    if set(extra) - set(names):
+        p.error(f"--test: {', '.join(sorted(set(extra) - set(names)))} not among the candidates")
     out = Path(a.out)
     scores = {}
     for bench, tdir in teachers.items():
@@ -119,8 +124,9 @@ def main():
             for s in (scores[bench, n] for n in names)) + " |")
     lines += ["", f"Mean score over {', '.join(sources)}: " + ", ".join(f"{n} {100 * overall[n]:.2f}" for n in names)
               + f"; chosen: {best}", "",
-              "Test (read after the choice): accuracy (self-agreement), %:", "",
-              "| benchmark | split | " + " | ".join(names) + " |", "|---|---" + "|---" * len(names) + "|"]
+              "Test (read after the choice): accuracy (self-agreement), %:", ""]
+    names = [n for n in names if n in {names[0], best, *extra}]
+    lines += ["| benchmark | split | " + " | ".join(names) + " |", "|---|---" + "|---" * len(names) + "|"]
     for bench, tdir in teachers.items():
         tests = {s: d for s, d in load_data(bench, 0).items() if s not in TRAINING_SPLITS}
         figs = {}
