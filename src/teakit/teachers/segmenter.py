@@ -142,10 +142,7 @@ class SegmenterTeacher(Teacher):
         n = self.fills if fills is None else fills
         if keep is None:
             keep = self.mask(x)
-        total = self.classifier(self.classifier_input(x, generator, keep))
-        for _ in range(n - 1):
-            total = total + self.classifier(self.classifier_input(x, generator, keep))
-        return total / n if n > 1 else total
+        return sum(self.classifier(self.classifier_input(x, generator, keep)) for _ in range(n)) / n
 
     @torch.no_grad()
     def mask(self, x: torch.Tensor) -> torch.Tensor:
