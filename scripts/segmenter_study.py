@@ -39,13 +39,15 @@ CANDIDATES = {
     "swap": {"swap": 0.5},
     "recolour": {"recolour": 0.5},
     "swap+recolour": {"swap": 0.5, "recolour": 0.5},
+    "swap+synthetic+recolour": {"swap": 0.5, "synthetic": 0.5, "recolour": 0.5},
 }
 
 
 def teacher_with(teacher_dir: Path, unet_dir: Path) -> SegmenterTeacher:
     meta = json.loads((teacher_dir / "teacher.json").read_text())
     return SegmenterTeacher(load_model(unet_dir)[0], load_model(teacher_dir / meta["classifier"])[0],
-                            threshold=meta.get("threshold", 0.5), fill=meta.get("fill", "noise")).freeze()
+                            threshold=meta.get("threshold", 0.5), fill=meta.get("fill", "noise"),
+                            fills=meta.get("fills", 1)).freeze()
 
 
 def val_scores(benchmark: str, teacher_dir: Path, run_dir: Path) -> dict:

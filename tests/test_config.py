@@ -80,7 +80,8 @@ def test_the_demos_tea_is_tea_distills_at_the_demos_epochs():
     assert "seg_backgrounds" not in stages["colored-digits-teacher"].params
     a = cli.build_parser().parse_args(["train-teacher", "--dataset", "digits-on-scenes", "--kind", "segmenter",
                                    "--out", "O"])
-    assert {"paste": a.seg_paste, "swap": a.seg_swap, "recolour": a.seg_recolour} == SEGMENTER_BACKGROUNDS
+    assert {"paste": a.seg_paste, "swap": a.seg_swap, "synthetic": a.seg_synthetic,
+            "recolour": a.seg_recolour} == SEGMENTER_BACKGROUNDS
     assert {"masks": a.cls_masks, "swap": a.cls_swap, "recolour": a.cls_recolour} == TEACHER_CLASSIFIER
     # and its fill and the draws its decision averages (config's, as `tea train-teacher`'s)
     assert (a.fill, a.fills) == (TEACHER_FILL, TEACHER_FILLS)

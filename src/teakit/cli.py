@@ -296,7 +296,8 @@ def _cmd_train_teacher(a):
     cfg = _train_cfg(a, "train-teacher")
     seg = replace(cfg, epochs=a.seg_epochs, lr=a.seg_lr, head_lr_scale=1.0)
     path = train_teacher(a.dataset, a.kind, a.out, spec=_spec(a), cfg=cfg, seg_cfg=seg, fill=a.fill, fills=a.fills,
-                         seg_backgrounds={"paste": a.seg_paste, "swap": a.seg_swap, "recolour": a.seg_recolour},
+                         seg_backgrounds={"paste": a.seg_paste, "swap": a.seg_swap, "synthetic": a.seg_synthetic,
+                                          "recolour": a.seg_recolour},
                          classifier_masks={"masks": a.cls_masks, "swap": a.cls_swap, "recolour": a.cls_recolour},
                          heatmap_of=a.heatmap_of, **_common(a))
     print(f"teacher written to {path.parent}")
@@ -491,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seg-swap", type=float, default=SEGMENTER_BACKGROUNDS["swap"], metavar="P",
                    help="chance that a U-Net training image's foreground is put on another training image's "
                         f"background, its object inpainted away (default {SEGMENTER_BACKGROUNDS['swap']:g})")
+    c.add_argument("--seg-synthetic", type=float, default=SEGMENTER_BACKGROUNDS["synthetic"], metavar="P",
+                   help="chance that a U-Net training image's foreground is put on a synthetic dead-leaves "
+                        f"picture (after --seg-swap; default {SEGMENTER_BACKGROUNDS['synthetic']:g})")
     c.add_argument("--seg-recolour", type=float, default=SEGMENTER_BACKGROUNDS["recolour"], metavar="P",
                    help="chance that a U-Net training image's background is recoloured (mirrored with chance "
                         f"1/2, channels reordered; default {SEGMENTER_BACKGROUNDS['recolour']:g})")

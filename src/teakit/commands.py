@@ -155,7 +155,7 @@ def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg
     """`tea train-teacher`: ``debiased`` (a classifier on the shortcut-free training
     variant) or ``segmenter`` (a U-Net on the masks, its training images on new backgrounds as
     ``seg_backgrounds`` says: the :class:`~teakit.objectives.segmentation.Segmentation` options
-    ``paste``, ``swap`` and ``recolour``, over :data:`~teakit.config.SEGMENTER_BACKGROUNDS`; then a
+    ``paste``, ``swap``, ``synthetic`` and ``recolour``, over :data:`~teakit.config.SEGMENTER_BACKGROUNDS`; then a
     classifier on masked images whose background is ``fill``-ed (its logits averaged over ``fills``
     draws of a noise fill, see :class:`~teakit.teachers.SegmenterTeacher`), as ``classifier_masks`` says over
     :data:`~teakit.config.TEACHER_CLASSIFIER`: ``masks`` ``"true"`` or ``"segmenter"`` (the U-Net's own),

@@ -298,16 +298,22 @@ def test_segmentation_paste_trains_on_composites_and_validation_logs_pasted_iou(
         Segmentation(paste=1.5)
 
 
-def test_segmentation_swap_and_recolour_train_on_new_backgrounds_with_the_true_masks():
-    from teakit.data.augment import background_partners, recolour_backgrounds, swap_backgrounds
-    from teakit.objectives.segmentation import Segmentation
+def _segmentation_inputs(n: int):
+    """n random 8x8 images, their masks, and a U-Net stand-in that records what it sees (a list)."""
     gx = torch.Generator().manual_seed(1)
-    x, mask = torch.rand(5, 3, 8, 8, generator=gx), torch.rand(5, 1, 8, 8, generator=gx) > 0.6
+    x, mask = torch.rand(n, 3, 8, 8, generator=gx), torch.rand(n, 1, 8, 8, generator=gx) > 0.6
     seen = []
 
     def model(inp):
         seen.append(inp.clone())
         return torch.zeros(inp.shape[0], 1, *inp.shape[2:])
+    return x, mask, seen, model
+
+
+def test_segmentation_swap_and_recolour_train_on_new_backgrounds_with_the_true_masks():
+    from teakit.data.augment import background_partners, recolour_backgrounds, swap_backgrounds
+    from teakit.objectives.segmentation import Segmentation
+    x, mask, seen, model = _segmentation_inputs(5)
     Segmentation(swap=1.0, recolour=0.5)({"x": x, "mask": mask}, model, torch.Generator().manual_seed(2), train=True)
     g = torch.Generator().manual_seed(2)     # the same draws, in the documented order
     want = swap_backgrounds(x, mask, background_partners(5, 1.0, g))
@@ -320,6 +326,26 @@ def test_segmentation_swap_and_recolour_train_on_new_backgrounds_with_the_true_m
     for name in ("swap", "recolour"):
         with pytest.raises(ValueError, match=f"--seg-{name}"):
             Segmentation(**{name: -0.1})
+
+
+def test_segmentation_synthetic_backgrounds_paint_dead_leaves_after_the_swap():
+    from teakit.data.augment import background_partners, colour_layouts, dead_leaves, paste, swap_backgrounds
+    from teakit.objectives.segmentation import Segmentation
+    x, mask, seen, model = _segmentation_inputs(6)
+    seg = Segmentation(swap=0.5, synthetic=0.5)
+    assert seg.config()["synthetic"] == 0.5
+    seg({"x": x, "mask": mask}, model, torch.Generator().manual_seed(2), train=True)
+    g = torch.Generator().manual_seed(2)     # written out: the swap's draws, then the rows, layouts and colours
+    want = swap_backgrounds(x, mask, background_partners(6, 0.5, g))
+    rows = torch.rand(6, generator=g) < 0.5
+    bank = dead_leaves(256, 8, 8, generator=torch.Generator().manual_seed(0))
+    pick = torch.randint(256, (int(rows.sum()),), generator=g)
+    want = paste(want, mask, rows, colour_layouts(bank[pick], want, g))
+    assert torch.equal(seen[-1], want) and 0 < int(rows.sum()) < 6
+    assert torch.equal(seen[-1][~mask.expand_as(x)], want[~mask.expand_as(x)])
+    assert torch.equal(seen[-1][mask.expand_as(x)], x[mask.expand_as(x)])  # foregrounds untouched
+    with pytest.raises(ValueError, match="--seg-synthetic"):
+        Segmentation(synthetic=1.5)
 
 
 def test_foreign_iou_against_a_loop_over_scenes_and_images():

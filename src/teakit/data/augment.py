@@ -10,7 +10,7 @@ segmenter teacher's own mask of it) on another image's background, whose
 foreground ``inpaint`` removes first; ``dead_leaves`` draws synthetic
 layouts, ``colour_layouts`` paints them and ``paste`` puts foregrounds on
 them; ``recolour`` mirrors and reorders an image's colours (for its
-background).  All need the live teacher: the teacher
+background); ``NewBackgrounds`` applies the three kinds of new background.  All need the live teacher: the teacher
 explains the augmented image itself (with max-pooling, the heatmap of a moved
 image is not the moved heatmap, so cached maps are never augmented).
 ``gaussian_blur`` is the blur that ``inpaint`` and the segmenter's ``blur``
@@ -148,17 +148,42 @@ def swap_backgrounds(x: torch.Tensor, keep: torch.Tensor, partners: torch.Tensor
     return paste(x, keep, moved, inpaint(x[p], keep[p]))
 
 
-def swap_then_recolour(x: torch.Tensor, keep: torch.Tensor, swap: float, recolour: float,
-                       generator=None) -> torch.Tensor:
-    """``x`` with each foreground (``keep``) on another image's background with chance ``swap``
-    (:func:`swap_backgrounds`), then its background recoloured with chance ``recolour``
-    (:func:`recolour_backgrounds`), the draws in that order from ``generator``; a step whose chance is 0
-    draws nothing."""
-    if swap > 0:
-        x = swap_backgrounds(x, keep, background_partners(len(x), swap, generator))
-    if recolour > 0:
-        x = recolour_backgrounds(x, keep, recolour, generator)
-    return x
+class NewBackgrounds:
+    """Foregrounds (cut by a ``keep`` mask) on new backgrounds, three kinds in this order, each with its
+    chance per image: another image's background (``swap``: :func:`swap_backgrounds`), a synthetic
+    dead-leaves picture (``synthetic``: one bank of ``layouts`` :func:`dead_leaves` layouts per image
+    size, seeded 0 and made at first use, painted in new colours at every call by
+    :func:`colour_layouts`), then the background recoloured (``recolour``: :func:`recolour_backgrounds`).
+    The draws come from ``generator`` in that order; a kind whose chance is 0 draws nothing.  Used alike
+    by TEA's training images, the segmenter's U-Net and its classifier."""
+
+    def __init__(self, swap: float = 0.0, synthetic: float = 0.0, recolour: float = 0.0, layouts: int = 256):
+        for name, value in (("swap", swap), ("synthetic", synthetic), ("recolour", recolour)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name}={value!r}: expected a probability in [0, 1]")
+        self.swap, self.synthetic, self.recolour = float(swap), float(synthetic), float(recolour)
+        self.layouts, self._bank = layouts, {}
+
+    def __bool__(self) -> bool:
+        return bool(self.swap or self.synthetic or self.recolour)
+
+    def bank(self, height: int, width: int) -> torch.Tensor:
+        if (height, width) not in self._bank:
+            self._bank[height, width] = dead_leaves(self.layouts, height, width,
+                                                    generator=torch.Generator().manual_seed(0))
+        return self._bank[height, width]
+
+    def __call__(self, x: torch.Tensor, keep: torch.Tensor, generator=None) -> torch.Tensor:
+        if self.swap > 0:
+            x = swap_backgrounds(x, keep, background_partners(len(x), self.swap, generator))
+        if self.synthetic > 0:
+            rows = torch.rand(x.shape[0], generator=generator) < self.synthetic
+            layouts = self.bank(*x.shape[2:])
+            pick = torch.randint(len(layouts), (int(rows.sum()),), generator=generator)
+            x = paste(x, keep, rows.to(x.device), colour_layouts(layouts[pick], x, generator))
+        if self.recolour > 0:
+            x = recolour_backgrounds(x, keep, self.recolour, generator)
+        return x
 
 
 def dead_leaves(count: int, height: int, width: int, leaves: int = 200, generator=None) -> torch.Tensor:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..data.augment import swap_then_recolour
+from ..data.augment import NewBackgrounds
 from ..teachers.segmenter import fill_background
 from .base import Objective, output_logs
 
@@ -41,6 +41,7 @@ class ERM(Objective):
             segmenter.eval().requires_grad_(False)
         self.fill, self.segmenter, self.threshold = fill, segmenter, float(threshold)
         self.swap, self.recolour = float(swap), float(recolour)
+        self.backgrounds = NewBackgrounds(swap=swap, recolour=recolour)
 
     def config(self) -> dict:
         config = {"name": self.name, "fill": self.fill}
@@ -54,7 +55,7 @@ class ERM(Objective):
             keep = batch["mask"]
             if self.segmenter is not None:
                 if train and len(x) > 1:
-                    x = swap_then_recolour(x, keep, self.swap, self.recolour, rng)
+                    x = self.backgrounds(x, keep, rng)
                 with torch.no_grad():
                     keep = torch.sigmoid(self.segmenter.to(x.device)(x)) >= self.threshold
             x = fill_background(x, keep, self.fill, generator=rng)

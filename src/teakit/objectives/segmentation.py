@@ -1,7 +1,7 @@
 """Segmentation: train the segmenter teacher's U-Net on the foreground masks
 (binary cross-entropy + soft Dice).  Logs the IoU of the thresholded mask.
 
-Three options show the U-Net foregrounds on backgrounds they never sit on in
+Four options show the U-Net foregrounds on backgrounds they never sit on in
 the biased training set (probabilities per training image, applied in this
 order, the ground-truth mask cutting the foreground; 0 here by default, and
 :data:`teakit.config.SEGMENTER_BACKGROUNDS` in `tea train-teacher`):
@@ -12,6 +12,8 @@ order, the ground-truth mask cutting the foreground; 0 here by default, and
 * ``swap``: the foreground on another image's background, whose own object is
   inpainted away (:func:`~teakit.data.augment.swap_backgrounds`; the target
   stays the image's mask).
+* ``synthetic``: the foreground on a synthetic dead-leaves picture (discs of
+  random colours at every scale; :class:`~teakit.data.augment.NewBackgrounds`).
 * ``recolour``: the background mirrored and its channels reordered
   (:func:`~teakit.data.augment.recolour_backgrounds`).
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data.augment import swap_then_recolour
+from ..data.augment import NewBackgrounds
 from ..teachers.segmenter import dice_bce_loss
 from .base import Objective
 
@@ -66,17 +68,19 @@ class Segmentation(Objective):
     name = "segmentation"
     selection_key = "loss"
 
-    def __init__(self, threshold: float = 0.5, paste: float = 0.0, swap: float = 0.0, recolour: float = 0.0):
-        for name, value in (("paste", paste), ("swap", swap), ("recolour", recolour)):
+    def __init__(self, threshold: float = 0.5, paste: float = 0.0, swap: float = 0.0, recolour: float = 0.0,
+                 synthetic: float = 0.0):
+        for name, value in (("paste", paste), ("swap", swap), ("synthetic", synthetic), ("recolour", recolour)):
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{name} (tea train-teacher --seg-{name}) = {value!r}: expected a probability "
                                  "in [0, 1]")
         self.threshold = threshold
-        self.paste, self.swap, self.recolour = float(paste), float(swap), float(recolour)
+        self.paste, self.backgrounds = float(paste), NewBackgrounds(swap, synthetic, recolour)
 
     def config(self) -> dict:
-        return {"name": self.name, "threshold": self.threshold, "paste": self.paste, "swap": self.swap,
-                "recolour": self.recolour}
+        b = self.backgrounds
+        return {"name": self.name, "threshold": self.threshold, "paste": self.paste, "swap": b.swap,
+                "synthetic": b.synthetic, "recolour": b.recolour}
 
     def __call__(self, batch, model, rng, train=True):
         x, mask = batch["x"], batch["mask"]
@@ -85,7 +89,7 @@ class Segmentation(Objective):
             if self.paste > 0:
                 chosen = torch.rand(len(x), generator=rng, device=rng.device).to(x.device) < self.paste
                 x, mask = paste_onto_others(x, mask, chosen)
-            x = swap_then_recolour(x, mask, self.swap, self.recolour, rng)
+            x = self.backgrounds(x, mask, rng)
         elif not train and len(x) > 1:
             with torch.no_grad():
                 px, pm = paste_onto_others(x, mask, torch.ones(len(x), dtype=torch.bool, device=x.device))

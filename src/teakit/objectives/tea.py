@@ -22,22 +22,10 @@ default the teacher's mean prediction on the unlabelled training images
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
 from ..config import TEAConfig
-from ..data.augment import (
-    background_partners,
-    colour_layouts,
-    dead_leaves,
-    paste,
-    permute_channels,
-    random_channel_orders,
-    random_shifts,
-    recolour_backgrounds,
-    swap_backgrounds,
-    translate,
-)
+from ..data.augment import NewBackgrounds, permute_channels, random_channel_orders, random_shifts, translate
 from ..explain import explain
 from ..models.norm import heatmap_statistics
 from ..teachers.segmenter import MaskMemo
@@ -47,8 +35,6 @@ from .hidden_relevance import hidden_relevance_loss
 from .kd import kd_loss
 from .sampling import explained_classes, maps_per_image, sample_eps
 from .teacher_maps import TeacherMaps, ValidationMemo, cached_maps, live_maps
-
-LAYOUTS = 256  # synthetic_backgrounds: dead-leaves layouts per image size
 
 
 class TEA(Objective):
@@ -84,7 +70,8 @@ class TEA(Objective):
         if self.cfg.synthetic_backgrounds and self.masks is None:
             raise ValueError("synthetic_backgrounds needs a segmenter teacher (its masks cut the foregrounds); "
                              f"this teacher is a {type(teacher).__name__}: set it to 0")
-        self.layouts = None  # synthetic_backgrounds' dead-leaves layouts, made at first use
+        self.backgrounds = NewBackgrounds(self.cfg.swap_backgrounds, self.cfg.synthetic_backgrounds,
+                                          self.cfg.recolour_backgrounds)
 
     def __getattr__(self, name):  # obj.feature_weight etc.: the configuration's fields
         if name != "cfg" and "cfg" in self.__dict__ and hasattr(self.cfg, name):
@@ -128,12 +115,12 @@ class TEA(Objective):
     def __call__(self, batch, student, rng, train=True):
         c = self.cfg
         changed = c.shift or c.permute_channels  # images the memo's masks no longer describe
-        pasted = c.swap_backgrounds or c.synthetic_backgrounds or c.recolour_backgrounds
+        pasted = bool(self.backgrounds)
         keep = known_masks(self.masks, batch, train and (pasted or not changed))
         if train and pasted:  # the teacher's mask still cuts the same foreground
             if keep is None:
                 keep = self.teacher.mask(batch["x"])
-            batch = {**batch, "x": self.new_backgrounds(batch["x"], keep, rng)}
+            batch = {**batch, "x": self.backgrounds(batch["x"], keep, rng)}
             keep = None if changed else keep
         if train and c.shift:  # one offset per image, for teacher and student alike
             shifts = random_shifts(batch["x"].shape[0], c.shift, rng)
@@ -162,24 +149,6 @@ class TEA(Objective):
             loss = loss + c.kd_weight * kd_loss(logits, t.logits)
         return loss, {"loss": loss.detach(), "heatmap_loss": hm.detach(), **logs,
                       **output_logs(logits, y, t.logits)}
-
-    def new_backgrounds(self, x, keep, rng):
-        """``x`` with foregrounds (``keep``) on other images' backgrounds (``swap_backgrounds``), then
-        on synthetic ones (``synthetic_backgrounds``: dead-leaves layouts, one fixed bank of
-        ``LAYOUTS`` per image size, seeded 0, painted in new colours every step), then with their
-        backgrounds recoloured (``recolour_backgrounds``: :func:`~teakit.data.augment.recolour`)."""
-        c = self.cfg
-        if c.swap_backgrounds:
-            x = swap_backgrounds(x, keep, background_partners(x.shape[0], c.swap_backgrounds, rng))
-        if c.synthetic_backgrounds:
-            rows = torch.rand(x.shape[0], generator=rng) < c.synthetic_backgrounds
-            if self.layouts is None or self.layouts.shape[1:] != x.shape[2:]:
-                self.layouts = dead_leaves(LAYOUTS, *x.shape[2:], generator=torch.Generator().manual_seed(0))
-            pick = torch.randint(len(self.layouts), (int(rows.sum()),), generator=rng)
-            x = paste(x, keep, rows.to(x.device), colour_layouts(self.layouts[pick], x, rng))
-        if c.recolour_backgrounds:
-            x = recolour_backgrounds(x, keep, c.recolour_backgrounds, rng)
-        return x
 
 
 def explain_student(student, x, t: TeacherMaps, method: str, train: bool, layer: int | tuple | None):
