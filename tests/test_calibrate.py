@@ -202,3 +202,37 @@ def test_tea_with_the_teachers_decisions_calibrates_to_their_frequencies(teacher
     with torch.no_grad():
         shares = torch.bincount(student(data.x).argmax(1), minlength=10).double() / 64
     assert (shares - want).abs().max() <= 2 / 64 + 1e-3, (shares, want)  # 64 images: within two of each count
+
+
+def test_distill_keeps_the_teachers_prior_in_its_folder_for_every_heatmap_student(teacher_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from teakit import calibrate
+    from teakit import commands as C
+    from teakit.runs import load_teacher, model_spec, teacher_hash, teacher_prior_keeper
+    from teakit.train import TrainConfig
+
+    folder = shutil.copytree(teacher_dir, tmp_path / "teacher", ignore=shutil.ignore_patterns("priors"))
+    calls, decisions = [], calibrate.teacher_decisions
+    monkeypatch.setattr(calibrate, "teacher_decisions", lambda *a, **k: calls.append(1) or decisions(*a, **k))
+    run = dict(spec=model_spec("cnn", 10, width=4, depth=2), cfg=TrainConfig(epochs=2, batch_size=32),
+               tea={"feature_weight": 0.0}, data_options={"limit": 64}, progress=False)
+    C.distill("colored-digits", folder, tmp_path / "a", **run)
+    assert len(calls) == 1  # once for all epochs of a run, as before
+    (kept,) = (folder / "priors").iterdir()
+    C.distill("colored-digits", folder, tmp_path / "b", objective="gradxinput", **{**run, "tea": {}})
+    C.distill("colored-digits", folder, tmp_path / "c", **{**run, "cfg": TrainConfig(epochs=1, batch_size=32)})
+    assert len(calls) == 1 and list((folder / "priors").iterdir()) == [kept]  # read back by the other students
+    teacher, train = load_teacher(folder), C.load_data("colored-digits", limit=64)["train"]
+    want = decisions(teacher, train, "cpu")
+    keep = teacher_prior_keeper(teacher, folder, teacher_hash(teacher))
+    assert torch.equal(keep("teacher-decisions", train, lambda: 1 / 0), want)  # the kept value, not recomputed
+    # another kind of prior, other images or other weights: computed and kept apart
+    other = C.load_data("colored-digits", limit=32)["train"]
+    for kind, data, digest in (("teacher", train, teacher_hash(teacher)), ("teacher-decisions", other, "w"),
+                               ("teacher-decisions", train, "w")):
+        value = teacher_prior_keeper(teacher, folder, digest)(kind, data, lambda: torch.full((10,), 0.1))
+        assert torch.equal(value, torch.full((10,), 0.1))
+    assert len(list((folder / "priors").iterdir())) == 4
+    kept.write_bytes(b"broken")  # unreadable: computed again
+    assert torch.equal(keep("teacher-decisions", train, lambda: want + 1), want + 1)

@@ -40,6 +40,7 @@ from .runs import (
     load_teacher,
     model_spec,
     teacher_hash,
+    teacher_prior_keeper,
     teacher_split_logits,
     write_teacher,
 )
@@ -313,10 +314,13 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
             s_head.requires_grad_(False)
         c, c_logits = (teacher_cache(t, data["train"], cache_dir, eps_values, fab, progress)
                        if cache else (None, None))
+        options = dict(tea)
+        if issubclass(OBJECTIVES[objective].cls, TEA):  # its class prior, kept in the teacher folder
+            options["keep_prior"] = teacher_prior_keeper(t, teacher_dir, run_config["teacher_hash"])
         if objective == "tea":
-            obj = TEA(t, K, cache=c, cache_logits=c_logits, **tea)
+            obj = TEA(t, K, cache=c, cache_logits=c_logits, **options)
         else:
-            obj = build_objective(objective, teacher=t, num_classes=K, **tea)
+            obj = build_objective(objective, teacher=t, num_classes=K, **options)
         rc = dict(run_config, model=spec)
         return fit(fab, student, obj, data["train"], data["val"], cfg, out, run_config=rc,
                    resume=resume, progress=progress, on_epoch=on_epoch)

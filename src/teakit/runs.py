@@ -130,38 +130,61 @@ def teacher_hash(teacher: nn.Module) -> str:
 
 
 EVAL_LOGITS_KIND = 1  # raise when what teacher_eval_logits keeps changes meaning
+PRIOR_KIND = 1  # raise when what teacher_prior_keeper keeps changes meaning
+
+
+def kept_tensor(folder, key: dict, compute, valid=None, name: str = "value") -> torch.Tensor:
+    """``compute()`` (a tensor), kept in ``folder`` as ``<hash of key>.safetensors`` (the tensor called
+    ``name``) and read back from
+    there by any later call with the same ``key`` (a JSON-able dict) whose file holds a tensor that
+    ``valid`` accepts.  A file that cannot be read is computed again; a folder that cannot be written only
+    loses the keeping."""
+    from safetensors.torch import load, save
+
+    from .atomic import atomic_write_bytes
+
+    path = Path(folder) / f"{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]}.safetensors"
+    try:
+        value = load(path.read_bytes())[name]
+        if valid is None or valid(value):
+            return value
+    except Exception:  # missing, truncated or foreign: computed below
+        pass
+    value = compute()
+    try:
+        path.parent.mkdir(exist_ok=True)
+        atomic_write_bytes(path, save({name: value.contiguous()}), tag=f".{os.getpid()}")
+    except OSError:
+        pass
+    return value
 
 
 def teacher_eval_logits(teacher, teacher_dir, data, digest: str) -> torch.Tensor:
     """The teacher's logits on ``data`` as evaluation computes them (:func:`teakit.evaluate.predict`: a
-    segmenter teacher's fill seeded per image), kept in ``teacher_dir/eval-logits/`` (safetensors), so that
-    the students of one teacher are all evaluated against predictions computed once.  ``digest``:
-    :func:`teacher_hash` of ``teacher``.  The file is named by a hash of the teacher's weights, its
-    ``decision_config()`` (a segmenter teacher's fills), the data's
-    fingerprint, the evaluation seed and :data:`EVAL_LOGITS_KIND`: logits for other weights or data are never
-    read back.  A file that cannot be read is computed again; a folder that cannot be written only loses the
-    keeping."""
-    from safetensors.torch import load, save
-
-    from .atomic import atomic_write_bytes
+    segmenter teacher's fill seeded per image), kept in ``teacher_dir/eval-logits/``
+    (:func:`kept_tensor`), so that the students of one teacher are all evaluated against predictions
+    computed once.  ``digest``: :func:`teacher_hash` of ``teacher``.  The file is named by a hash of the
+    teacher's weights, its ``decision_config()`` (a segmenter teacher's fills), the data's fingerprint, the
+    evaluation seed and :data:`EVAL_LOGITS_KIND`: logits for other weights or data are never read back."""
     from .evaluate import EVAL_SEED, predict
 
-    key = json.dumps({"teacher_hash": digest, "decision": teacher.decision_config(), "data": data.fingerprint(),
-                      "eval_seed": EVAL_SEED, "kind": EVAL_LOGITS_KIND}, sort_keys=True)
-    path = Path(teacher_dir) / "eval-logits" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
-    try:
-        logits = load(path.read_bytes())["logits"]
-        if logits.dim() == 2 and len(logits) == len(data):
-            return logits
-    except Exception:  # missing, truncated or foreign: computed below
-        pass
-    logits = predict(teacher, data.x)
-    try:
-        path.parent.mkdir(exist_ok=True)
-        atomic_write_bytes(path, save({"logits": logits.contiguous()}), tag=f".{os.getpid()}")
-    except OSError:
-        pass
-    return logits
+    key = {"teacher_hash": digest, "decision": teacher.decision_config(), "data": data.fingerprint(),
+           "eval_seed": EVAL_SEED, "kind": EVAL_LOGITS_KIND}
+    return kept_tensor(Path(teacher_dir) / "eval-logits", key, lambda: predict(teacher, data.x),
+                       valid=lambda t: t.dim() == 2 and len(t) == len(data), name="logits")
+
+
+def teacher_prior_keeper(teacher, teacher_dir, digest: str):
+    """A ``keep_prior`` for :class:`~teakit.objectives.tea.TEA`: its class prior from the teacher on the
+    training images (``bias_prior`` ``teacher`` or ``teacher-decisions``; with a 16-draw segmenter teacher
+    16 classifier passes over them) kept in ``teacher_dir/priors/`` (:func:`kept_tensor`), named by a hash
+    of the teacher's weights (``digest``), its ``decision_config()``, the prior's kind, the images'
+    fingerprint and :data:`PRIOR_KIND`; so the students of one teacher compute it once."""
+    def keep(kind: str, data, compute) -> torch.Tensor:
+        key = {"teacher_hash": digest, "decision": teacher.decision_config(), "data": data.fingerprint(),
+               "prior": kind, "kind": PRIOR_KIND}
+        return kept_tensor(Path(teacher_dir) / "priors", key, compute, valid=lambda t: t.dim() == 1)
+    return keep
 
 
 def teacher_split_logits(teacher, teacher_dir, splits: dict, digest: str) -> dict:

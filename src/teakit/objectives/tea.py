@@ -44,13 +44,15 @@ class TEA(Objective):
     method = "lrp"  # the explainer of teacher and student (subclasses change it)
 
     def __init__(self, teacher, num_classes: int, *, config: TEAConfig | None = None, cache=None,
-                 cache_logits=None, **options):
+                 cache_logits=None, keep_prior=None, **options):
         """``options`` override fields of ``config`` (default :class:`~teakit.config.TEAConfig`);
         ``cache``/``cache_logits``: a :class:`~teakit.teachers.cache.HeatmapCache` of the teacher's
-        input maps and its logits on the training images."""
+        input maps and its logits on the training images; ``keep_prior(kind, data, compute)``, if given,
+        returns the teacher's class prior ``compute()`` on the training images ``data``, kept where it
+        pleases (`tea distill`: in the teacher folder, :func:`teakit.runs.teacher_prior_keeper`)."""
         self.cfg = (config or TEAConfig()).replace(**options)
         self.teacher, self.num_classes = teacher, num_classes
-        self.cache, self.cache_logits = cache, cache_logits
+        self.cache, self.cache_logits, self.keep_prior = cache, cache_logits, keep_prior
         if cache is not None and (self.cfg.shift or self.cfg.permute_channels
                                   or self.cfg.synthetic_backgrounds or self.cfg.feature_weight):
             raise ValueError("shift, permute_channels, synthetic_backgrounds and feature_weight need the live "
@@ -90,7 +92,11 @@ class TEA(Objective):
         if prior in ("teacher", "teacher-decisions"):  # from the teacher on the same (unlabelled) images, once
             if "_teacher_prior" not in self.__dict__:
                 of = teacher_prior if prior == "teacher" else teacher_decisions
-                self._teacher_prior = of(self.teacher, train_data, device)
+
+                def compute():
+                    return of(self.teacher, train_data, device)
+                self._teacher_prior = (self.keep_prior(prior, train_data, compute) if self.keep_prior
+                                       else compute())
             return calibrate_to_prior(student, train_data, device, self._teacher_prior,
                                       decisions=prior == "teacher-decisions")
         return calibrate_to_prior(student, train_data, device, prior)
