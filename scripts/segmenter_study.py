@@ -40,6 +40,7 @@ CANDIDATES = {
     "recolour": {"recolour": 0.5},
     "swap+recolour": {"swap": 0.5, "recolour": 0.5},
     "swap+synthetic+recolour": {"swap": 0.5, "synthetic": 0.5, "recolour": 0.5},
+    "swap+synthetic-0.25+recolour": {"swap": 0.5, "synthetic": 0.25, "recolour": 0.5},
 }
 
 
