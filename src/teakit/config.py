@@ -96,9 +96,10 @@ SEGMENTER_TRAINING = {"epochs": 15, "lr": 3e-3}  # the segmenter teacher's U-Net
 TEACHER_FILL = "noise"
 TEACHER_FILLS = 16
 # the chances that a U-Net training image's foreground is pasted over another image, put on another image's
-# background or on a synthetic dead-leaves picture, or has its background recoloured (teakit.objectives.segmentation; docs/recipe.md "The segmenter
-# teacher on unseen scenes")
-SEGMENTER_BACKGROUNDS = {"paste": 0.0, "swap": 0.5, "synthetic": 0.0, "recolour": 0.5}
+# background or on a synthetic dead-leaves picture, or has its background recoloured
+# (teakit.objectives.segmentation; chosen by the U-Net's IoU on foreign scenes: docs/recipe.md "New backgrounds for
+# the U-Net" and "Synthetic backgrounds for the U-Net")
+SEGMENTER_BACKGROUNDS = {"paste": 0.0, "swap": 0.5, "synthetic": 0.25, "recolour": 0.5}
 # how the segmenter teacher's classifier sees its training images: the background cut by the "true" masks or by
 # the trained U-Net's own ("segmenter") masks, after new backgrounds with these chances (teakit.objectives.erm;
 # docs/recipe.md "The teacher's classifier on the U-Net's own masks")
