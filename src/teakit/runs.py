@@ -135,10 +135,9 @@ PRIOR_KIND = 1  # raise when what teacher_prior_keeper keeps changes meaning
 
 def kept_tensor(folder, key: dict, compute, valid=None, name: str = "value") -> torch.Tensor:
     """``compute()`` (a tensor), kept in ``folder`` as ``<hash of key>.safetensors`` (the tensor called
-    ``name``) and read back from
-    there by any later call with the same ``key`` (a JSON-able dict) whose file holds a tensor that
-    ``valid`` accepts.  A file that cannot be read is computed again; a folder that cannot be written only
-    loses the keeping."""
+    ``name``) and read back from there by any later call with the same ``key`` (a JSON-able dict) whose
+    file holds a tensor that ``valid`` accepts.  A file that cannot be read is computed again; a folder
+    that cannot be written only loses the keeping."""
     from safetensors.torch import load, save
 
     from .atomic import atomic_write_bytes

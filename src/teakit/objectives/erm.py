@@ -40,13 +40,13 @@ class ERM(Objective):
         if segmenter is not None:
             segmenter.eval().requires_grad_(False)
         self.fill, self.segmenter, self.threshold = fill, segmenter, float(threshold)
-        self.swap, self.recolour = float(swap), float(recolour)
         self.backgrounds = NewBackgrounds(swap=swap, recolour=recolour)
 
     def config(self) -> dict:
         config = {"name": self.name, "fill": self.fill}
         if self.segmenter is not None:
-            config.update(masks="segmenter", threshold=self.threshold, swap=self.swap, recolour=self.recolour)
+            config.update(masks="segmenter", threshold=self.threshold, swap=self.backgrounds.swap,
+                          recolour=self.backgrounds.recolour)
         return config
 
     def __call__(self, batch, student, rng, train=True):
