@@ -15,11 +15,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tea demo
 
+# Two pytest workers, one torch thread each (tests/conftest.py): the suite's two cores.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=10
+	$(BIN)/python -m pytest -q -n 2 --durations=10
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m ""
+	$(BIN)/python -m pytest -q -n 2 -m ""
 
 bench: $(STAMP)
 	$(BIN)/tea bench step-cost --json runs/bench/step-cost.json
