@@ -29,10 +29,11 @@ from teakit.data.foreign_scenes import FOREIGN_SCENES
 from teakit.data.load import TRAINING_SPLITS, load_data
 from teakit.lobo import foreign_targets
 from teakit.objectives.segmentation import foreign_iou, mask_iou
-from teakit.runs import load_model
+from teakit.runs import load_model, model_spec
 from teakit.teachers import SegmenterTeacher
 
-# each candidate: Segmentation options over SEGMENTER_BACKGROUNDS (`tea train-teacher --seg-*`)
+# each candidate: Segmentation options over SEGMENTER_BACKGROUNDS (`tea train-teacher --seg-*`), and under "unet"
+# the U-Net's own options (teakit.models.UNet; default: the one `tea train-teacher` builds)
 CANDIDATES = {
     "default": {},
     "paste": {"paste": 0.5},
@@ -41,6 +42,10 @@ CANDIDATES = {
     "swap+recolour": {"swap": 0.5, "recolour": 0.5},
     "swap+synthetic+recolour": {"swap": 0.5, "synthetic": 0.5, "recolour": 0.5},
     "swap+synthetic-0.25+recolour": {"swap": 0.5, "synthetic": 0.25, "recolour": 0.5},
+    # the default backgrounds and a larger U-Net: one more resolution (a receptive field of about 60 pixels
+    # instead of 30), or twice the channels
+    "unet-depth-3": {"unet": {"depth": 3}},
+    "unet-base-16": {"unet": {"base": 16}},
 }
 
 
@@ -107,8 +112,10 @@ def main():
             for seed in seeds:
                 run = out / bench / f"{name}-s{seed}"
                 if not (run / "best.json").exists():
-                    train(bench, "segmentation", run, cfg=TrainConfig(**SEGMENTER_TRAINING, seed=seed), split="train",
-                          objective_options={**SEGMENTER_BACKGROUNDS, **CANDIDATES[name]}, progress=False)
+                    options = dict(CANDIDATES[name])
+                    spec = model_spec("unet", 1, **options.pop("unet", {}))
+                    train(bench, "segmentation", run, spec=spec, cfg=TrainConfig(**SEGMENTER_TRAINING, seed=seed),
+                          split="train", objective_options={**SEGMENTER_BACKGROUNDS, **options}, progress=False)
                 scores[(bench, name, seed)] = val_scores(bench, tdir, run)
 
     def mean(bench, name, key):

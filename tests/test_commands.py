@@ -240,3 +240,17 @@ def test_teacher_eval_logits_are_kept_and_computed_again_when_stale(teacher_dir,
     res = evaluate.evaluate_splits(model, {"ood": data["ood"]}, teacher=teacher, relevance=False,
                                    teacher_logits={"ood": wrong})["splits"]["ood"]
     assert res["agreement_with_teacher"] == 0.0
+
+
+def test_segmentation_trains_the_unet_it_is_given(tmp_path):
+    from teakit.models import UNet
+    from teakit.runs import load_model, model_spec
+    from teakit.train import TrainConfig
+
+    with pytest.raises(ValueError, match="segmentation trains a U-Net; got a 'cnn' model"):
+        C.train("digits-on-scenes", "segmentation", tmp_path / "cnn", spec=model_spec("cnn", None),
+                data_options={"limit": 16}, progress=False)
+    C.train("digits-on-scenes", "segmentation", tmp_path / "u", spec=model_spec("unet", 1, base=4, depth=3),
+            cfg=TrainConfig(epochs=1, batch_size=16), data_options={"limit": 16}, progress=False)
+    unet = load_model(tmp_path / "u")[0]
+    assert isinstance(unet, UNet) and unet.depth == 3 and unet.inc[0].out_channels == 4

@@ -96,7 +96,9 @@ def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: T
     check_precision(objective, objective in OBJECTIVES and OBJECTIVES[objective].cls.explains, fabric)
     data = load_data(dataset, data_seed, **(data_options or {}))
     if objective == "segmentation":
-        spec = model_spec("unet", 1)
+        spec = spec or model_spec("unet", 1)
+        if spec["name"] != "unet":
+            raise ValueError(f"objective segmentation trains a U-Net; got a {spec['name']!r} model")
     spec = _resolve_spec(spec, data)
     K = spec["num_classes"]
     if objective == "segmentation":
