@@ -202,6 +202,8 @@ def test_evaluate_with_data_root_of_a_second_copy(tmp_path, capsys, tea_cli):
 def test_train_teacher_refuses_unknown_segmenter_backgrounds_before_training(tmp_path):
     with pytest.raises(ValueError, match="seg_backgrounds: unknown option.*blur.*paste, swap, synthetic, recolour"):
         C.train_teacher("digits-on-scenes", "segmenter", tmp_path / "t", seg_backgrounds={"blur": 0.5})
+    with pytest.raises(ValueError, match="seg_unet: unknown option.*width.*base, depth"):
+        C.train_teacher("digits-on-scenes", "segmenter", tmp_path / "t", seg_unet={"width": 16})
     with pytest.raises(ValueError, match="classifier_masks: unknown option.*paste.*masks, swap, recolour"):
         C.train_teacher("digits-on-scenes", "segmenter", tmp_path / "t", classifier_masks={"paste": 0.5})
     with pytest.raises(ValueError, match="masks='teacher'; expected one of true, segmenter"):

@@ -8,6 +8,7 @@ from teakit import cli, demo
 from teakit.config import (
     HEATMAP_HEAD_LR_SCALE,
     SEGMENTER_BACKGROUNDS,
+    SEGMENTER_UNET,
     TEACHER_CLASSIFIER,
     TEACHER_FILL,
     TEACHER_FILLS,
@@ -77,11 +78,13 @@ def test_the_demos_tea_is_tea_distills_at_the_demos_epochs():
     # the segmenter teacher's stage names its U-Net's new backgrounds (`tea train-teacher`'s defaults); the
     # debiased teacher's has none
     assert stages["digits-on-scenes-teacher"].params["seg_backgrounds"] == SEGMENTER_BACKGROUNDS
+    assert stages["digits-on-scenes-teacher"].params["seg_unet"] == SEGMENTER_UNET
     assert "seg_backgrounds" not in stages["colored-digits-teacher"].params
     a = cli.build_parser().parse_args(["train-teacher", "--dataset", "digits-on-scenes", "--kind", "segmenter",
                                    "--out", "O"])
     assert {"paste": a.seg_paste, "swap": a.seg_swap, "synthetic": a.seg_synthetic,
             "recolour": a.seg_recolour} == SEGMENTER_BACKGROUNDS
+    assert {"base": a.seg_base, "depth": a.seg_depth} == SEGMENTER_UNET
     assert {"masks": a.cls_masks, "swap": a.cls_swap, "recolour": a.cls_recolour} == TEACHER_CLASSIFIER
     # and its fill and the draws its decision averages (config's, as `tea train-teacher`'s)
     assert (a.fill, a.fills) == (TEACHER_FILL, TEACHER_FILLS)

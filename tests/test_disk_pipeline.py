@@ -45,9 +45,12 @@ def test_disk_dataset_full_tea_pipeline(dataset, tmp_path, capsys, tea_cli):
     assert rc != 0 and "--seg-paste" in text and not (tmp_path / "t").exists()
     rc, text = tea_cli(["train-teacher", *common, "--kind", "segmenter", "--seg-epochs", "1",
                         "--seg-paste", "0.5", "--seg-swap", "0.25", "--seg-synthetic", "0.1", "--seg-recolour", "0.75",
-                        "--cls-masks", "segmenter", "--cls-swap", "0.5", "--out", str(tmp_path / "t")])
+                        "--cls-masks", "segmenter", "--cls-swap", "0.5", "--seg-base", "4", "--seg-depth", "1",
+                        "--out", str(tmp_path / "t")])
     assert rc == 0, text
     from teakit.runs import load_model
+    unet = load_model(tmp_path / "t" / "segmenter")[0]
+    assert (unet.inc[0].out_channels, unet.depth) == (4, 1)
     assert load_model(tmp_path / "t" / "segmenter")[1]["objective"] == {
         "name": "segmentation", "threshold": 0.5, "paste": 0.5, "swap": 0.25, "synthetic": 0.1, "recolour": 0.75}
     assert load_model(tmp_path / "t" / "classifier")[1]["objective"] == {

@@ -20,6 +20,7 @@ from .config import (
     OPTIMIZERS,
     SCHEDULES,
     SEGMENTER_BACKGROUNDS,
+    SEGMENTER_UNET,
     SEGMENTER_TRAINING,
     STUDENT_BN_MODES,
     STUDENT_INITS,
@@ -298,6 +299,7 @@ def _cmd_train_teacher(a):
     path = train_teacher(a.dataset, a.kind, a.out, spec=_spec(a), cfg=cfg, seg_cfg=seg, fill=a.fill, fills=a.fills,
                          seg_backgrounds={"paste": a.seg_paste, "swap": a.seg_swap, "synthetic": a.seg_synthetic,
                                           "recolour": a.seg_recolour},
+                         seg_unet={"base": a.seg_base, "depth": a.seg_depth},
                          classifier_masks={"masks": a.cls_masks, "swap": a.cls_swap, "recolour": a.cls_recolour},
                          heatmap_of=a.heatmap_of, **_common(a))
     print(f"teacher written to {path.parent}")
@@ -486,6 +488,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"U-Net epochs (segmenter kind; default {SEGMENTER_TRAINING['epochs']})")
     c.add_argument("--seg-lr", type=float, default=SEGMENTER_TRAINING["lr"],
                    help=f"U-Net learning rate (default {SEGMENTER_TRAINING['lr']:g})")
+    c.add_argument("--seg-base", type=int, default=SEGMENTER_UNET["base"], metavar="N",
+                   help="U-Net channels at full resolution, doubled at each halving "
+                        f"(default {SEGMENTER_UNET['base']})")
+    c.add_argument("--seg-depth", type=int, default=SEGMENTER_UNET["depth"], metavar="N",
+                   help="U-Net halvings of the resolution (image sides divisible by 2^N; "
+                        f"default {SEGMENTER_UNET['depth']})")
     c.add_argument("--seg-paste", type=float, default=SEGMENTER_BACKGROUNDS["paste"], metavar="P",
                    help="chance that a U-Net training image's foreground is pasted onto another training "
                         f"image (the masks' union is the target; default {SEGMENTER_BACKGROUNDS['paste']:g})")

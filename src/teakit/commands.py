@@ -16,6 +16,7 @@ import torch
 from .config import (
     CLASSIFIER_MASKS,
     SEGMENTER_BACKGROUNDS,
+    SEGMENTER_UNET,
     STUDENT_INITS,
     TEACHER_CLASSIFIER,
     TEACHER_FILL,
@@ -96,7 +97,7 @@ def train(dataset: str, objective: str, out, *, spec: dict | None = None, cfg: T
     check_precision(objective, objective in OBJECTIVES and OBJECTIVES[objective].cls.explains, fabric)
     data = load_data(dataset, data_seed, **(data_options or {}))
     if objective == "segmentation":
-        spec = spec or model_spec("unet", 1)
+        spec = spec or model_spec("unet", 1, **SEGMENTER_UNET)
         if spec["name"] != "unet":
             raise ValueError(f"objective segmentation trains a U-Net; got a {spec['name']!r} model")
     spec = _resolve_spec(spec, data)
@@ -153,12 +154,14 @@ def _bias_values(dataset: str, data: dict, method: str) -> int:
 def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg: TrainConfig | None = None,
                   seg_cfg: TrainConfig | None = None, fill: str = TEACHER_FILL, fills: int = TEACHER_FILLS,
                   heatmap_of: str = "input",
-                  seg_backgrounds: dict | None = None, classifier_masks: dict | None = None, data_seed: int = 0,
+                  seg_backgrounds: dict | None = None, seg_unet: dict | None = None,
+                  classifier_masks: dict | None = None, data_seed: int = 0,
                   data_options: dict | None = None, fabric: dict | None = None, progress: bool = True) -> Path:
     """`tea train-teacher`: ``debiased`` (a classifier on the shortcut-free training
     variant) or ``segmenter`` (a U-Net on the masks, its training images on new backgrounds as
     ``seg_backgrounds`` says: the :class:`~teakit.objectives.segmentation.Segmentation` options
-    ``paste``, ``swap``, ``synthetic`` and ``recolour``, over :data:`~teakit.config.SEGMENTER_BACKGROUNDS`; then a
+    ``paste``, ``swap``, ``synthetic`` and ``recolour``, over :data:`~teakit.config.SEGMENTER_BACKGROUNDS`; its
+    size as ``seg_unet`` says, ``base`` and ``depth`` over :data:`~teakit.config.SEGMENTER_UNET`); then a
     classifier on masked images whose background is ``fill``-ed (its logits averaged over ``fills``
     draws of a noise fill, see :class:`~teakit.teachers.SegmenterTeacher`), as ``classifier_masks`` says over
     :data:`~teakit.config.TEACHER_CLASSIFIER`: ``masks`` ``"true"`` or ``"segmenter"`` (the U-Net's own),
@@ -174,6 +177,7 @@ def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg
         return write_teacher(out, "debiased", classifier="classifier", dataset=dataset)
     if kind == "segmenter":
         for name, given, known in (("seg_backgrounds", seg_backgrounds, SEGMENTER_BACKGROUNDS),
+                                   ("seg_unet", seg_unet, SEGMENTER_UNET),
                                    ("classifier_masks", classifier_masks, TEACHER_CLASSIFIER)):
             unknown = sorted(set(given or {}) - set(known))
             if unknown:
@@ -185,7 +189,8 @@ def train_teacher(dataset: str, kind: str, out, *, spec: dict | None = None, cfg
         if masks == "true" and (cls["swap"] or cls["recolour"]):
             raise ValueError("classifier_masks: swap and recolour (--cls-swap, --cls-recolour) need masks='segmenter' "
                              "(--cls-masks segmenter): the true mask fills every pixel they change")
-        train(dataset, "segmentation", out / "segmenter", cfg=seg_cfg or cfg, split="train",
+        unet = model_spec("unet", 1, **{**SEGMENTER_UNET, **(seg_unet or {})})
+        train(dataset, "segmentation", out / "segmenter", spec=unet, cfg=seg_cfg or cfg, split="train",
               objective_options={**SEGMENTER_BACKGROUNDS, **(seg_backgrounds or {})}, **common)
         if masks == "segmenter":
             cls["segmenter"] = load_model(out / "segmenter")[0]

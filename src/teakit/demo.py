@@ -81,6 +81,7 @@ from .config import (
     HEATMAP_OBJECTIVES,
     SEGMENTER_BACKGROUNDS,
     SEGMENTER_TRAINING,
+    SEGMENTER_UNET,
     TEACHER_FILL,
     TEACHER_FILLS,
     TEAConfig,
@@ -188,8 +189,9 @@ def plan(quick: bool, seed: int, width: int | None = None, depth: int | None = N
             "seg_cfg": asdict(TrainConfig(**{**SEGMENTER_TRAINING, "epochs": seg_ep, "seed": seed})),
             "data_options": data_opts,
             "model": model,
-            **({"heatmap_of": "input", "seg_backgrounds": dict(SEGMENTER_BACKGROUNDS), "fill": TEACHER_FILL,
-                "fills": TEACHER_FILLS} if kind == "segmenter" else {})})
+            **({"heatmap_of": "input", "seg_backgrounds": dict(SEGMENTER_BACKGROUNDS),
+                "seg_unet": dict(SEGMENTER_UNET), "fill": TEACHER_FILL, "fills": TEACHER_FILLS}
+               if kind == "segmenter" else {})})
         erm_cfg = asdict(command_train_config("train", epochs=t_ep, seed=seed))
         erm = Stage(f"{ds}-erm", "train", ds, {"objective": "erm", "cfg": erm_cfg, "data_options": data_opts,
                                                "model": model})
@@ -303,6 +305,7 @@ def _run_stage(stage: Stage, folder: Path, folders: dict, progress: bool) -> dic
     if stage.kind == "teacher":
         C.train_teacher(stage.dataset, p["kind"], folder, cfg=_cfg(p["cfg"]), seg_cfg=_cfg(p["seg_cfg"]),
                         heatmap_of=p.get("heatmap_of", "input"), seg_backgrounds=p.get("seg_backgrounds"),
+                        seg_unet=p.get("seg_unet"),
                         fill=p.get("fill", TEACHER_FILL), fills=p.get("fills", 1), **common)
     elif stage.kind == "train":
         stage1 = folders[stage.deps[0]] if stage.deps else None
