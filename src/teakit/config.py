@@ -92,7 +92,7 @@ SEGMENTER_TRAINING = {"epochs": 15, "lr": 3e-3}  # the segmenter teacher's U-Net
 # the segmenter teacher's U-Net (teakit.models.UNet): channels at full resolution, doubled at each of `depth`
 # halvings (`tea train-teacher --seg-base`, `--seg-depth`; chosen by the U-Net's IoU on foreign scenes:
 # docs/recipe.md "A larger U-Net")
-SEGMENTER_UNET = {"base": 8, "depth": 2}
+SEGMENTER_UNET = {"base": 16, "depth": 2}
 # the segmenter teacher's background fill (`tea train-teacher --fill`) and, for the random "noise" fill, over how
 # many draws of it the teacher's logits -- its decision -- are averaged (`--fills`): with one draw the decision is
 # a random function of the image.  Each heatmap is one draw's (teakit.teachers.segmenter; chosen on validation:
