@@ -49,9 +49,9 @@ def test_disk_dataset_full_tea_pipeline(dataset, tmp_path, capsys, tea_cli):
                         "--out", str(tmp_path / "t")])
     assert rc == 0, text
     from teakit.runs import load_model
-    unet = load_model(tmp_path / "t" / "segmenter")[0]
+    unet, unet_config = load_model(tmp_path / "t" / "segmenter")
     assert (unet.inc[0].out_channels, unet.depth) == (4, 1)
-    assert load_model(tmp_path / "t" / "segmenter")[1]["objective"] == {
+    assert unet_config["objective"] == {
         "name": "segmentation", "threshold": 0.5, "paste": 0.5, "swap": 0.25, "synthetic": 0.1, "recolour": 0.75}
     assert load_model(tmp_path / "t" / "classifier")[1]["objective"] == {
         "name": "erm", "fill": "noise", "masks": "segmenter", "threshold": 0.5, "swap": 0.5, "recolour": 0.0}
