@@ -107,6 +107,19 @@ class _ConvNet(torch.nn.Module):
         return self.fc(F.relu(self.c3(h)).mean((2, 3)))
 
 
+def _maps_and_loss_gradients(model, x, target, T):
+    """The heatmap at ε = 0.05 and the gradients of its loss against ``T`` (every parameter but fc.bias)."""
+    S = explain(model, x, target, eps=0.05, create_graph=True)
+    return [S.detach(), *torch.autograd.grad(heatmap_loss(S, T), [p for n, p in model.named_parameters()
+                                                                   if n != "fc.bias"])]
+
+
+def _assert_equal_and_nonzero(fused, reference):
+    for a, b in zip(fused, reference):
+        assert (a - b).abs().max() <= 1e-10 * b.abs().max()
+    assert all(g.abs().max() > 0 for g in fused[1:])
+
+
 def test_conv_input_grad_node_equals_the_native_double_backward(monkeypatch):
     torch.manual_seed(1)
     model = _ConvNet().double()
@@ -114,17 +127,10 @@ def test_conv_input_grad_node_equals_the_native_double_backward(monkeypatch):
     target = torch.tensor([0, 3, 1])
     T = torch.randn(3, 3, 11, 11, dtype=torch.float64)
 
-    def maps_and_gradients():
-        S = explain(model, x, target, eps=0.05, create_graph=True)
-        return [S.detach(), *torch.autograd.grad(heatmap_loss(S, T), [p for n, p in model.named_parameters()
-                                                                       if n != "fc.bias"])]
-
-    fused = maps_and_gradients()
+    fused = _maps_and_loss_gradients(model, x, target, T)
     monkeypatch.setattr(lrp, "_conv2d", _reference_conv2d)
-    reference = maps_and_gradients()
-    for a, b in zip(fused, reference):
-        assert (a - b).abs().max() <= 1e-10 * b.abs().max()
-    assert all(g.abs().max() > 0 for g in fused[1:])
+    reference = _maps_and_loss_gradients(model, x, target, T)
+    _assert_equal_and_nonzero(fused, reference)
 
 
 def test_gradcam_second_order_through_the_conv_node_equals_the_native_one(monkeypatch):
@@ -153,3 +159,68 @@ def test_conv_input_grad_node_matches_finite_differences():
     native = torch.autograd.grad(F.conv2d(x.requires_grad_(True), weight, None, *conf), x, g)[0]
     assert (out - native).abs().max() <= 1e-12 * native.abs().max()
     assert torch.autograd.gradcheck(lambda g, w: lrp._ConvInputGrad.apply(g, w, x, conf), (g, weight))
+
+
+def _reference_max_pool2d(call, x, *args, **kwargs):
+    return F.max_pool2d(x, *args, **kwargs)  # the native node
+
+
+def _graph_node_names(t: torch.Tensor) -> set:
+    names, todo, seen = set(), [t.grad_fn], set()
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        todo.extend(f for f, _ in node.next_functions)
+    return names
+
+
+class _PoolNet(torch.nn.Module):
+    """Max-pools of several shapes: 3×3 stride 2 with padding (ResNet's stem), 2×2, ceil mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(3, 6, 3, padding=1)
+        self.c2 = torch.nn.Conv2d(6, 6, 3, padding=1)
+        self.fc = torch.nn.Linear(6, 4)
+
+    def forward(self, x):
+        h = F.max_pool2d(F.relu(self.c1(x)), 3, 2, 1)
+        h = torch.nn.MaxPool2d(2)(F.relu(self.c2(h)))
+        h = F.max_pool2d(h, 2, ceil_mode=True)
+        return self.fc(h.mean((2, 3)))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool_input_grad_node_equals_the_native_double_backward(monkeypatch, channels_last):
+    torch.manual_seed(4)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = _PoolNet().double().to(memory_format=layout)
+    x = torch.rand(3, 3, 13, 13, dtype=torch.float64).contiguous(memory_format=layout)
+    target = torch.tensor([2, 0, 3])
+    T = torch.randn(3, 3, 13, 13, dtype=torch.float64)
+
+    fused = _maps_and_loss_gradients(model, x, target, T)
+    assert _graph_node_names(explain(model, x, target, eps=0.05, create_graph=True)) >= {"_MaxPoolInputGradBackward"}
+    monkeypatch.setattr(lrp, "_max_pool2d", _reference_max_pool2d)
+    reference = _maps_and_loss_gradients(model, x, target, T)
+    _assert_equal_and_nonzero(fused, reference)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool_input_grad_node_matches_finite_differences_and_keeps_the_layout(channels_last):
+    torch.manual_seed(5)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    conf = ([3, 3], [2, 2], [1, 1], [1, 1], False)  # kernel, stride, padding, dilation, ceil_mode
+    x = torch.randn(2, 4, 9, 8, dtype=torch.float64).contiguous(memory_format=layout)
+    y, indices = torch.ops.aten.max_pool2d_with_indices(x, *conf)
+    g = torch.randn_like(y).requires_grad_(True)
+    out = lrp._MaxPoolInputGrad.apply(g, x, indices, conf)
+    native = torch.autograd.grad(F.max_pool2d(x.requires_grad_(True), 3, 2, 1), x, g)[0]
+    assert torch.equal(out, native)
+    assert torch.autograd.gradcheck(lambda g: lrp._MaxPoolInputGrad.apply(g, x, indices, conf), (g,))
+    u = torch.randn_like(x)
+    (read,) = torch.autograd.grad(out, g, u)
+    assert read.is_contiguous(memory_format=layout)

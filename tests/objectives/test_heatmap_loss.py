@@ -135,3 +135,26 @@ def test_joint_leaves_out_only_images_whose_maps_are_all_zero():
     per = heatmap_loss(S, T, joint=R, reduction="none")
     assert per[1] > 0 and per[2] == 0 and per[B + 2] == 0 and per[B + 1] > 0
     assert per.max() < 10  # no 1e10 blow-up anywhere
+
+
+@pytest.mark.parametrize("kind", ["l1", "mse"])
+def test_gradient_matches_finite_differences_and_keeps_a_channels_last_layout(kind):
+    g = torch.Generator().manual_seed(7)
+    T = torch.randn(2, 3, 8, 8, generator=g, dtype=torch.float64)
+    S = torch.randn(2, 3, 8, 8, generator=g, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda S: heatmap_loss(S, T, kind=kind, min_side=4),
+                                    (S.clone().requires_grad_(True),))
+    S_c = S.clone().requires_grad_(True)
+    (grad_c,) = torch.autograd.grad(heatmap_loss(S_c, T, kind=kind, min_side=4), S_c)
+    for pyramid in (False, True):
+        # the gradient as it reaches the node that made a channels-last student map (not a leaf, whose
+        # gradient autograd would lay out by itself): channels-last too, since a contiguous one slows
+        # the rest of the student's backward on CPU
+        S_cl = S.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        seen = []
+        made = S_cl * 1.0
+        made.register_hook(seen.append)
+        heatmap_loss(made, T, kind=kind, pyramid=pyramid, min_side=4).backward()
+        assert seen[0].is_contiguous(memory_format=torch.channels_last) and not seen[0].is_contiguous()
+        if pyramid:
+            assert torch.allclose(S_cl.grad, grad_c, rtol=1e-12, atol=0)

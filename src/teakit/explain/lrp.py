@@ -27,7 +27,9 @@ How it is done, without touching the model:
   every ``F.conv2d`` runs as :class:`_Conv2d`: while the heatmap is computed
   its backward is one :class:`_ConvInputGrad` node (input gradient only) whose
   derivative is written out as a convolution and a native weight gradient,
-  cheaper on CPU than the native node's generic double backward.
+  cheaper on CPU than the native node's generic double backward.  Every
+  ``F.max_pool2d`` likewise runs as :class:`_MaxPool2d`, whose input gradient
+  :class:`_MaxPoolInputGrad` keeps the memory layout in its derivative.
 * In training mode, batch statistics make the plain gradient of sample b's
   logit depend on the other samples.  The heatmap treats the statistics as
   constants (each sample is explained on its own, as in eval mode); the outer
@@ -307,6 +309,70 @@ def _conv2d(call, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=
     return _Conv2d.apply(x, weight, bias, conf, call)
 
 
+class _MaxPool2d(torch.autograd.Function):
+    """``F.max_pool2d`` whose backward, while a differentiable heatmap is computed, is one
+    :class:`_MaxPoolInputGrad` node; otherwise the native backward (relevance to the winning input)."""
+
+    @staticmethod
+    def forward(ctx, x, conf, call):
+        y, indices = torch.ops.aten.max_pool2d_with_indices(x, *conf)
+        ctx.conf, ctx.call = conf, call
+        ctx.save_for_backward(x, indices)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, indices = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None
+        if ctx.call.explaining and torch.is_grad_enabled():
+            return _MaxPoolInputGrad.apply(g, x, indices, ctx.conf), None, None
+        return torch.ops.aten.max_pool2d_with_indices_backward(g, x, *ctx.conf, indices), None, None
+
+
+class _MaxPoolInputGrad(torch.autograd.Function):
+    """The input gradient of a max-pool (``g`` routed to the winning inputs) as one graph node.
+
+    It is linear in ``g``, and the winners are constant where the gradient exists, so its derivative is
+    the upstream gradient read at the winners, in the upstream gradient's own memory layout, and nothing
+    for the pooled input.  The native node's double backward returns a contiguous gradient and a zero
+    tensor for that input, which cost a pass each and, for a channels-last network, mix layouts in every
+    later node of the backward."""
+
+    @staticmethod
+    def forward(ctx, g, x, indices, conf):
+        ctx.save_for_backward(indices)
+        return torch.ops.aten.max_pool2d_with_indices_backward(g, x, *conf, indices)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, u):
+        (indices,) = ctx.saved_tensors
+        return (_read_at(u, indices) if ctx.needs_input_grad[0] else None), None, None, None
+
+
+def _read_at(u: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """``u`` (B, C, H, W) read at a max-pool's ``indices`` (B, C, h, w; flat positions in H × W), in the
+    layout of ``u``."""
+    B, C, h, w = indices.shape
+    if u.is_contiguous(memory_format=torch.channels_last) and not u.is_contiguous():
+        u_ = u.permute(0, 2, 3, 1).reshape(B, -1, C)  # a view: (B, H·W, C)
+        i_ = indices.permute(0, 2, 3, 1).reshape(B, h * w, C)
+        return u_.gather(1, i_).view(B, h, w, C).permute(0, 3, 1, 2)
+    return u.reshape(B, C, -1).gather(2, indices.reshape(B, C, -1)).view(B, C, h, w)
+
+
+def _max_pool2d(call, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                return_indices=False):
+    if return_indices or x.dim() != 4:  # the indices themselves, unbatched input: the native op
+        return F.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode,
+                            return_indices=return_indices)
+    stride = kernel_size if stride is None or (isinstance(stride, (list, tuple)) and not stride) else stride
+    conf = (list(_pair(kernel_size)), list(_pair(stride)), list(_pair(padding)), list(_pair(dilation)),
+            bool(ceil_mode))
+    return _MaxPool2d.apply(x, conf, call)
+
+
 class _ExplainMode(TorchFunctionMode):
     def __init__(self, call: LRPCall, lrp: bool):
         super().__init__()
@@ -325,6 +391,8 @@ class _ExplainMode(TorchFunctionMode):
             return self._batch_norm(*args, **kwargs)
         if func is F.conv2d and self.call.second_order:
             return _conv2d(self.call, *args, **kwargs)
+        if func is F.max_pool2d and self.call.second_order:
+            return _max_pool2d(self.call, *args, **kwargs)
         if func in _REFUSED_FUNCS and self.lrp:
             raise NotImplementedError(
                 f"the model calls {_REFUSED_FUNCS[func]} ({getattr(func, '__name__', func)}); "

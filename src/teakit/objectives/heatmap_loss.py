@@ -37,20 +37,40 @@ def pyramid_levels(side: int, min_side: int = 8) -> int:
     return levels
 
 
+class _MapMean(torch.autograd.Function):
+    """The mean of each map (over all dimensions but the first), whose gradient is the upstream one
+    broadcast, never materialised.  A flattened copy, or autograd's own mean backward, would hand the
+    student's backward a contiguous gradient for a channels-last map, and the mixed layouts then slow
+    every later step of that backward on CPU."""
+
+    @staticmethod
+    def forward(ctx, M):
+        ctx.shape = M.shape
+        return M.mean(tuple(range(1, M.dim())))
+
+    @staticmethod
+    def backward(ctx, g):
+        n = ctx.shape[1:].numel()
+        return (g / n).view(-1, *([1] * (len(ctx.shape) - 1))).expand(ctx.shape)
+
+
+def _map_mean(M: torch.Tensor) -> torch.Tensor:
+    return _MapMean.apply(M)
+
+
 def _scale(M: torch.Tensor, joint: int) -> torch.Tensor:
     """mean |M| per map, or per image over its ``joint`` maps (rows r * B + b)."""
-    m = M.abs().mean(1)
+    m = _map_mean(M.abs())
     return m if joint == 1 else m.view(joint, -1).mean(0).repeat(joint)
 
 
 def _level_loss(S: torch.Tensor, T: torch.Tensor, kind: str, joint: int = 1) -> torch.Tensor:
-    S, T = S.flatten(1), T.flatten(1)
     if kind == "cosine":
-        return 1 - F.cosine_similarity(S, T, dim=1, eps=1e-10)
+        return 1 - F.cosine_similarity(S.flatten(1), T.flatten(1), dim=1, eps=1e-10)
     # clamp: an all-zero student map (dead ReLUs) must give a finite gradient, not inf·0
-    g = (_scale(S, joint).clamp_min(1e-30).sqrt() * _scale(T, joint).sqrt() + 1e-10).unsqueeze(1)
-    d = (S - T) / g
-    return d.abs().mean(1) if kind == "l1" else d.square().mean(1)
+    g = _scale(S, joint).clamp_min(1e-30).sqrt() * _scale(T, joint).sqrt() + 1e-10
+    d = (S - T) / g.view(-1, *([1] * (S.dim() - 1)))
+    return _map_mean(d.abs() if kind == "l1" else d.square())
 
 
 def heatmap_loss(student_R: torch.Tensor, teacher_R: torch.Tensor, kind: str = "l1",
@@ -68,7 +88,7 @@ def heatmap_loss(student_R: torch.Tensor, teacher_R: torch.Tensor, kind: str = "
         raise ValueError(f"student map {tuple(student_R.shape)} and teacher map "
                          f"{tuple(teacher_R.shape)} differ in shape")
     S, T = student_R, teacher_R.detach().to(student_R.dtype)
-    keep = _scale(T.flatten(1), joint) > 0  # the teacher map has a scale; else the sample is left out
+    keep = _scale(T, joint) > 0  # the teacher map has a scale; else the sample is left out
     if not bool(keep.all()):
         S = S * keep.view(-1, *([1] * (S.dim() - 1))).to(S.dtype)  # zero loss and zero gradient there
     n = pyramid_levels(min(S.shape[-2:]), min_side) if (pyramid and S.dim() == 4) else 1
