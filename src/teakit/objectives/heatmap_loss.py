@@ -37,6 +37,11 @@ def pyramid_levels(side: int, min_side: int = 8) -> int:
     return levels
 
 
+def _per_map(v: torch.Tensor, dims: int) -> torch.Tensor:
+    """One value per map, ``v`` (B,), shaped to broadcast over (B, ...) maps of ``dims`` dimensions."""
+    return v.view(-1, *([1] * (dims - 1)))
+
+
 class _MapMean(torch.autograd.Function):
     """The mean of each map (over all dimensions but the first), whose gradient is the upstream one
     broadcast, never materialised.  A flattened copy, or autograd's own mean backward, would hand the
@@ -51,7 +56,7 @@ class _MapMean(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         n = ctx.shape[1:].numel()
-        return (g / n).view(-1, *([1] * (len(ctx.shape) - 1))).expand(ctx.shape)
+        return _per_map(g / n, len(ctx.shape)).expand(ctx.shape)
 
 
 def _map_mean(M: torch.Tensor) -> torch.Tensor:
@@ -69,7 +74,7 @@ def _level_loss(S: torch.Tensor, T: torch.Tensor, kind: str, joint: int = 1) -> 
         return 1 - F.cosine_similarity(S.flatten(1), T.flatten(1), dim=1, eps=1e-10)
     # clamp: an all-zero student map (dead ReLUs) must give a finite gradient, not inf·0
     g = _scale(S, joint).clamp_min(1e-30).sqrt() * _scale(T, joint).sqrt() + 1e-10
-    d = (S - T) / g.view(-1, *([1] * (S.dim() - 1)))
+    d = (S - T) / _per_map(g, S.dim())
     return _map_mean(d.abs() if kind == "l1" else d.square())
 
 
@@ -90,7 +95,7 @@ def heatmap_loss(student_R: torch.Tensor, teacher_R: torch.Tensor, kind: str = "
     S, T = student_R, teacher_R.detach().to(student_R.dtype)
     keep = _scale(T, joint) > 0  # the teacher map has a scale; else the sample is left out
     if not bool(keep.all()):
-        S = S * keep.view(-1, *([1] * (S.dim() - 1))).to(S.dtype)  # zero loss and zero gradient there
+        S = S * _per_map(keep, S.dim()).to(S.dtype)  # zero loss and zero gradient there
     n = pyramid_levels(min(S.shape[-2:]), min_side) if (pyramid and S.dim() == 4) else 1
     total = _level_loss(S, T, kind, joint)
     for _ in range(n - 1):
