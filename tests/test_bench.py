@@ -14,7 +14,11 @@ def test_step_cost_writes_all_keys(tmp_path, capsys):
     assert "tea_cached" in capsys.readouterr().out
     assert "tea_all_sequential" in saved.__repr__() and saved["tea_all_sequential_step_s"] > 0
     assert saved["tea_live_features_step_s"] > 0 and saved["tea_live_features_over_erm"] > 0
-    for k in ("erm", "tea_live", "tea_cached", "tea_live_features", "tea_all_cached", "tea_all_sequential"):
+    assert saved["tea_hidden_only_step_s"] > 0 and saved["feature_distill_over_erm"] > 0
+    assert saved["tea_live_features_over_feature_distill"] > 0
+    assert saved["tea_input_maps_every_2_over_feature_distill"] > 0
+    for k in ("erm", "feature_distill", "tea_live", "tea_cached", "tea_live_features", "tea_hidden_only",
+              "tea_all_cached", "tea_all_sequential"):
         assert abs(saved[f"{k}_images_per_s"] * saved[f"{k}_step_s"] - 2) < 1e-6  # batch / median seconds
         assert saved[f"{k}_peak_mb"] > 0
     assert saved["device"] == "cpu"

@@ -23,6 +23,13 @@ def _run(fabric, out, batch_size):
     cfg = TrainConfig(epochs=1, batch_size=batch_size, optimizer="sgd", momentum=0.0, lr=0.5,
                       schedule="constant", grad_clip=0.0, seed=0)
     fit(fabric, student, objective, data["train"], data["val"], cfg, out, progress=False)
+    # logged means over the processes when only some of them logged a key
+    from teakit.train import _Mean
+    meter = _Mean()
+    meter.add({"loss": 1.0 + fabric.global_rank, **({"only0": 4.0} if fabric.global_rank == 0 else {})}, 2)
+    want = {"loss": 1.0 + (fabric.world_size - 1) / 2, "only0": 4.0}
+    got = meter.result(fabric)
+    assert got.keys() == want.keys() and all(abs(got[k] - want[k]) < 1e-12 for k in want), got
 
 
 def _final(out):

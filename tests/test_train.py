@@ -33,6 +33,14 @@ def test_epoch_batches_partition_and_shard():
     assert not torch.equal(torch.cat(epoch_batches(100, 10, 3, 2)), torch.cat(one))
 
 
+def test_logged_means_weigh_batches_and_skip_steps_without_the_key():
+    from teakit.train import _Mean
+    m = _Mean()
+    m.add({"loss": 1.0, "heatmap_loss": 2.0}, 10)
+    m.add({"loss": 3.0}, 30)  # a step that does not log the heatmap loss (TEA's input_map_every)
+    assert m.result() == pytest.approx({"loss": 2.5, "heatmap_loss": 2.0})
+
+
 def test_lr_schedule():
     cfg = TrainConfig(lr=1.0, warmup_steps=10, schedule="cosine")
     assert lr_at(0, 110, cfg) == pytest.approx(0.1)

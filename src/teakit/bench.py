@@ -13,6 +13,11 @@ forward, loss, backward, SGD step):
 * ``tea_live_features``: ``tea_live`` plus the relevance of the second-to-last
   ReLU layer for teacher and student and its loss, as `tea distill` runs by
   default (``teakit.config.TEAConfig.feature_layer``; one backward pass gives both maps);
+* ``tea_hidden_only``: the steps between input maps with ``input_map_every`` above 1: the
+  second-to-last ReLU layer's relevance alone, both LRP passes stopped at that layer;
+* ``feature_distill``: the teacher's forward pass (no graph), then the student's forward and backward with
+  the mean squared distance between the two networks' pooled pre-head features (the arithmetic of
+  feature distillation's step);
 * ``tea_all_cached``: cached maps for all K = 10 classes of every image at once
   (the batch replicated K times: one vectorised pass);
 * ``tea_all_sequential``: the same loss as K sequential passes, one class at a
@@ -140,6 +145,27 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
         (heatmap_loss(S, T) + heatmap_loss(S_f, T_f, pyramid=False)).backward(inputs=params)
         opt.step()
 
+    def tea_hidden_only():
+        layer = TEAConfig.feature_layer
+        eps = sample_eps(batch, gen, device=device)
+        t = live_maps(live_teacher, x, eps, lambda logits: sample_classes(logits.argmax(1), num_classes,
+                                                                          generator=gen), 1, gen,
+                      feature_layer=layer, input_map=False)
+        opt.zero_grad(set_to_none=True)
+        _, S_f = explain(student, x, t.target, eps=t.eps, create_graph=True, feature_layer=layer, input_map=False)
+        heatmap_loss(S_f, t.hidden, pyramid=False).backward(inputs=params)
+        opt.step()
+
+    student_trunk, teacher_trunk = torch.nn.Sequential(*list(student.children())[:-1]), \
+        torch.nn.Sequential(*list(teacher.children())[:-1])
+
+    def feature_distill():
+        with torch.no_grad():
+            target_features = teacher_trunk(x).flatten(1)
+        opt.zero_grad(set_to_none=True)
+        F.mse_loss(student_trunk(x).flatten(1), target_features).backward()
+        opt.step()
+
     all_target = torch.arange(num_classes, device=device).repeat_interleave(batch)
     all_eps = cached_eps.repeat(num_classes)
     all_T = explain(teacher, x.repeat(num_classes, 1, 1, 1), all_target, eps=all_eps)
@@ -158,9 +184,9 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
             (heatmap_loss(S, all_T[rows]) / num_classes).backward(inputs=params)
         opt.step()
 
-    variants = {"erm": erm, "tea_live": tea_live, "tea_cached": tea_cached, "tea_live_features": tea_live_features,
-                "tea_all_cached": tea_all_cached,
-                "tea_all_sequential": tea_all_sequential}
+    variants = {"erm": erm, "feature_distill": feature_distill, "tea_live": tea_live, "tea_cached": tea_cached,
+                "tea_live_features": tea_live_features, "tea_hidden_only": tea_hidden_only,
+                "tea_all_cached": tea_all_cached, "tea_all_sequential": tea_all_sequential}
     for _ in range(warmup):
         for fn in variants.values():
             fn()
@@ -173,17 +199,15 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
     return {
         **{f"{k}_images_per_s": batch / statistics.median(times[k]) for k in variants},
         **{f"{k}_peak_mb": peak[k] for k in variants},
-        "erm_step_s": statistics.median(times["erm"]),
-        "tea_live_step_s": statistics.median(times["tea_live"]),
-        "tea_cached_step_s": statistics.median(times["tea_cached"]),
-        "tea_live_over_erm": ratio("tea_live"),
-        "tea_cached_over_erm": ratio("tea_cached"),
-        "tea_live_features_step_s": statistics.median(times["tea_live_features"]),
-        "tea_live_features_over_erm": ratio("tea_live_features"),
-        "tea_all_cached_step_s": statistics.median(times["tea_all_cached"]),
-        "tea_all_cached_over_erm": ratio("tea_all_cached"),
-        "tea_all_sequential_step_s": statistics.median(times["tea_all_sequential"]),
-        "tea_all_sequential_over_erm": ratio("tea_all_sequential"),
+        **{f"{k}_step_s": statistics.median(times[k]) for k in variants},
+        **{f"{k}_over_erm": ratio(k) for k in variants if k != "erm"},
+        # TEA's default step, and its mean step with input maps on one step in two, over feature distillation's
+        "tea_live_features_over_feature_distill": statistics.median(
+            a / b for a, b in zip(times["tea_live_features"], times["feature_distill"])),
+        "tea_input_maps_every_2_over_feature_distill": statistics.median(
+            (a + h) / 2 / b for a, h, b in zip(times["tea_live_features"], times["tea_hidden_only"],
+                                               times["feature_distill"])),
+        "variants": list(variants),
         "num_classes": num_classes,
         "batch": [batch, 3, size, size],
         "rounds": rounds,
@@ -201,10 +225,12 @@ def print_table(result: dict) -> None:
           f"{result['torch_version']}, {result['threads']} threads, median of {result['rounds']} interleaved rounds")
     memory = "" if cpu else f"{'peak MiB':>10}"
     print(f"{'variant':<20}{'s/step':>10}{'× ERM':>10}{'images/s':>10}{memory}")
-    for k in ("erm", "tea_live", "tea_cached", "tea_live_features", "tea_all_cached", "tea_all_sequential"):
+    for k in result["variants"]:
         over = 1.0 if k == "erm" else result[k + "_over_erm"]
         memory = "" if cpu else f"{result[k + '_peak_mb']:>10.0f}"
         print(f"{k:<20}{result[k + '_step_s']:>10.4f}{over:>10.2f}{result[k + '_images_per_s']:>10.0f}{memory}")
+    print(f"TEA's step over feature distillation's: {result['tea_live_features_over_feature_distill']:.2f}; "
+          f"with input maps on one step in two: {result['tea_input_maps_every_2_over_feature_distill']:.2f}")
     if cpu:
         print(f"peak resident memory of the process: {max(v for k, v in result.items() if k.endswith('_peak_mb')):.0f} MiB")
 

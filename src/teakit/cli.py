@@ -207,6 +207,7 @@ TEA_FLAGS = {
     "feature_weight": ("--feature-weight", {"type": float}),
     "feature_layer": ("--feature-layer", {"type": feature_layers, "metavar": "I[,I...]"}),
     "feature_match": ("--feature-match", {"choices": FEATURE_MATCHES}),
+    "input_map_every": ("--input-map-every", {"type": int, "metavar": "N"}),
     "shift": ("--shift", {"type": int}),
     "permute_channels": ("--permute-channels", {"action": "store_true"}),
     "swap_backgrounds": ("--swap-backgrounds", {"type": float, "metavar": "P"}),

@@ -159,6 +159,11 @@ class TEAConfig:
                                       "channel: equal shapes needed), summed (summed over channels, the larger "
                                       "map sum-pooled to the smaller one's side: any two networks), auto "
                                       "(channels where the shapes agree, else summed)")
+    input_map_every: int = _opt(1, "match the input maps on one training step in N, drawn at random, at N "
+                                   "times their weight (the same objective in expectation); the other steps "
+                                   "match the hidden layer's relevance alone, and both LRP passes stop at that "
+                                   "layer, which saves about half of a step's arithmetic; needs --feature-weight "
+                                   "above 0 (1: every step)")
     shift: int = _opt(0, "random translation of up to N pixels, the same for teacher and student (live teacher)")
     permute_channels: bool = _opt(False, "each training image's colour channels in a random order, the same for "
                                          "teacher and student (live teacher), so that a colour that marks a "
@@ -213,6 +218,13 @@ class TEAConfig:
         if self.feature_weight < 0:
             raise ValueError(f"feature_weight={self.feature_weight} must be >= 0")
         object.__setattr__(self, "feature_layer", feature_layers(self.feature_layer))
+        if isinstance(self.input_map_every, bool) or int(self.input_map_every) != self.input_map_every \
+                or self.input_map_every < 1:
+            raise ValueError(f"input_map_every={self.input_map_every} must be a whole number >= 1")
+        object.__setattr__(self, "input_map_every", int(self.input_map_every))
+        if self.input_map_every > 1 and not self.feature_weight:
+            raise ValueError(f"input_map_every={self.input_map_every} needs feature_weight > 0: the steps between "
+                             "input maps match the hidden layer's relevance alone")
         if isinstance(self.bias_prior, str):
             if self.bias_prior not in BIAS_PRIORS:
                 raise ValueError(f"bias_prior={self.bias_prior!r}; expected one of {', '.join(BIAS_PRIORS)} or "

@@ -129,22 +129,30 @@ def _batch_or_stop(data, idx: torch.Tensor, device, out: Path, epoch: int, step:
 
 
 class _Mean:
-    """Running means of logged scalars, weighted by batch size."""
+    """Running means of logged scalars, weighted by batch size; a key that some steps do not log is the
+    mean over the steps that do."""
 
     def __init__(self):
-        self.sums, self.n = {}, 0
+        self.sums, self.counts = {}, {}
 
     def add(self, logs: dict, n: int):
         for k, v in logs.items():
             self.sums[k] = self.sums.get(k, 0.0) + float(v) * n
-        self.n += n
+            self.counts[k] = self.counts.get(k, 0) + n
 
     def result(self, fabric=None) -> dict:
-        keys = sorted(self.sums)
-        t = torch.tensor([self.sums[k] for k in keys] + [float(self.n)], dtype=torch.float64)
-        if fabric is not None and fabric.world_size > 1:
+        keys = set(self.sums)
+        several = fabric is not None and fabric.world_size > 1
+        if several:  # the union of every process's keys, so that the sums line up
+            gathered = [None] * fabric.world_size
+            torch.distributed.all_gather_object(gathered, sorted(keys))
+            keys = set().union(*gathered)
+        keys = sorted(keys)
+        t = torch.tensor([[self.sums.get(k, 0.0), float(self.counts.get(k, 0))] for k in keys],
+                         dtype=torch.float64).view(-1, 2)
+        if several:
             t = fabric.all_reduce(t, reduce_op="sum")
-        return {k: (t[i] / max(t[-1], 1)).item() for i, k in enumerate(keys)}
+        return {k: (t[i, 0] / max(t[i, 1], 1)).item() for i, k in enumerate(keys)}
 
 
 class _EMA:

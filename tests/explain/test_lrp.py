@@ -213,6 +213,45 @@ def test_feature_layer_relevance_equals_the_reference():
     with pytest.raises(ValueError, match=r"feature_layer=\(0, 5\): the model computes 2 4-D ReLU outputs"):
         explain(net, x, target, feature_layer=(0, 5))
 
+def test_hidden_relevance_alone_stops_the_backward_at_that_layer():
+    """input_map=False: the same hidden relevance and the same second-order gradient, with no input map,
+    and less arithmetic (the layers below are never explained)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    torch.manual_seed(2)
+    net = SmallNet().double()
+    x = torch.randn(4, 3, 13, 13, dtype=torch.float64)
+    target = torch.tensor([3, 0, 2, 1])
+    eps = torch.tensor([0.0, 0.02, 0.2, 1.0], dtype=torch.float64)
+    _, Rf_ref = explain(net, x, target, eps=eps, feature_layer=-1)
+    none, logits, Rf = explain(net, x, target, eps=eps, feature_layer=-1, input_map=False, return_logits=True)
+    assert none is None and torch.allclose(Rf, Rf_ref, atol=1e-12) and torch.allclose(logits, net(x))
+    # a loss on the hidden relevance: its gradient with respect to every parameter is the full pass's
+    w = torch.randn_like(Rf_ref)
+    grads = []
+    for input_map in (True, False):
+        Rf = explain(net, x, target, eps=eps, feature_layer=-1, create_graph=True, input_map=input_map)[1]
+        grads.append(torch.autograd.grad((w * Rf).sum() + Rf.pow(2).sum(), list(net.parameters()),
+                                         allow_unused=True, materialize_grads=True))
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(*grads))
+    assert all(g.abs().sum() > 0 for g in grads[1][:2])  # the first layer learns from it too
+
+    class ConvBackwards(TorchDispatchMode):  # counts the convolutions' backward passes
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.n += func is torch.ops.aten.convolution_backward.default
+            return func(*args, **(kwargs or {}))
+
+    def conv_backwards(input_map):
+        with ConvBackwards() as counter:
+            explain(net, x, target, eps=eps, feature_layer=-1, input_map=input_map)
+        return counter.n
+    assert (conv_backwards(True), conv_backwards(False)) == (2, 0)  # the relevance of c2's ReLU is above c2
+    with pytest.raises(ValueError, match="input_map=False needs feature_layer"):
+        explain(net, x, target, input_map=False)
+
+
 class ResBNNet(nn.Module):
     """Conv-BN, one in-place ReLU module reused three times, a residual ``+=``."""
 

@@ -310,3 +310,53 @@ def test_summed_relevance_pools_to_the_smaller_side_and_keeps_the_total():
     assert torch.equal(summed_relevance(R, (8, 12)), R.sum(1, keepdim=True))
     with pytest.raises(ValueError, match="cannot be pooled"):
         summed_relevance(R, (3, 3))
+
+
+def test_input_maps_every_n_steps_and_the_hidden_layer_alone_between(teacher_dir):
+    from teakit.explain import explain
+    from teakit.objectives.hidden_relevance import hidden_relevance_loss
+    from teakit.runs import load_teacher
+
+    teacher = load_teacher(teacher_dir)
+    data = C.load_data("colored-digits", limit=64)["train"]
+    batch = make_batch(data, torch.arange(0, 16), "cpu")
+    seeded = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    torch.manual_seed(0)
+    student = build_from_spec({"name": "cnn", "num_classes": 10, "kwargs": {"depth": CNN_DEPTH}})
+    obj = TEA(teacher, 10, feature_weight=3.0, input_map_every=2)
+    kinds = {}
+    for s in range(8):  # each step draws whether it matches input maps: about one in two
+        g = seeded(s)
+        full = int(torch.randint(2, (1,), generator=g)) == 0
+        kinds.setdefault(full, s)
+    assert set(kinds) == {True, False}
+    every_step = TEA(teacher, 10, feature_weight=3.0)
+    for full, s in kinds.items():
+        student.zero_grad()
+        loss, logs = obj(batch, student, seeded(s))
+        loss.backward()
+        got = [p.grad.clone() for p in student.parameters()]
+        # the same draws by hand: the step's coin, then the teacher's ε and classes as every step draws them
+        g = seeded(s)
+        torch.randint(2, (1,), generator=g)
+        t = every_step.teacher_maps(batch, g)
+        student.zero_grad()
+        _, S_f = explain(student, batch["x"], t.target, eps=t.eps, feature_layer=-2, create_graph=True)
+        fr = hidden_relevance_loss(S_f, t.hidden, every_step.cfg)
+        assert torch.allclose(logs["feature_relevance_loss"], fr, rtol=1e-5)
+        if full:  # the input maps at twice their weight, so that the mean objective is every step's
+            assert torch.allclose(loss, 2 * logs["heatmap_loss"] + 3 * fr, rtol=1e-5)
+        else:  # the hidden layer alone: no input maps, and the same gradient as its term of a full step
+            assert "heatmap_loss" not in logs and torch.allclose(loss, 3 * fr, rtol=1e-5)
+            (3 * fr).backward()
+            want = [torch.zeros_like(p) if p.grad is None else p.grad for p in student.parameters()]
+            assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(got, want))
+            assert got[0].abs().sum() > 0  # the first layer learns from the hidden layer's relevance too
+    # validation matches every map, whatever the draw
+    assert all("heatmap_loss" in obj(batch, student, seeded(s), train=False)[1] for s in kinds.values())
+    assert obj.config()["input_map_every"] == 2
+    for bad, match in ((0, "input_map_every=0 must be a whole number"), (1.5, "must be a whole number")):
+        with pytest.raises(ValueError, match=match):
+            TEAConfig(input_map_every=bad)
+    with pytest.raises(ValueError, match="input_map_every=2 needs feature_weight > 0"):
+        TEAConfig(input_map_every=2, feature_weight=0.0)

@@ -46,7 +46,7 @@ def _check_inputs(x, target, method, eps):
 
 def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str = "lrp",
             eps: float | torch.Tensor = 0.01, create_graph: bool = False,
-            return_logits: bool = False, feature_layer: int | None = None):
+            return_logits: bool = False, feature_layer: int | None = None, input_map: bool = True):
     """Heatmap of ``model``'s logit ``target[b]`` for each input ``x[b]``.
 
     Returns (B, C, H, W) relevance for ``lrp``, ``gradxinput`` and ``inputgrad``
@@ -63,12 +63,16 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
     last), is appended to what is returned: ``(heatmap, [logits,] R_f)``;
     it is that activation times its modified gradient, from the same backward pass.
     A tuple of indices gives a tuple ``R_f`` of those layers' relevances, in its order.
+    With ``input_map=False`` (``feature_layer`` needed) the backward pass stops at the hidden
+    layers and the heatmap returned is ``None``: the layers below are never explained.
     """
     eps = _check_inputs(x, target, method, eps)
     if method != "lrp":
         eps = 0.0
     if feature_layer is not None and method == "gradcam":
         raise ValueError("feature_layer is for lrp, gradxinput and inputgrad, not gradcam")
+    if not input_map and feature_layer is None:
+        raise ValueError("input_map=False needs feature_layer: without either there is nothing to explain")
     several = isinstance(feature_layer, (tuple, list))  # then R_f is a tuple, one per layer
     call = LRPCall(eps, record=(method == "gradcam" or feature_layer is not None), second_order=create_graph)
     with torch.enable_grad():
@@ -99,8 +103,10 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
                         raise ValueError(f"feature_layer={feature_layer}: the model computes {n} 4-D ReLU "
                                          f"outputs, so each index must lie in [{-n}, {n})")
                 feats = [call.features[i] for i in layers]
-                grad, *fgrads = torch.autograd.grad(chosen, (xg, *feats), create_graph=create_graph)
-                heatmap = grad if method == "inputgrad" else xg * grad
+                wrt = (xg, *feats) if input_map else tuple(feats)
+                grads = torch.autograd.grad(chosen, wrt, create_graph=create_graph)
+                grad, fgrads = (grads[0], grads[1:]) if input_map else (None, grads)
+                heatmap = None if grad is None else grad if method == "inputgrad" else xg * grad
                 feature_R = tuple(f * g for f, g in zip(feats, fgrads))
             else:
                 (grad,) = torch.autograd.grad(chosen, xg, create_graph=create_graph)
@@ -109,7 +115,7 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
             call.explaining = False  # from now on every ReLU node back-propagates its true derivative
             call.features = []
     if not create_graph:
-        heatmap, logits = heatmap.detach(), logits.detach()
+        heatmap, logits = None if heatmap is None else heatmap.detach(), logits.detach()
     out = (heatmap, logits) if return_logits else (heatmap,)
     if feature_layer is not None:
         if not create_graph:

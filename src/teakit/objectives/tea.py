@@ -11,7 +11,9 @@ One step, on a batch of images ``x`` (labels are never used):
 4. ``loss = heatmap_loss(S, T)`` (:func:`teakit.heatmap_loss`), plus ``feature_weight``
    times the same loss between the relevances of a hidden ReLU layer, which the same
    LRP-ε pass gives (``feature_layer``; several layers: the mean of their losses;
-   :mod:`teakit.objectives.hidden_relevance`).
+   :mod:`teakit.objectives.hidden_relevance`).  With ``input_map_every`` N > 1, a training step
+   matches the input maps only with chance 1/N (then at N times their weight); the other steps
+   match the hidden layer alone, and both LRP passes stop at that layer.
 
 After every epoch the student's head bias is calibrated to a class prior, by
 default the teacher's mean prediction on the unlabelled training images
@@ -22,6 +24,7 @@ default the teacher's mean prediction on the unlabelled training images
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 
 from ..config import TEAConfig
@@ -101,9 +104,10 @@ class TEA(Objective):
                                       decisions=prior == "teacher-decisions")
         return calibrate_to_prior(student, train_data, device, prior)
 
-    def teacher_maps(self, batch: dict, rng, train: bool = True, keep=None) -> TeacherMaps:
+    def teacher_maps(self, batch: dict, rng, train: bool = True, keep=None, input_map: bool = True) -> TeacherMaps:
         """The teacher's part of the step: cached or live, and memoised for validation; ``keep``: a
-        segmenter teacher's masks of the batch when known."""
+        segmenter teacher's masks of the batch when known; ``input_map=False``: the hidden layer's relevance
+        alone (a training step only)."""
         c = self.cfg
 
         def pick(logits):
@@ -115,7 +119,7 @@ class TEA(Objective):
             x = batch["x"]
             eps = sample_eps(x.shape[0], rng, c.eps_log_range, x.device)
             return live_maps(self.teacher, x, eps, pick, self.reps, rng, self.method,
-                             c.feature_layer if c.feature_weight else None, keep)
+                             c.feature_layer if c.feature_weight else None, keep, input_map)
         return live() if train else self.val_memo.get(batch, rng, live)
 
     def __call__(self, batch, student, rng, train=True):
@@ -135,14 +139,19 @@ class TEA(Objective):
             orders = random_channel_orders(*batch["x"].shape[:2], rng)
             batch = {**batch, "x": permute_channels(batch["x"], orders)}
         x, y, B = batch["x"], batch["y"], batch["x"].shape[0]
-        t = self.teacher_maps(batch, rng, train, keep)
+        # this step's input maps: always, or (input_map_every N) with chance 1/N at N times the weight
+        every = c.input_map_every if train else 1
+        input_map = every == 1 or int(torch.randint(every, (1,), generator=rng)) == 0
+        t = self.teacher_maps(batch, rng, train, keep, input_map)
         hidden = c.feature_layer if t.hidden is not None else None
         with heatmap_statistics(student, x, c.student_bn, train):
             S, logits, *S_hidden = explain_student(student, x.repeat(self.reps, 1, 1, 1), t, self.method, train,
-                                                   hidden)
-        hm = heatmap_loss(S, t.maps, kind=c.loss, pyramid=c.pyramid, min_side=c.min_side,
-                          joint=self.reps if c.joint_norm else 1)
-        loss, logs = hm, {}
+                                                   hidden, input_map)
+        loss, logs = 0.0, {}
+        if input_map:
+            hm = heatmap_loss(S, t.maps, kind=c.loss, pyramid=c.pyramid, min_side=c.min_side,
+                              joint=self.reps if c.joint_norm else 1)
+            loss, logs["heatmap_loss"] = every * hm, hm.detach()
         if hidden is not None:
             fr = hidden_relevance_loss(S_hidden[0], t.hidden, c)
             loss, logs["feature_relevance_loss"] = loss + c.feature_weight * fr, fr.detach()
@@ -153,16 +162,17 @@ class TEA(Objective):
             loss = loss + c.label_weight * F.cross_entropy(logits, y)
         if c.kd_weight:
             loss = loss + c.kd_weight * kd_loss(logits, t.logits)
-        return loss, {"loss": loss.detach(), "heatmap_loss": hm.detach(), **logs,
-                      **output_logs(logits, y, t.logits)}
+        return loss, {"loss": loss.detach(), **logs, **output_logs(logits, y, t.logits)}
 
 
-def explain_student(student, x, t: TeacherMaps, method: str, train: bool, layer: int | tuple | None):
+def explain_student(student, x, t: TeacherMaps, method: str, train: bool, layer: int | tuple | None,
+                    input_map: bool = True):
     """The student's maps of ``t``'s classes at ``t``'s ε (with a graph when training), its logits and,
-    with ``layer``, that hidden layer's relevance."""
+    with ``layer``, that hidden layer's relevance; ``input_map=False``: no input maps (None), the
+    backward pass stops at ``layer``."""
     try:
         return explain(student, x, t.target, method=method, eps=t.eps, create_graph=train, return_logits=True,
-                       feature_layer=layer)
+                       feature_layer=layer, input_map=input_map)
     except ValueError as e:
         if layer is None or "feature_layer" not in str(e):
             raise

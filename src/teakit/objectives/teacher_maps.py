@@ -18,7 +18,7 @@ VAL_MEMO_ELEMENTS = 2 ** 25  # 128 MiB of float32 teacher maps kept for validati
 
 
 class TeacherMaps(NamedTuple):
-    maps: torch.Tensor            # (reps·B, C, H, W): the teacher's input heatmaps
+    maps: torch.Tensor | None     # (reps·B, C, H, W): the teacher's input heatmaps (None: hidden layers only)
     logits: torch.Tensor          # (B, K): the teacher's logits
     target: torch.Tensor          # (reps·B,): the explained classes
     eps: torch.Tensor             # (reps·B,): the ε of each map
@@ -26,14 +26,17 @@ class TeacherMaps(NamedTuple):
 
     def elements(self) -> int:
         hidden = () if self.hidden is None else self.hidden if isinstance(self.hidden, tuple) else (self.hidden,)
-        return self.maps.numel() + sum(h.numel() for h in hidden)
+        return (0 if self.maps is None else self.maps.numel()) + sum(h.numel() for h in hidden)
 
 
 def live_maps(teacher, x: torch.Tensor, eps: torch.Tensor, pick: Callable, reps: int, rng, method: str = "lrp",
-              feature_layer: int | tuple | None = None, keep: torch.Tensor | None = None) -> TeacherMaps:
+              feature_layer: int | tuple | None = None, keep: torch.Tensor | None = None,
+              input_map: bool = True) -> TeacherMaps:
     """The live teacher's maps of ``x`` at per-sample ``eps`` for the classes ``pick(logits)`` chooses
     (``reps`` maps per image).  A segmenter teacher's fill is drawn once and shared by all classes;
-    ``keep``: its masks of ``x`` when already known (:class:`~teakit.teachers.segmenter.MaskMemo`)."""
+    ``keep``: its masks of ``x`` when already known (:class:`~teakit.teachers.segmenter.MaskMemo`).
+    ``input_map=False``: the hidden layer's relevance only (``maps`` is None), from a backward pass that
+    stops there."""
     xt, gate = teacher.explained_input(x, rng, keep)
     classifier = teacher.explained_classifier()
     if reps > 1:
@@ -41,18 +44,22 @@ def live_maps(teacher, x: torch.Tensor, eps: torch.Tensor, pick: Callable, reps:
             logits = classifier(xt)
         target, eps = pick(logits), eps.repeat(reps)
         out = explain(classifier, xt.repeat(reps, 1, 1, 1), target, method=method, eps=eps,
-                      feature_layer=feature_layer)
+                      feature_layer=feature_layer, input_map=input_map)
         T, hidden = out if feature_layer is not None else (out, None)
-        return TeacherMaps(teacher.input_relevance(T, gate), logits, target, eps, hidden)
+        return TeacherMaps(_input_relevance(teacher, T, gate), logits, target, eps, hidden)
     chosen = {}
 
     def choose(logits):  # the classes are picked from the logits of the same forward pass
         chosen["target"] = pick(logits)
         return chosen["target"]
     T, logits, *hidden = explain(classifier, xt, choose, method=method, eps=eps, return_logits=True,
-                                 feature_layer=feature_layer)
-    return TeacherMaps(teacher.input_relevance(T, gate), logits, chosen["target"], eps,
+                                 feature_layer=feature_layer, input_map=input_map)
+    return TeacherMaps(_input_relevance(teacher, T, gate), logits, chosen["target"], eps,
                        hidden[0] if hidden else None)
+
+
+def _input_relevance(teacher, T, gate):
+    return None if T is None else teacher.input_relevance(T, gate)
 
 
 def cached_maps(cache, cache_logits: torch.Tensor, batch: dict, pick: Callable, reps: int, rng) -> TeacherMaps:
