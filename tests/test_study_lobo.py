@@ -57,6 +57,17 @@ def test_ties_go_to_the_candidate_listed_first_and_no_source_means_no_look():
         choose({"default": {A: 1}}, ["default"], [A], held_out=["nope"])
 
 
+def test_a_tolerance_chooses_the_first_listed_candidate_within_it_of_the_best():
+    scores = {"cheap": {A: 0.960, B: 0.970, C: 0.0}, "default": {A: 0.965, B: 0.975, C: 1.0}}  # 0.5 apart on A, B
+    for tolerance, want in ((0.0, "default"), (0.004, "default"), (0.006, "cheap")):
+        got = choose(scores, ["cheap", "default"], [A, B, C], tolerance=tolerance)[C]
+        assert got["candidate"] == want and got["score"] == pytest.approx(0.965 if want == "cheap" else 0.970)
+    # the best one is still chosen when it is listed first, and C's own scores never enter C's choice
+    assert choose(scores, ["default", "cheap"], [A, B, C], tolerance=0.006)[C]["candidate"] == "default"
+    with pytest.raises(ValueError, match="tolerance=-0.1 must be >= 0"):
+        choose(scores, ["cheap"], [A, B, C], tolerance=-0.1)
+
+
 def test_shifted_figures_are_every_test_split_but_id_and_worst_group_where_groups_exist():
     res = {"accuracy": 0.9, "worst_group_accuracy": 0.5}
     digits = {"id": res, "ood": res, "swapped": res}
@@ -279,7 +290,19 @@ def test_lobo_options_from_a_config_file_may_be_lists(tmp_path, tea_cli):
     cfg.write_text(cfg.read_text().replace("held-out: [", "held-out: [nope, "))
     rc, text = tea_cli(["study", "lobo", "--config", str(cfg)])
     assert rc == 2 and "held-out benchmark(s) nope are not among" in text
+    rc, text = tea_cli(["study", "lobo", "--config", str(cfg), "--tolerance", "-1"])
+    assert rc == 2 and "--tolerance: expected a non-negative number, got '-1'" in text
     assert not (tmp_path / "out").exists()
+
+
+def test_lobo_tolerance_is_given_in_points(tmp_path, tea_cli, monkeypatch):
+    import teakit.lobo
+    seen = {}
+    monkeypatch.setattr(teakit.lobo, "lobo", lambda *a, **k: seen.update(k) or tmp_path / "lobo.md")
+    args = ["study", "lobo", "--benchmarks", A, "--teachers", f"{A}=t", "--candidates", "default", "--out",
+            str(tmp_path)]
+    assert tea_cli(args + ["--tolerance", "0.3"])[0] == 0 and seen["tolerance"] == pytest.approx(0.003)
+    assert tea_cli(args)[0] == 0 and seen["tolerance"] == 0.0
 
 
 def test_foreign_agreement_judges_the_composites_the_teacher_keeps_its_decision_on():

@@ -48,14 +48,18 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
-def _positive_float(text: str) -> float:
+def _positive_float(text: str, zero: bool = False) -> float:
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not (value >= 0 if zero else value > 0) or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a {'non-negative' if zero else 'positive'} number, got {text!r}")
     return value
+
+
+def _non_negative_float(text: str) -> float:
+    return _positive_float(text, zero=True)
 
 
 def _seed_list(text: str) -> list[int]:
@@ -425,7 +429,7 @@ def _cmd_study(a):
         path = lobo(_names(a.benchmarks), teachers, _names(a.candidates), a.out, seeds=seeds,
                     held_out=_names(a.held_out), cfg=_train_cfg(a, "study"), tea=_tea_options(a), spec=_spec(a),
                     data_seed=common["data_seed"], data_options=common["data_options"], fresh=a.fresh,
-                    progress=common["progress"], fabric=_fabric(a))
+                    progress=common["progress"], fabric=_fabric(a), tolerance=a.tolerance / 100)
         print(f"wrote {path} and {path.with_suffix('.csv')}")
         return
     if a.what == "summary":
@@ -651,6 +655,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lobo: comma-separated training seeds (default: --seed)")
     c.add_argument("--held-out", help="lobo: comma-separated benchmarks that no choice may look at (reported, "
                                       "chosen on the others)")
+    c.add_argument("--tolerance", type=_non_negative_float, default=0.0, metavar="POINTS",
+                   help="lobo: choose the first-listed candidate whose mean score is within POINTS (percentage "
+                        "points) of the best; list cheaper recipes first (default 0: the best, ties to the first "
+                        "listed)")
     c.add_argument("--runs", nargs="+", help="summary: study folders to read (searched for curve*.csv)")
     c.add_argument("--plot", help="summary: also plot every run's curves (one line per run) to this PNG")
     c.add_argument("--variants", default=",".join(VARIANTS),

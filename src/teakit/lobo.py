@@ -25,7 +25,7 @@ every benchmark and seed.  Then, for each benchmark B in turn:
    backgrounds from one that does not.
 2. **Choice**: the candidate with the best mean score over the *other*
    benchmarks that are not held out (:func:`choose`; ties go to the candidate
-   listed first).  B's own scores never enter B's choice, and a held-out
+   listed first, and with a ``tolerance`` t the first listed within t of the best).  B's own scores never enter B's choice, and a held-out
    benchmark's scores enter no choice at all.
 3. **Report**: only now are test splits read.  B's shifted figures
    (:func:`shifted_figures`: every test split but ``id``, plus the worst-group
@@ -70,10 +70,12 @@ SCORE_KIND = ("mean of class-balanced agreement on val and on its foreign-scene 
 # ----------------------------------------------------------------- the choice (validation scores only)
 
 
-def choose(scores: dict, candidates, benchmarks, held_out=()) -> dict:
+def choose(scores: dict, candidates, benchmarks, held_out=(), tolerance: float = 0.0) -> dict:
     """For every benchmark B: ``{"candidate", "sources", "score"}``, the candidate with the best mean
     of ``scores[candidate][benchmark]`` over the benchmarks other than B that are not in ``held_out``
-    (``sources``, in the order given; ``score``: that mean).  Ties go to the candidate listed first.
+    (``sources``, in the order given; ``score``: that mean).  Ties go to the candidate listed first;
+    with ``tolerance`` t, the first-listed candidate whose mean is at least the best mean minus t
+    (list the cheaper recipes first: a cheaper one is chosen unless it scores more than t lower).
     With no such benchmark the choice looks at nothing: the first candidate, ``sources`` empty and
     ``score`` None."""
     candidates, benchmarks, held_out = list(candidates), list(benchmarks), set(held_out)
@@ -82,20 +84,23 @@ def choose(scores: dict, candidates, benchmarks, held_out=()) -> dict:
     unknown = held_out - set(benchmarks)
     if unknown:
         raise ValueError(f"held-out benchmark(s) {', '.join(sorted(unknown))} are not among {', '.join(benchmarks)}")
+    if not tolerance >= 0:
+        raise ValueError(f"tolerance={tolerance} must be >= 0")
     out = {}
     for b in benchmarks:
         sources = [o for o in benchmarks if o != b and o not in held_out]
-        best, best_score = candidates[0], None
+        if not sources:
+            out[b] = {"candidate": candidates[0], "sources": sources, "score": None}
+            continue
+        means = {}
         for c in candidates:
-            if not sources:
-                break
             missing = [o for o in sources if scores.get(c, {}).get(o) is None]
             if missing:
                 raise ValueError(f"no score of candidate {c!r} on {', '.join(missing)}")
-            mean = statistics.fmean(scores[c][o] for o in sources)
-            if best_score is None or mean > best_score:  # strictly better: ties keep the earlier one
-                best, best_score = c, mean
-        out[b] = {"candidate": best, "sources": sources, "score": best_score}
+            means[c] = statistics.fmean(scores[c][o] for o in sources)
+        top = max(means.values())
+        best = next(c for c in candidates if means[c] >= top - tolerance)  # ties: the first listed
+        out[b] = {"candidate": best, "sources": sources, "score": means[best]}
     return out
 
 
@@ -250,13 +255,14 @@ def recorded_settings(record: dict, decision: dict | None = None) -> dict:
 
 def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=(), cfg: TrainConfig | None = None,
          tea: dict | None = None, spec: dict | None = None, data_seed: int = 0, data_options: dict | None = None,
-         fresh: bool = False, progress: bool = True, fabric: dict | None = None) -> Path:
+         fresh: bool = False, progress: bool = True, fabric: dict | None = None, tolerance: float = 0.0) -> Path:
     """Run the protocol (module docstring) and write ``lobo.md`` / ``lobo.csv`` under ``out``.
 
     ``benchmarks``: built-in dataset names; ``teachers``: ``{benchmark: teacher folder}``;
     ``candidates``: names from :data:`teakit.names.VARIANTS`; ``seeds``: training seeds; ``held_out``:
     benchmarks no choice may look at; ``cfg`` (default `tea study`'s), ``tea``, ``spec``: the baseline
-    recipe the candidates change.  Returns the path of ``lobo.md``."""
+    recipe the candidates change; ``tolerance``: :func:`choose`'s (a score, 0.01 = one point).  Returns the
+    path of ``lobo.md``."""
     from .atomic import atomic_write_bytes
     from .commands import distill
     from .data.load import load_data
@@ -341,7 +347,7 @@ def lobo(benchmarks, teachers: dict, candidates, out, *, seeds=(0,), held_out=()
                            None if None in foreign else statistics.fmean(foreign))
 
     # 2. choose, from the validation scores alone (no test split has been evaluated yet)
-    choices = choose(scores, candidates, benchmarks, held_out)
+    choices = choose(scores, candidates, benchmarks, held_out, tolerance)
 
     # 3. report each benchmark's shifted test figures of its chosen candidate
     rows = []
