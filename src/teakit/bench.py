@@ -109,13 +109,14 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
 
     live_teacher = DebiasedTeacher(teacher).freeze()
 
-    def teacher_maps(feature_layer=None):
-        """(the teacher's map, or (map, hidden-layer map) with ``feature_layer``), classes, ε: as `tea
-        distill` computes them (:func:`live_maps`: the classes picked from the map's own forward pass)."""
+    def teacher_maps(feature_layer=None, input_map=True):
+        """(the teacher's map, or (map, hidden-layer map) with ``feature_layer``; the map is None without
+        ``input_map``), classes, ε: as `tea distill` computes them (:func:`live_maps`: the classes picked
+        from the map's own forward pass)."""
         eps = sample_eps(batch, gen, device=device)
         t = live_maps(live_teacher, x, eps, lambda logits: sample_classes(logits.argmax(1), num_classes,
                                                                           generator=gen), 1, gen,
-                      feature_layer=feature_layer)
+                      feature_layer=feature_layer, input_map=input_map)
         return (t.maps if feature_layer is None else (t.maps, t.hidden)), t.target, t.eps
 
     cached_T, cached_target, cached_eps = teacher_maps()
@@ -147,13 +148,10 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
 
     def tea_hidden_only():
         layer = TEAConfig.feature_layer
-        eps = sample_eps(batch, gen, device=device)
-        t = live_maps(live_teacher, x, eps, lambda logits: sample_classes(logits.argmax(1), num_classes,
-                                                                          generator=gen), 1, gen,
-                      feature_layer=layer, input_map=False)
+        (_, T_f), target, eps = teacher_maps(layer, input_map=False)
         opt.zero_grad(set_to_none=True)
-        _, S_f = explain(student, x, t.target, eps=t.eps, create_graph=True, feature_layer=layer, input_map=False)
-        heatmap_loss(S_f, t.hidden, pyramid=False).backward(inputs=params)
+        _, S_f = explain(student, x, target, eps=eps, create_graph=True, feature_layer=layer, input_map=False)
+        heatmap_loss(S_f, T_f, pyramid=False).backward(inputs=params)
         opt.step()
 
     student_trunk, teacher_trunk = torch.nn.Sequential(*list(student.children())[:-1]), \

@@ -25,8 +25,9 @@ every benchmark and seed.  Then, for each benchmark B in turn:
    backgrounds from one that does not.
 2. **Choice**: the candidate with the best mean score over the *other*
    benchmarks that are not held out (:func:`choose`; ties go to the candidate
-   listed first, and with a ``tolerance`` t the first listed within t of the best).  B's own scores never enter B's choice, and a held-out
-   benchmark's scores enter no choice at all.
+   listed first, and with a ``tolerance`` t the first listed within t of the
+   best).  B's own scores never enter B's choice, and a held-out benchmark's
+   scores enter no choice at all.
 3. **Report**: only now are test splits read.  B's shifted figures
    (:func:`shifted_figures`: every test split but ``id``, plus the worst-group
    accuracy where the bias attribute is the group) for the teacher and for the

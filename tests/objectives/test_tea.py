@@ -135,21 +135,30 @@ def test_feature_weight_adds_the_loss_between_feature_layer_relevances(teacher_d
     assert TEA(teacher, 10, feature_weight=0.5).config()["feature_weight"] == 0.5
 
 
-def test_several_feature_layers_add_the_mean_of_their_losses(teacher_dir):
-    from teakit.explain import explain
-    from teakit.objectives.heatmap_loss import heatmap_loss
+def _seeded(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def _teacher_batch_and_student(teacher_dir):
+    """The test teacher, a batch of 16 colored-digits training images and a fresh student of the commands'
+    depth (seed 0)."""
     from teakit.runs import load_teacher
 
     teacher = load_teacher(teacher_dir)
-    data = C.load_data("colored-digits", limit=64)["train"]
-    batch = make_batch(data, torch.arange(0, 16), "cpu")
-    seeded = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    batch = make_batch(C.load_data("colored-digits", limit=64)["train"], torch.arange(0, 16), "cpu")
     torch.manual_seed(0)
-    student = build_from_spec({"name": "cnn", "num_classes": 10, "kwargs": {"depth": CNN_DEPTH}})
+    return teacher, batch, build_from_spec({"name": "cnn", "num_classes": 10, "kwargs": {"depth": CNN_DEPTH}})
+
+
+def test_several_feature_layers_add_the_mean_of_their_losses(teacher_dir):
+    from teakit.explain import explain
+    from teakit.objectives.heatmap_loss import heatmap_loss
+
+    teacher, batch, student = _teacher_batch_and_student(teacher_dir)
     obj = TEA(teacher, 10, feature_weight=2.0, feature_layer=(-2, -4))
-    loss, logs = obj(batch, student, seeded(1))
-    base_loss, _ = TEA(teacher, 10, feature_weight=0.0)(batch, student, seeded(1))
-    t = TEA(teacher, 10, feature_weight=0.0).teacher_maps(batch, seeded(1))
+    loss, logs = obj(batch, student, _seeded(1))
+    base_loss, _ = TEA(teacher, 10, feature_weight=0.0)(batch, student, _seeded(1))
+    t = TEA(teacher, 10, feature_weight=0.0).teacher_maps(batch, _seeded(1))
     per_layer = []
     for layer in (-2, -4):
         S_f = explain(student, batch["x"], t.target, eps=t.eps, feature_layer=layer)[1]
@@ -315,29 +324,23 @@ def test_summed_relevance_pools_to_the_smaller_side_and_keeps_the_total():
 def test_input_maps_every_n_steps_and_the_hidden_layer_alone_between(teacher_dir):
     from teakit.explain import explain
     from teakit.objectives.hidden_relevance import hidden_relevance_loss
-    from teakit.runs import load_teacher
 
-    teacher = load_teacher(teacher_dir)
-    data = C.load_data("colored-digits", limit=64)["train"]
-    batch = make_batch(data, torch.arange(0, 16), "cpu")
-    seeded = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
-    torch.manual_seed(0)
-    student = build_from_spec({"name": "cnn", "num_classes": 10, "kwargs": {"depth": CNN_DEPTH}})
+    teacher, batch, student = _teacher_batch_and_student(teacher_dir)
     obj = TEA(teacher, 10, feature_weight=3.0, input_map_every=2)
     kinds = {}
     for s in range(8):  # each step draws whether it matches input maps: about one in two
-        g = seeded(s)
+        g = _seeded(s)
         full = int(torch.randint(2, (1,), generator=g)) == 0
         kinds.setdefault(full, s)
     assert set(kinds) == {True, False}
     every_step = TEA(teacher, 10, feature_weight=3.0)
     for full, s in kinds.items():
         student.zero_grad()
-        loss, logs = obj(batch, student, seeded(s))
+        loss, logs = obj(batch, student, _seeded(s))
         loss.backward()
         got = [p.grad.clone() for p in student.parameters()]
         # the same draws by hand: the step's coin, then the teacher's ε and classes as every step draws them
-        g = seeded(s)
+        g = _seeded(s)
         torch.randint(2, (1,), generator=g)
         t = every_step.teacher_maps(batch, g)
         student.zero_grad()
@@ -353,7 +356,7 @@ def test_input_maps_every_n_steps_and_the_hidden_layer_alone_between(teacher_dir
             assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(got, want))
             assert got[0].abs().sum() > 0  # the first layer learns from the hidden layer's relevance too
     # validation matches every map, whatever the draw
-    assert all("heatmap_loss" in obj(batch, student, seeded(s), train=False)[1] for s in kinds.values())
+    assert all("heatmap_loss" in obj(batch, student, _seeded(s), train=False)[1] for s in kinds.values())
     assert obj.config()["input_map_every"] == 2
     for bad, match in ((0, "input_map_every=0 must be a whole number"), (1.5, "must be a whole number")):
         with pytest.raises(ValueError, match=match):
