@@ -139,3 +139,33 @@ def test_half_precision_is_refused_for_objectives_that_train_on_explanations(tmp
         fit_model(SmallCNN(num_classes=2, width=4), ISNet(), None, None, tmp_path / "api",
                   fabric={"precision": "bf16-mixed"})
     assert not (tmp_path / "api").exists()
+
+
+def test_the_objective_hears_of_every_epoch_before_its_first_step_also_after_a_resume(tmp_path):
+    from teakit.data.load import load_data
+    from teakit.models import build_model
+    from teakit.objectives.erm import ERM
+    from teakit.train import fit_model
+
+    class Heard(ERM):
+        def __init__(self):
+            super().__init__()
+            self.events = []
+
+        def before_epoch(self, epoch, epochs):
+            self.events.append(("epoch", epoch, epochs))
+
+        def __call__(self, batch, student, rng, train=True):
+            if train:
+                self.events.append(("step",))
+            return super().__call__(batch, student, rng, train)
+
+    data = load_data("colored-digits", limit=64)
+    obj = Heard()
+    cfg = TrainConfig(epochs=2, batch_size=32)
+    fit_model(build_model("cnn", 10, width=4), obj, data["train"], data["val"], tmp_path, cfg, progress=False)
+    assert obj.events == [("epoch", 0, 2), ("step",), ("step",), ("epoch", 1, 2), ("step",), ("step",)]
+    obj.events.clear()  # two more epochs, resumed after the second
+    fit_model(build_model("cnn", 10, width=4), obj, data["train"], data["val"], tmp_path,
+              TrainConfig(epochs=4, batch_size=32), resume=True, progress=False)
+    assert [e for e in obj.events if e[0] == "epoch"] == [("epoch", 2, 4), ("epoch", 3, 4)]

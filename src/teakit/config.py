@@ -164,6 +164,10 @@ class TEAConfig:
                                    "match the hidden layer's relevance alone, and both LRP passes stop at that "
                                    "layer, which saves about half of a step's arithmetic; needs --feature-weight "
                                    "above 0 (1: every step)")
+    hidden_first: float = _opt(0.0, "the first FRACTION of the training epochs match the hidden layer's relevance "
+                                    "alone, both LRP passes stopping at that layer (a cheaper step that teaches "
+                                    "the teacher's decision first); the later epochs match the input maps too, as "
+                                    "--input-map-every says; needs --feature-weight above 0 (0: from the start)")
     shift: int = _opt(0, "random translation of up to N pixels, the same for teacher and student (live teacher)")
     permute_channels: bool = _opt(False, "each training image's colour channels in a random order, the same for "
                                          "teacher and student (live teacher), so that a colour that marks a "
@@ -225,6 +229,12 @@ class TEAConfig:
         if self.input_map_every > 1 and not self.feature_weight:
             raise ValueError(f"input_map_every={self.input_map_every} needs feature_weight > 0: the steps between "
                              "input maps match the hidden layer's relevance alone")
+        if not 0.0 <= self.hidden_first < 1.0:
+            raise ValueError(f"hidden_first={self.hidden_first} must lie in [0, 1): the fraction of the epochs "
+                             "before the input maps are matched")
+        if self.hidden_first and not self.feature_weight:
+            raise ValueError(f"hidden_first={self.hidden_first} needs feature_weight > 0: those epochs match the "
+                             "hidden layer's relevance alone")
         if isinstance(self.bias_prior, str):
             if self.bias_prior not in BIAS_PRIORS:
                 raise ValueError(f"bias_prior={self.bias_prior!r}; expected one of {', '.join(BIAS_PRIORS)} or "

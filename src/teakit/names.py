@@ -62,6 +62,7 @@ VARIANTS: dict[str, dict] = {
     "feature-weight-10": {"tea": {"feature_weight": 10.0}},
     "input-maps-every-2": {"tea": {"input_map_every": 2}},
     "input-maps-every-4": {"tea": {"input_map_every": 4}},
+    "hidden-first-quarter": {"tea": {"hidden_first": 0.25}},
     "twice-longer": {"epochs_scale": 2.0},
     "permute-channels": {"tea": {"permute_channels": True}},
     "twice-longer+permute-channels": {"epochs_scale": 2.0, "tea": {"permute_channels": True}},

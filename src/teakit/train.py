@@ -267,6 +267,7 @@ def fit(fabric, student, objective, train_data, val_data, cfg: TrainConfig, out_
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         meter = _Mean()
+        objective.before_epoch(epoch, cfg.epochs)
         batches = epoch_batches(len(train_data), cfg.batch_size, cfg.seed, epoch,
                                 fabric.global_rank, fabric.world_size)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, file=sys.stderr,

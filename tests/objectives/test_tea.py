@@ -363,3 +363,34 @@ def test_input_maps_every_n_steps_and_the_hidden_layer_alone_between(teacher_dir
             TEAConfig(input_map_every=bad)
     with pytest.raises(ValueError, match="input_map_every=2 needs feature_weight > 0"):
         TEAConfig(input_map_every=2, feature_weight=0.0)
+
+
+def test_hidden_first_epochs_match_the_hidden_layer_alone_then_every_map(teacher_dir):
+    teacher, batch, student = _teacher_batch_and_student(teacher_dir)
+    obj = TEA(teacher, 10, feature_weight=3.0, hidden_first=0.5)
+    every_step = TEA(teacher, 10, feature_weight=3.0)
+    assert not obj.hidden_phase  # no epoch announced (a bare call): every map, as the default
+    for epoch, hidden in ((0, True), (1, True), (2, False), (3, False)):  # the first half of 4 epochs
+        obj.before_epoch(epoch, 4)
+        assert obj.hidden_phase == hidden
+        loss, logs = obj(batch, student, _seeded(epoch))
+        _, want = every_step(batch, student, _seeded(epoch))  # the same draws of ε and classes
+        assert torch.allclose(logs["feature_relevance_loss"], want["feature_relevance_loss"], rtol=1e-5)
+        if hidden:
+            assert "heatmap_loss" not in logs and torch.allclose(loss, 3 * want["feature_relevance_loss"], rtol=1e-5)
+        else:
+            assert torch.allclose(logs["heatmap_loss"], want["heatmap_loss"], rtol=1e-5)
+            assert torch.allclose(loss, want["loss"], rtol=1e-5)
+        obj.before_epoch(0, 4)  # validation matches every map, in any epoch
+        assert "heatmap_loss" in obj(batch, student, _seeded(epoch), train=False)[1]
+    phases = []
+    for epoch in range(5):  # round(0.5 * 5) = 2 hidden epochs of 5
+        obj.before_epoch(epoch, 5)
+        phases.append(obj.hidden_phase)
+    assert phases == [True, True, False, False, False]
+    assert obj.config()["hidden_first"] == 0.5
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=f"hidden_first={bad} must lie in"):
+            TEAConfig(hidden_first=bad)
+    with pytest.raises(ValueError, match="hidden_first=0.25 needs feature_weight > 0"):
+        TEAConfig(hidden_first=0.25, feature_weight=0.0)

@@ -11,7 +11,9 @@ optimised unless the objective is supervised) and, when it has a teacher,
 ``agreement`` (top-1 agreement with the teacher) and ``kl`` (KL(teacher‖student)
 of the softmax outputs).  ``selection_key`` names the log entry used for model
 selection on the biased validation set (lower is better).
-``after_epoch(student, train_data, device)`` runs after every training epoch,
+``before_epoch(epoch, epochs)`` runs before every training epoch's first step
+(epoch counted from 0 of ``epochs``; default: nothing; TEA's ``hidden_first``
+reads it).  ``after_epoch(student, train_data, device)`` runs after every training epoch,
 before validation, and returns logs (default: nothing); TEA uses it to
 calibrate the head bias (:mod:`teakit.calibrate`).
 """
@@ -41,6 +43,9 @@ class Objective:
     def config(self) -> dict:
         """Hyper-parameters, written into the run's config."""
         return {"name": self.name}
+
+    def before_epoch(self, epoch: int, epochs: int) -> None:
+        """Called before training epoch ``epoch`` (from 0) of ``epochs``, also after a resume."""
 
     def after_epoch(self, student, train_data, device) -> dict:
         """Work between an epoch's last step and validation (unwrapped student); returns logs."""

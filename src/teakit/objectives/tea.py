@@ -13,7 +13,8 @@ One step, on a batch of images ``x`` (labels are never used):
    LRP-ε pass gives (``feature_layer``; several layers: the mean of their losses;
    :mod:`teakit.objectives.hidden_relevance`).  With ``input_map_every`` N > 1, a training step
    matches the input maps only with chance 1/N (then at N times their weight); the other steps
-   match the hidden layer alone, and both LRP passes stop at that layer.
+   match the hidden layer alone, and both LRP passes stop at that layer.  With ``hidden_first`` F > 0,
+   every training step of the first F of the epochs matches the hidden layer alone.
 
 After every epoch the student's head bias is calibrated to a class prior, by
 default the teacher's mean prediction on the unlabelled training images
@@ -77,6 +78,10 @@ class TEA(Objective):
                              f"this teacher is a {type(teacher).__name__}: set it to 0")
         self.backgrounds = NewBackgrounds(self.cfg.swap_backgrounds, self.cfg.synthetic_backgrounds,
                                           self.cfg.recolour_backgrounds)
+        self.hidden_phase = False  # an epoch within the first hidden_first of them (set by before_epoch)
+
+    def before_epoch(self, epoch: int, epochs: int) -> None:
+        self.hidden_phase = epoch < round(self.cfg.hidden_first * epochs)
 
     def __getattr__(self, name):  # obj.feature_weight etc.: the configuration's fields
         if name != "cfg" and "cfg" in self.__dict__ and hasattr(self.cfg, name):
@@ -139,9 +144,13 @@ class TEA(Objective):
             orders = random_channel_orders(*batch["x"].shape[:2], rng)
             batch = {**batch, "x": permute_channels(batch["x"], orders)}
         x, y, B = batch["x"], batch["y"], batch["x"].shape[0]
-        # this step's input maps: always, or (input_map_every N) with chance 1/N at N times the weight
+        # this step's input maps: always, or (input_map_every N) with chance 1/N at N times the weight; never in
+        # the first hidden_first of the training epochs
         every = c.input_map_every if train else 1
-        input_map = every == 1 or int(torch.randint(every, (1,), generator=rng)) == 0
+        if train and self.hidden_phase:
+            input_map = False
+        else:
+            input_map = every == 1 or int(torch.randint(every, (1,), generator=rng)) == 0
         t = self.teacher_maps(batch, rng, train, keep, input_map)
         hidden = c.feature_layer if t.hidden is not None else None
         with heatmap_statistics(student, x, c.student_bn, train):
