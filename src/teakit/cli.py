@@ -213,6 +213,7 @@ TEA_FLAGS = {
     "feature_match": ("--feature-match", {"choices": FEATURE_MATCHES}),
     "input_map_every": ("--input-map-every", {"type": int, "metavar": "N"}),
     "hidden_first": ("--hidden-first", {"type": float, "metavar": "FRACTION"}),
+    "input_map_ramp": ("--input-map-ramp", {"type": float, "metavar": "FRACTION"}),
     "shift": ("--shift", {"type": int}),
     "permute_channels": ("--permute-channels", {"action": "store_true"}),
     "swap_backgrounds": ("--swap-backgrounds", {"type": float, "metavar": "P"}),

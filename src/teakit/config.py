@@ -168,6 +168,12 @@ class TEAConfig:
                                     "alone, both LRP passes stopping at that layer (a cheaper step that teaches "
                                     "the teacher's decision first); the later epochs match the input maps too, as "
                                     "--input-map-every says; needs --feature-weight above 0 (0: from the start)")
+    input_map_ramp: float = _opt(0.0, "over the next FRACTION of the training epochs (after any --hidden-first "
+                                      "ones), the chance that a training step matches the input maps rises from "
+                                      "1/(K+1) to K/(K+1) in even steps, one per epoch, K the number of those "
+                                      "epochs; the other steps match the hidden layer's relevance alone, the cheaper "
+                                      "step, so the input maps' weight grows in expectation instead of switching on "
+                                      "at once; needs --feature-weight above 0 (0: no ramp)")
     shift: int = _opt(0, "random translation of up to N pixels, the same for teacher and student (live teacher)")
     permute_channels: bool = _opt(False, "each training image's colour channels in a random order, the same for "
                                          "teacher and student (live teacher), so that a colour that marks a "
@@ -235,6 +241,12 @@ class TEAConfig:
         if self.hidden_first and not self.feature_weight:
             raise ValueError(f"hidden_first={self.hidden_first} needs feature_weight > 0: those epochs match the "
                              "hidden layer's relevance alone")
+        if not 0.0 <= self.input_map_ramp < 1.0 or self.hidden_first + self.input_map_ramp > 1.0:
+            raise ValueError(f"input_map_ramp={self.input_map_ramp} must lie in [0, 1), and with hidden_first="
+                             f"{self.hidden_first} add up to at most 1: fractions of the epochs")
+        if self.input_map_ramp and not self.feature_weight:
+            raise ValueError(f"input_map_ramp={self.input_map_ramp} needs feature_weight > 0: the steps without "
+                             "input maps match the hidden layer's relevance alone")
         if isinstance(self.bias_prior, str):
             if self.bias_prior not in BIAS_PRIORS:
                 raise ValueError(f"bias_prior={self.bias_prior!r}; expected one of {', '.join(BIAS_PRIORS)} or "

@@ -63,6 +63,8 @@ VARIANTS: dict[str, dict] = {
     "input-maps-every-2": {"tea": {"input_map_every": 2}},
     "input-maps-every-4": {"tea": {"input_map_every": 4}},
     "hidden-first-quarter": {"tea": {"hidden_first": 0.25}},
+    "input-maps-ramp-quarter": {"tea": {"input_map_ramp": 0.25}},
+    "input-maps-ramp-half": {"tea": {"input_map_ramp": 0.5}},
     "twice-longer": {"epochs_scale": 2.0},
     "permute-channels": {"tea": {"permute_channels": True}},
     "twice-longer+permute-channels": {"epochs_scale": 2.0, "tea": {"permute_channels": True}},

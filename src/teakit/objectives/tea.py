@@ -14,7 +14,8 @@ One step, on a batch of images ``x`` (labels are never used):
    :mod:`teakit.objectives.hidden_relevance`).  With ``input_map_every`` N > 1, a training step
    matches the input maps only with chance 1/N (then at N times their weight); the other steps
    match the hidden layer alone, and both LRP passes stop at that layer.  With ``hidden_first`` F > 0,
-   every training step of the first F of the epochs matches the hidden layer alone.
+   every training step of the first F of the epochs matches the hidden layer alone; with ``input_map_ramp``
+   R > 0, the share of steps with input maps then rises one even step per epoch over the next R of them.
 
 After every epoch the student's head bias is calibrated to a class prior, by
 default the teacher's mean prediction on the unlabelled training images
@@ -78,10 +79,15 @@ class TEA(Objective):
                              f"this teacher is a {type(teacher).__name__}: set it to 0")
         self.backgrounds = NewBackgrounds(self.cfg.swap_backgrounds, self.cfg.synthetic_backgrounds,
                                           self.cfg.recolour_backgrounds)
-        self.hidden_phase = False  # an epoch within the first hidden_first of them (set by before_epoch)
+        self.input_share = 1.0  # this epoch's share of training steps with input maps (set by before_epoch)
 
     def before_epoch(self, epoch: int, epochs: int) -> None:
-        self.hidden_phase = epoch < round(self.cfg.hidden_first * epochs)
+        first, ramp = round(self.cfg.hidden_first * epochs), round(self.cfg.input_map_ramp * epochs)
+        self.input_share = 0.0 if epoch < first else (epoch - first + 1) / (ramp + 1) if epoch < first + ramp else 1.0
+
+    @property
+    def hidden_phase(self) -> bool:  # an epoch within the first hidden_first of them
+        return self.input_share == 0.0
 
     def __getattr__(self, name):  # obj.feature_weight etc.: the configuration's fields
         if name != "cfg" and "cfg" in self.__dict__ and hasattr(self.cfg, name):
@@ -145,10 +151,13 @@ class TEA(Objective):
             batch = {**batch, "x": permute_channels(batch["x"], orders)}
         x, y, B = batch["x"], batch["y"], batch["x"].shape[0]
         # this step's input maps: always, or (input_map_every N) with chance 1/N at N times the weight; never in
-        # the first hidden_first of the training epochs
+        # the first hidden_first of the training epochs, with chance input_share/N in the input_map_ramp ones
         every = c.input_map_every if train else 1
-        if train and self.hidden_phase:
+        share = self.input_share if train else 1.0
+        if share == 0.0:
             input_map = False
+        elif share < 1.0:
+            input_map = float(torch.rand((1,), generator=rng)) < share / every
         else:
             input_map = every == 1 or int(torch.randint(every, (1,), generator=rng)) == 0
         t = self.teacher_maps(batch, rng, train, keep, input_map)
