@@ -394,3 +394,36 @@ def test_hidden_first_epochs_match_the_hidden_layer_alone_then_every_map(teacher
             TEAConfig(hidden_first=bad)
     with pytest.raises(ValueError, match="hidden_first=0.25 needs feature_weight > 0"):
         TEAConfig(hidden_first=0.25, feature_weight=0.0)
+
+
+def test_input_map_ramp_phases_the_input_maps_in_one_even_step_per_epoch(teacher_dir):
+    teacher, batch, student = _teacher_batch_and_student(teacher_dir)
+    shares = []
+    obj = TEA(teacher, 10, feature_weight=3.0, hidden_first=0.25, input_map_ramp=0.5)
+    for epoch in range(8):  # 2 hidden-only epochs, then round(0.5 * 8) = 4 ramp epochs: 1/5 ... 4/5, then all
+        obj.before_epoch(epoch, 8)
+        shares.append(obj.input_share)
+    assert shares == pytest.approx([0, 0, 1 / 5, 2 / 5, 3 / 5, 4 / 5, 1, 1])
+    obj = TEA(teacher, 10, feature_weight=3.0, input_map_ramp=0.5)
+    obj.before_epoch(0, 4)  # the first of 2 ramp epochs of 4: input maps on a third of the steps
+    assert obj.input_share == pytest.approx(1 / 3)
+    drawn = []
+    for seed in range(24):
+        # the step's first draw decides, with chance 1/3 (the generator's own uniform draw, replayed here)
+        want_maps = float(torch.rand((1,), generator=_seeded(seed))) < 1 / 3
+        loss, logs = obj(batch, student, _seeded(seed))
+        assert ("heatmap_loss" in logs) == want_maps
+        hidden = 3 * logs["feature_relevance_loss"]
+        # a step with input maps has them at their usual weight (not 3x), the others the hidden layer alone
+        assert torch.allclose(loss, hidden + logs["heatmap_loss"] if want_maps else hidden, rtol=1e-5)
+        drawn.append(want_maps)
+    assert 0 < sum(drawn) < len(drawn)  # both kinds of step were checked
+    assert "heatmap_loss" in obj(batch, student, _seeded(0), train=False)[1]  # validation: every map
+    obj.before_epoch(2, 4)
+    assert obj.input_share == 1.0 and "heatmap_loss" in obj(batch, student, _seeded(0))[1]
+    assert obj.config()["input_map_ramp"] == 0.5
+    for bad in ({"input_map_ramp": -0.1}, {"input_map_ramp": 1.0}, {"input_map_ramp": 0.6, "hidden_first": 0.5}):
+        with pytest.raises(ValueError, match="must lie in \\[0, 1\\), and with hidden_first"):
+            TEAConfig(**bad)
+    with pytest.raises(ValueError, match="input_map_ramp=0.25 needs feature_weight > 0"):
+        TEAConfig(input_map_ramp=0.25, feature_weight=0.0)
