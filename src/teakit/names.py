@@ -65,6 +65,8 @@ VARIANTS: dict[str, dict] = {
     "hidden-first-quarter": {"tea": {"hidden_first": 0.25}},
     "input-maps-ramp-quarter": {"tea": {"input_map_ramp": 0.25}},
     "input-maps-ramp-half": {"tea": {"input_map_ramp": 0.5}},
+    # two hidden-layer-only epochs put before the default's twenty (a tenth more, every full epoch kept)
+    "hidden-first-two-more-epochs": {"epochs_scale": 1.1, "tea": {"hidden_first": 1 / 11}},
     "twice-longer": {"epochs_scale": 2.0},
     "permute-channels": {"tea": {"permute_channels": True}},
     "twice-longer+permute-channels": {"epochs_scale": 2.0, "tea": {"permute_channels": True}},
