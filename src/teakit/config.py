@@ -232,21 +232,17 @@ class TEAConfig:
                 or self.input_map_every < 1:
             raise ValueError(f"input_map_every={self.input_map_every} must be a whole number >= 1")
         object.__setattr__(self, "input_map_every", int(self.input_map_every))
-        if self.input_map_every > 1 and not self.feature_weight:
-            raise ValueError(f"input_map_every={self.input_map_every} needs feature_weight > 0: the steps between "
-                             "input maps match the hidden layer's relevance alone")
         if not 0.0 <= self.hidden_first < 1.0:
             raise ValueError(f"hidden_first={self.hidden_first} must lie in [0, 1): the fraction of the epochs "
                              "before the input maps are matched")
-        if self.hidden_first and not self.feature_weight:
-            raise ValueError(f"hidden_first={self.hidden_first} needs feature_weight > 0: those epochs match the "
-                             "hidden layer's relevance alone")
         if not 0.0 <= self.input_map_ramp < 1.0 or self.hidden_first + self.input_map_ramp > 1.0:
             raise ValueError(f"input_map_ramp={self.input_map_ramp} must lie in [0, 1), and with hidden_first="
                              f"{self.hidden_first} add up to at most 1: fractions of the epochs")
-        if self.input_map_ramp and not self.feature_weight:
-            raise ValueError(f"input_map_ramp={self.input_map_ramp} needs feature_weight > 0: the steps without "
-                             "input maps match the hidden layer's relevance alone")
+        for name, skips_maps in (("input_map_every", self.input_map_every > 1), ("hidden_first", self.hidden_first),
+                                 ("input_map_ramp", self.input_map_ramp)):
+            if skips_maps and not self.feature_weight:
+                raise ValueError(f"{name}={getattr(self, name)} needs feature_weight > 0: the steps without input "
+                                 "maps match the hidden layer's relevance alone")
         if isinstance(self.bias_prior, str):
             if self.bias_prior not in BIAS_PRIORS:
                 raise ValueError(f"bias_prior={self.bias_prior!r}; expected one of {', '.join(BIAS_PRIORS)} or "

@@ -369,10 +369,10 @@ def test_hidden_first_epochs_match_the_hidden_layer_alone_then_every_map(teacher
     teacher, batch, student = _teacher_batch_and_student(teacher_dir)
     obj = TEA(teacher, 10, feature_weight=3.0, hidden_first=0.5)
     every_step = TEA(teacher, 10, feature_weight=3.0)
-    assert not obj.hidden_phase  # no epoch announced (a bare call): every map, as the default
+    assert obj.input_share == 1.0  # no epoch announced (a bare call): every map, as the default
     for epoch, hidden in ((0, True), (1, True), (2, False), (3, False)):  # the first half of 4 epochs
         obj.before_epoch(epoch, 4)
-        assert obj.hidden_phase == hidden
+        assert (obj.input_share == 0.0) == hidden
         loss, logs = obj(batch, student, _seeded(epoch))
         _, want = every_step(batch, student, _seeded(epoch))  # the same draws of ε and classes
         assert torch.allclose(logs["feature_relevance_loss"], want["feature_relevance_loss"], rtol=1e-5)
@@ -386,7 +386,7 @@ def test_hidden_first_epochs_match_the_hidden_layer_alone_then_every_map(teacher
     phases = []
     for epoch in range(5):  # round(0.5 * 5) = 2 hidden epochs of 5
         obj.before_epoch(epoch, 5)
-        phases.append(obj.hidden_phase)
+        phases.append(obj.input_share == 0.0)
     assert phases == [True, True, False, False, False]
     assert obj.config()["hidden_first"] == 0.5
     for bad in (-0.1, 1.0):

@@ -83,11 +83,12 @@ class TEA(Objective):
 
     def before_epoch(self, epoch: int, epochs: int) -> None:
         first, ramp = round(self.cfg.hidden_first * epochs), round(self.cfg.input_map_ramp * epochs)
-        self.input_share = 0.0 if epoch < first else (epoch - first + 1) / (ramp + 1) if epoch < first + ramp else 1.0
-
-    @property
-    def hidden_phase(self) -> bool:  # an epoch within the first hidden_first of them
-        return self.input_share == 0.0
+        if epoch < first:  # the hidden layer alone
+            self.input_share = 0.0
+        elif epoch < first + ramp:  # 1/(ramp+1), 2/(ramp+1), ...
+            self.input_share = (epoch - first + 1) / (ramp + 1)
+        else:
+            self.input_share = 1.0
 
     def __getattr__(self, name):  # obj.feature_weight etc.: the configuration's fields
         if name != "cfg" and "cfg" in self.__dict__ and hasattr(self.cfg, name):
