@@ -128,7 +128,10 @@ def test_probe_rewrites_the_partial_curve_after_every_epoch(teacher_dir, tmp_pat
     data = C.load_data("colored-digits", limit=32)
     tests = {s: data[s] for s in ("id", "ood", "swapped")}
     rows, clock, partial = [], [0.0], tmp_path / "curve.partial.csv"
-    on_epoch = _probe("default", load_teacher(teacher_dir), tests, rows, clock, partial)
+    from teakit.evaluate import predict
+    teacher = load_teacher(teacher_dir)
+    t_pred = {s: predict(teacher, d.x).argmax(1) for s, d in tests.items()}
+    on_epoch = _probe("default", t_pred, tests, rows, clock, partial)
     model = make_tiny_student()
     for epoch in range(2):
         on_epoch({"epoch": epoch, "step": 4 * (epoch + 1), "seconds": 1.5,
@@ -136,6 +139,14 @@ def test_probe_rewrites_the_partial_curve_after_every_epoch(teacher_dir, tmp_pat
         written = read_curves(partial)
         assert len(written) == 4 * (epoch + 1) and written[-1]["epoch"] == epoch + 1
     assert written[-1]["seconds"] == 3.0 and {r["split"] for r in written} == {"val", "id", "ood", "swapped"}
+    # each test split's worst group: the lowest accuracy over its bias groups, counted here image by image
+    sw = tests["swapped"]
+    pred = predict(model, sw.x).argmax(1)
+    accs = [(pred[sw.bias == g] == sw.y[sw.bias == g]).float().mean().item() for g in set(sw.bias.tolist()) if g >= 0]
+    at = {r["split"]: r for r in written if r["epoch"] == 2}
+    assert len(accs) > 1 and at["swapped"]["worst_group"] == pytest.approx(min(accs))
+    assert at["ood"]["worst_group"] is None and at["swapped"]["selection"] is None  # ood: no groups (bias -1)
+    assert next(r for r in written if r["split"] == "val" and r["epoch"] == 2)["selection"] == 0.7
 
 
 def test_time_to_reach_sums_the_wall_time_up_to_the_first_epoch_at_the_level():
@@ -162,3 +173,80 @@ def test_curves_command_plots_against_wall_time_and_prints_when_a_level_is_reach
     assert f"| TEA | {hit['epoch']} | {hit['step']} | {hit['seconds']:.1f} |" in text
     rc, text = tea_cli(["curves", f"TEA={run}", "--out", str(tmp_path / "d.png"), "--reach", "1.01"])
     assert rc == 0 and "| TEA | not reached |" in text
+
+
+def _probe_rows(variant, per_epoch, seconds_per_epoch):
+    """Probe rows: per_epoch = [(ood accuracy, swapped accuracy, agreement on both), ...]."""
+    rows = []
+    for e, (ood, sw, agr) in enumerate(per_epoch, start=1):
+        base = {"variant": variant, "epoch": float(e), "step": 5.0 * e, "seconds": seconds_per_epoch * e,
+                "heatmap_loss": None, "selection": None, "worst_group": None}
+        rows.append({**base, "split": "val", "accuracy": agr, "agreement": agr, "selection": 1.0 / e})
+        rows += [{**base, "split": s, "accuracy": acc, "agreement": agr} for s, acc in (("ood", ood), ("swapped", sw))]
+    return rows
+
+
+def test_time_to_teacher_needs_every_figure_and_the_agreement_and_baselines_are_timed_to_the_same_figures():
+    from teakit.study import reach_table, time_to_figures, time_to_teacher
+    teacher = {"ood": {"accuracy": 0.95}, "swapped": {"accuracy": 0.90}}
+    figures = (("ood", "accuracy"), ("swapped", "accuracy"))
+    # default: epoch 1 too low; epoch 2 within 3 points on both (0.93 >= 0.92, 0.88 >= 0.87) at 96 % agreement
+    tea = _probe_rows("default", [(0.80, 0.85, 0.90), (0.93, 0.88, 0.96), (0.95, 0.90, 0.97)], 10.0)
+    # slow: the figures at epoch 2, but 94 % agreement; epoch 3 has both
+    slow = _probe_rows("slow", [(0.80, 0.85, 0.90), (0.93, 0.88, 0.94), (0.93, 0.88, 0.95)], 10.0)
+    # feature: epoch 1 has ood but not swapped (0.87 < default's 0.88); epoch 2 has both
+    fd = _probe_rows("feature", [(0.93, 0.87, 0.99), (0.94, 0.89, 0.99), (0.96, 0.91, 0.99)], 4.0)
+    t = time_to_teacher(tea, teacher, figures)
+    assert (t["epoch"], t["step"], t["seconds"]) == (2, 10, 20.0)
+    assert time_to_teacher(slow, teacher, figures)["epoch"] == 3
+    assert time_to_teacher(tea, teacher, figures, points=1.0)["epoch"] == 3  # 0.93 < 0.95 - 0.01
+    assert time_to_teacher(tea, teacher, figures, agreement=0.98) is None
+    assert time_to_figures(fd, {("ood", "accuracy"): 0.93, ("swapped", "accuracy"): 0.88})["seconds"] == 8.0
+    assert time_to_figures(fd, {("ood", "accuracy"): 0.97}) is None
+    lines = reach_table(tea + slow + fd, teacher, figures, baselines=["feature"]).splitlines()
+    assert lines[2] == "| teacher | – | 95.0 | 90.0 | – | – |"
+    assert lines[3] == "| default | 2 / 10 / 20.0 s | 93.0 | 88.0 | 2 / 10 / 8.0 s | 2.5× |"
+    assert lines[4] == "| slow | 3 / 15 / 30.0 s | 93.0 | 88.0 | 2 / 10 / 8.0 s | 3.8× |"
+    assert lines[5] == "| feature | 1 / 5 / 4.0 s | 93.0 | 87.0 | – | – |"  # 0.87 >= 0.90 - 0.03
+
+
+def test_shifted_figures_are_the_benchmarks_and_otherwise_every_split_but_id():
+    from teakit.study import shifted_figures
+    assert shifted_figures("glyphs-on-places", ["test"]) == (("test", "worst_group"),)
+    assert shifted_figures("phantom-xrays", ["id", "swapped", "external"]) == (("external", "accuracy"),
+                                                                                ("swapped", "accuracy"))
+    assert shifted_figures("folder", ["id", "ood"]) == (("ood", "accuracy"),)
+    assert shifted_figures("folder", ["id"]) == (("id", "accuracy"),)
+
+
+def test_convergence_trains_and_probes_a_baseline_beside_the_variants(teacher_dir, tmp_path):
+    from teakit.cli import _baseline_list
+    from teakit.study import baseline_setup
+    cfg = TrainConfig(epochs=2, lr=2e-3, batch_size=32, warmup_steps=3, head_lr_scale=10.0)
+    b_cfg, key = baseline_setup("feature", 0.016, cfg)
+    assert key == "loss" and b_cfg == replace(cfg, lr=0.016, head_lr_scale=1.0)
+    assert baseline_setup("kd", None, cfg)[0].lr == 2e-3  # its own `tea study` rate
+    for name, match in (("tea", "other than tea"), ("erm", "expected a distillation"), ("kdd", "expected a")):
+        with pytest.raises(ValueError, match=match):
+            baseline_setup(name, None, cfg)
+    with pytest.raises(ValueError, match="must be positive"):
+        baseline_setup("kd", 0.0, cfg)
+    assert _baseline_list("feature=0.016,kd") == {"feature": 0.016, "kd": None}
+    import argparse
+    for bad in ("kd,kd", "feature=fast", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _baseline_list(bad)
+    out = tmp_path / "study"
+    path = convergence("colored-digits", teacher_dir, out, ["default"], cfg=cfg, data_options={"limit": 64},
+                       progress=False, baselines={"kd": None})
+    rows = read_curves(path)
+    kd_val = [r for r in rows if r["variant"] == "kd" and r["split"] == "val"]
+    assert [r["epoch"] for r in kd_val] == [1, 2] and all(r["heatmap_loss"] is None for r in kd_val)
+    assert all(r["selection"] > 0 for r in kd_val)  # KD's own validation loss selects
+    from teakit.runs import load_model
+    assert load_model(out / "kd", "last")[1]["objective"]["name"] == "kd"
+    reach = (out / "reach.md").read_text().splitlines()
+    assert reach[0].startswith("| run | within 3 points") and "| run ÷ kd (time) |" in reach[0]
+    assert [line.split(" | ")[0] for line in reach[2:]] == ["| teacher", "| default", "| kd"]
+    table = (out / "study.md").read_text().splitlines()
+    assert table[3].startswith("| kd | ") and (out / "study.png").stat().st_size > 10_000

@@ -453,8 +453,22 @@ def _cmd_study(a):
     path = convergence(a.dataset, a.teacher, a.out, [v for v in a.variants.split(",") if v],
                        cfg=_train_cfg(a, "study"),
                        tea=tea, spec=_spec(a), data_seed=common["data_seed"], data_options=common["data_options"],
-                       fresh=a.fresh, progress=common["progress"], fabric=_fabric(a))
-    print(f"wrote {path} and {path.with_suffix('.png')}")
+                       fresh=a.fresh, progress=common["progress"], fabric=_fabric(a), baselines=a.baselines)
+    print(f"wrote {path}, {path.with_suffix('.png')} and {path.with_name('reach.md')}")
+
+
+def _baseline_list(text: str) -> dict:
+    """``OBJECTIVE[=LR],...`` to ``{objective: learning rate or None}``."""
+    out = {}
+    for item in (t.strip() for t in text.split(",")):
+        name, _, lr = item.partition("=")
+        if not name or name in out:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected distinct OBJECTIVE[=LR] entries, comma-separated")
+        try:
+            out[name] = float(lr) if lr else None
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r}: the learning rate after '=' must be a number") from None
+    return out
 
 
 def _cmd_demo(a):
@@ -665,6 +679,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--plot", help="summary: also plot every run's curves (one line per run) to this PNG")
     c.add_argument("--variants", default=",".join(VARIANTS),
                    help="comma-separated, from: " + ", ".join(VARIANTS) + " (default: all)")
+    c.add_argument("--baselines", type=_baseline_list, default={}, metavar="OBJECTIVE[=LR],...",
+                   help="convergence: other `tea distill` objectives to train and probe beside the variants "
+                        "(e.g. feature=0.016,kd), each at the variants' epochs, batch, schedule and seed and at "
+                        "learning rate LR (default: its own); reach.md then gives each variant's wall time to the "
+                        "teacher against theirs")
     c.add_argument("--fresh", action="store_true", help="rerun variants (lobo: runs) that finished earlier")
     _add_tea(c, "baseline TEA objective (default: tea distill's)")
     _add_train(c, "study")

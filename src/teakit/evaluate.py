@@ -146,6 +146,13 @@ def has_foreground_and_background(mask, batch_size: int = 256) -> bool:
     return False
 
 
+def group_accuracies(correct: torch.Tensor, group: torch.Tensor) -> dict:
+    """``{str(group): accuracy}`` of a boolean per-image ``correct`` over the groups of ``group`` (the bias
+    attribute; -1, no group, is left out), in increasing group order; empty when no image has a group."""
+    correct = correct.float()
+    return {str(g): correct[group == g].mean().item() for g in sorted(int(g) for g in group.unique() if g >= 0)}
+
+
 def group_metrics(logits: torch.Tensor, y: torch.Tensor, group: torch.Tensor,
                   train_groups: torch.Tensor | None = None) -> dict:
     """Macro-F1, one-vs-rest ROC-AUC per class (binary AUC for two classes), accuracy per
@@ -157,10 +164,8 @@ def group_metrics(logits: torch.Tensor, y: torch.Tensor, group: torch.Tensor,
     pred = logits.argmax(1)
     out = {"macro_f1": float(f1_score(y.numpy(), pred.numpy(), average="macro", zero_division=0)),
            **roc_auc(logits, y)}
-    correct = (pred == y).float()
-    groups = sorted(int(g) for g in group.unique() if g >= 0)
-    if groups:
-        acc = {str(g): correct[group == g].mean().item() for g in groups}
+    acc = group_accuracies(pred == y, group)
+    if acc:
         out.update(group_accuracy=acc, worst_group_accuracy=min(acc.values()),
                    average_group_accuracy=sum(acc.values()) / len(acc))
         if train_groups is not None:

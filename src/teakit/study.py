@@ -1,13 +1,16 @@
-"""`tea study convergence`: how fast does a TEA student learn, one change at a time.
+"""`tea study convergence`: how fast does a TEA student learn, one change at a time,
+and how fast next to other distillation objectives.
 
 Each variant is the baseline recipe (the `tea distill` defaults,
 :class:`teakit.config.TEAConfig`, or the options given on the command line)
 with one change from :data:`VARIANTS`; ``input-maps-only`` drops the
-hidden-layer term (the paper's objective).  Every
-variant trains through :func:`teakit.commands.distill` — the same loop and
+hidden-layer term (the paper's objective).  Each baseline (``baselines``:
+``feature``, ``kd``, ...) is another `tea distill` objective with the same
+epochs, batch, schedule and seed, at its own learning rate.  Every run
+trains through :func:`teakit.commands.distill` — the same loop and
 selection as any run — and after each epoch its student is probed on the
 test splits.  The probe only reports: selection inside each run still uses
-the biased validation heatmap loss, and nothing from the test splits flows
+its objective's validation loss, and nothing from the test splits flows
 back into training.
 
 Writes under ``out``:
@@ -22,8 +25,12 @@ Writes under ``out``:
   probes excluded);
 - ``study.png``: accuracy on ``ood``, agreement with the teacher on
   ``swapped`` and the validation heatmap loss, against steps and wall time;
-- ``study.md``: one row per variant at its selected epoch (lowest validation
-  heatmap loss, as `tea distill` selects), with its steps and wall time.
+- ``study.md``: one row per run at its selected epoch (lowest validation
+  loss of its objective, as `tea distill` selects), with its steps and wall time;
+- ``reach.md``: when each run first comes within 3 points of the teacher on
+  every shifted figure of the benchmark (:func:`shifted_figures`) with at least
+  95 % agreement on those splits, and when each baseline first reaches the
+  figures each variant had then (the wall-time ratio).
 """
 from __future__ import annotations
 
@@ -39,7 +46,10 @@ from .config import TrainConfig, command_train_config
 from .names import VARIANTS
 from .runs import default_spec
 
-FIELDS = ["variant", "epoch", "step", "seconds", "split", "accuracy", "agreement", "heatmap_loss"]
+FIELDS = ["variant", "epoch", "step", "seconds", "split", "accuracy", "agreement", "heatmap_loss", "selection",
+          "worst_group"]
+# the probe's column of each metric that a benchmark's shifted figures name (teakit.methods.Benchmark.shifted)
+FIGURE_COLUMNS = {"accuracy": "accuracy", "worst_group_accuracy": "worst_group"}
 
 
 def time_to_reach(history: list[dict], key: str, level: float) -> dict | None:
@@ -72,10 +82,12 @@ def variant_setup(name: str, cfg: TrainConfig, tea: dict, spec: dict | None) -> 
     return cfg, tea, spec, bool(v.get("copy_head", False))
 
 
-def _probe(name: str, teacher, tests: dict, rows: list, clock: list, partial: Path | None = None):
+def _probe(name: str, teacher_pred: dict, tests: dict, rows: list, clock: list, partial: Path | None = None,
+           key: str = "heatmap_loss"):
+    """An ``on_epoch`` hook that appends the epoch's rows: the validation record (``selection``: its ``key``,
+    the objective's selection loss) and, for every test split, accuracy, worst-group accuracy (None when the
+    split has no groups) and agreement with ``teacher_pred`` (the teacher's classes on that split)."""
     from .evaluate import predict
-
-    t_pred = {s: predict(teacher, d.x).argmax(1) for s, d in tests.items()}
 
     def on_epoch(record, model):
         device = next(model.parameters()).device
@@ -84,12 +96,13 @@ def _probe(name: str, teacher, tests: dict, rows: list, clock: list, partial: Pa
                 "seconds": round(clock[0], 2)}
         val = record["val"]
         rows.append({**base, "split": "val", "accuracy": val.get("acc"), "agreement": val.get("agreement"),
-                     "heatmap_loss": val.get("heatmap_loss")})
+                     "heatmap_loss": val.get("heatmap_loss"), "selection": val.get(key)})
         with torch.no_grad():
             for split, data in tests.items():
                 pred = predict(model, data.x, device=device).argmax(1)
                 rows.append({**base, "split": split, "accuracy": (pred == data.y).float().mean().item(),
-                             "agreement": (pred == t_pred[split]).float().mean().item(), "heatmap_loss": None})
+                             "agreement": (pred == teacher_pred[split]).float().mean().item(),
+                             "worst_group": _worst_group(pred == data.y, data.bias)})
         if partial is not None:
             atomic_write_csv(partial, rows, FIELDS)
     return on_epoch
@@ -101,87 +114,228 @@ def read_curves(path) -> list[dict]:
         rows = list(csv.DictReader(f))
     for r in rows:
         for k in FIELDS[1:]:
-            if k != "split":
-                r[k] = float(r[k]) if r[k] not in ("", None) else None
+            if k != "split":  # files written before a column existed read it as empty
+                r[k] = float(r[k]) if r.get(k) not in ("", None) else None
     return rows
+
+
+def shifted_figures(dataset: str, splits) -> tuple:
+    """The ``(split, column)`` figures a student is held to on ``dataset``: a built-in benchmark's
+    shifted figures (:data:`teakit.methods.BENCHMARKS`), else the accuracy of every test split in
+    ``splits`` but ``id`` (of them all if that leaves none)."""
+    from .methods import BENCHMARKS
+
+    if dataset in BENCHMARKS:
+        return tuple((s, FIGURE_COLUMNS[m]) for s, m in BENCHMARKS[dataset].shifted)
+    return tuple((s, "accuracy") for s in splits if s != "id") or tuple((s, "accuracy") for s in splits)
+
+
+def _first_epoch(rows: list[dict], ok) -> dict | None:
+    """The first epoch of one run's ``rows`` whose rows by split, ``{split: row}``, pass ``ok``:
+    ``{"epoch", "step", "seconds", "at"}`` (``at``: those rows), or None."""
+    epochs: dict = {}
+    for r in rows:
+        epochs.setdefault(r["epoch"], {})[r["split"]] = r
+    for epoch in sorted(epochs):
+        at = epochs[epoch]
+        if ok(at):
+            any_row = next(iter(at.values()))
+            return {"epoch": int(epoch), "step": int(any_row["step"]), "seconds": any_row["seconds"], "at": at}
+    return None
+
+
+def time_to_teacher(rows: list[dict], teacher: dict, figures, points: float = 3.0,
+                    agreement: float = 0.95) -> dict | None:
+    """The first epoch of one run's probe ``rows`` at which every figure ``(split, column)`` is at most
+    ``points`` percentage points below ``teacher[split][column]`` and the run agrees with the teacher on at
+    least ``agreement`` of each figure's split (see :func:`_first_epoch`), or None."""
+    def ok(at):
+        return all(s in at and at[s][c] is not None and at[s][c] >= teacher[s][c] - points / 100
+                   and at[s]["agreement"] >= agreement for s, c in figures)
+    return _first_epoch(rows, ok)
+
+
+def time_to_figures(rows: list[dict], targets: dict) -> dict | None:
+    """The first epoch of one run's probe ``rows`` at which every figure ``(split, column)`` of ``targets``
+    is at least its value there, or None."""
+    return _first_epoch(rows, lambda at: all(s in at and at[s][c] is not None and at[s][c] >= v
+                                             for (s, c), v in targets.items()))
+
+
+def reach_table(rows: list[dict], teacher: dict, figures, baselines=(), points: float = 3.0,
+                agreement: float = 0.95) -> str:
+    """Markdown: the teacher's figures, then per run when it first comes within ``points`` of the teacher on
+    every figure with ``agreement`` (:func:`time_to_teacher`); for a run that is not one of ``baselines``, when
+    each baseline first reaches the figures that run had then (:func:`time_to_figures`), and the ratio of the
+    two wall times (run ÷ baseline)."""
+    label = lambda s, c: f"{s} {'worst group' if c == 'worst_group' else c}"  # noqa: E731
+    fmt = lambda t: "not reached" if t is None else f"{t['epoch']} / {t['step']} / {t['seconds']:.1f} s"  # noqa: E731
+    names = list(dict.fromkeys(r["variant"] for r in rows))
+    head = (["run", f"within {points:g} points, agreement ≥ {100 * agreement:.0f} %: epoch / step / s"]
+            + [label(s, c) for s, c in figures]
+            + [x for b in baselines for x in (f"{b}: the same figures, epoch / step / s", f"run ÷ {b} (time)")])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+             "| teacher | – | " + " | ".join(f"{100 * teacher[s][c]:.1f}" for s, c in figures)
+             + " | – | –" * len(baselines) + " |"]
+    for name in names:
+        mine = [r for r in rows if r["variant"] == name]
+        t = time_to_teacher(mine, teacher, figures, points, agreement)
+        cells = [name, fmt(t)] + [f"{100 * t['at'][s][c]:.1f}" if t else "–" for s, c in figures]
+        for b in baselines:
+            if t is None or name in baselines:
+                cells += ["–", "–"]
+                continue
+            tb = time_to_figures([r for r in rows if r["variant"] == b], {(s, c): t["at"][s][c] for s, c in figures})
+            cells += [fmt(tb), f"{t['seconds'] / tb['seconds']:.1f}×" if tb else "–"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def baseline_setup(name: str, lr: float | None, cfg: TrainConfig) -> tuple[TrainConfig, str]:
+    """The (train config, selection key) of baseline objective ``name``: ``cfg`` (a variant's epochs, batch,
+    schedule and seed) with the objective's own head learning-rate scale and learning rate ``lr`` (None:
+    its `tea study` default, :func:`teakit.config.command_train_config`)."""
+    from .objectives.registry import OBJECTIVES
+
+    if name == "tea" or name not in OBJECTIVES or not OBJECTIVES[name].needs_teacher:
+        raise ValueError(f"baseline {name!r}: expected a distillation objective other than tea, one of "
+                         + ", ".join(k for k, v in OBJECTIVES.items() if v.needs_teacher and k != "tea"))
+    if name in VARIANTS:
+        raise ValueError(f"baseline {name!r} is also a variant's name; their run folders would collide")
+    if lr is not None and not lr > 0:
+        raise ValueError(f"baseline {name!r}: learning rate {lr} must be positive")
+    own = command_train_config("study", name)
+    return replace(cfg, lr=own.lr if lr is None else lr, head_lr_scale=own.head_lr_scale), \
+        OBJECTIVES[name].cls.selection_key
 
 
 def convergence(dataset: str, teacher_dir, out, variants, *, cfg: TrainConfig | None = None,
                 tea: dict | None = None, spec: dict | None = None, data_seed: int = 0,
                 data_options: dict | None = None, fresh: bool = False, progress: bool = True,
-                fabric: dict | None = None) -> Path:
-    """Run the variants (names from :data:`VARIANTS`) and write ``study.csv`` and ``study.png``.
+                fabric: dict | None = None, baselines: dict | None = None) -> Path:
+    """Run the variants (names from :data:`VARIANTS`) and the ``baselines`` (objective name to its learning
+    rate, None for its default; :func:`baseline_setup`), and write ``study.csv``, ``study.png``, ``study.md``
+    and ``reach.md``.
 
-    ``fabric``: Lightning Fabric options for every variant's training (e.g. a GPU)."""
+    ``fabric``: Lightning Fabric options for every run's training (e.g. a GPU)."""
     from .commands import distill
     from .data.load import TRAINING_SPLITS, load_data
-    from .runs import load_teacher
+    from .runs import load_teacher, teacher_hash, teacher_split_logits
 
-    variants = list(variants)
-    for name in variants:
-        variant_setup(name, cfg or TrainConfig(), {}, None)  # unknown names fail before any training
+    variants, baselines = list(variants), dict(baselines or {})
     base_cfg = cfg or command_train_config("study", "tea")
+    jobs = []  # (name, train config, TEA options, spec, copy_head, objective, selection key)
+    for name in variants:  # unknown names fail before any training
+        v_cfg, v_tea, v_spec, copy_head = variant_setup(name, base_cfg, dict(tea or {}), spec)
+        jobs.append((name, v_cfg, v_tea, v_spec, copy_head, "tea", "heatmap_loss"))
+    for name, lr in baselines.items():
+        b_cfg, key = baseline_setup(name, lr, base_cfg)
+        jobs.append((name, b_cfg, None, spec, None, name, key))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_data(dataset, data_seed, **(data_options or {}))
     tests = {s: d for s, d in data.items() if s not in TRAINING_SPLITS}
     teacher = load_teacher(teacher_dir)
+    t_logits = teacher_split_logits(teacher, teacher_dir, tests, teacher_hash(teacher))
+    t_pred = {s: t_logits[s].argmax(1) for s in tests}
     all_rows = []
-    for i, name in enumerate(variants):
+    for i, (name, j_cfg, j_tea, j_spec, copy_head, objective, key) in enumerate(jobs):
         run_dir, curve = out / name, out / name / "curve.csv"
         if curve.exists() and not fresh:
-            print(f"[{i + 1}/{len(variants)}] {name}: finished earlier, reusing {curve}")
+            print(f"[{i + 1}/{len(jobs)}] {name}: finished earlier, reusing {curve}")
             all_rows += read_curves(curve)
             continue
         if run_dir.exists():
-            shutil.rmtree(run_dir)  # an unfinished variant restarts: its probe clock would be incomplete
-        v_cfg, v_tea, v_spec, copy_head = variant_setup(name, base_cfg, dict(tea or {}), spec)
-        print(f"[{i + 1}/{len(variants)}] {name}: {v_cfg.epochs} epochs")
+            shutil.rmtree(run_dir)  # an unfinished run restarts: its probe clock would be incomplete
+        print(f"[{i + 1}/{len(jobs)}] {name}: {j_cfg.epochs} epochs")
         rows, clock = [], [0.0]
         partial = out / name / "curve.partial.csv"
-        distill(dataset, teacher_dir, run_dir, spec=v_spec, cfg=v_cfg, tea=v_tea, copy_head=copy_head,
+        distill(dataset, teacher_dir, run_dir, spec=j_spec, cfg=j_cfg, tea=j_tea, copy_head=copy_head,
                 data_seed=data_seed, data_options=data_options, progress=progress, fabric=fabric,
-                on_epoch=_probe(name, teacher, tests, rows, clock, partial))
+                objective=objective, on_epoch=_probe(name, t_pred, tests, rows, clock, partial, key))
         atomic_write_csv(curve, rows, FIELDS)
         partial.unlink(missing_ok=True)
         all_rows += read_curves(curve)
     atomic_write_csv(out / "study.csv", all_rows, FIELDS)
-    plot_study(all_rows, out / "study.png")
-    table = summary_table(all_rows)
+    figures = shifted_figures(dataset, tests)
+    t_figures = {s: {"accuracy": (t_pred[s] == d.y).float().mean().item(),
+                     "worst_group": _worst_group(t_pred[s] == d.y, d.bias)} for s, d in tests.items()}
+    plot_study(all_rows, out / "study.png", panels=figure_panels(figures), teacher=t_figures)
+    table = summary_table(all_rows, figures)
     (out / "study.md").write_text(table + "\n")
-    print(table)
+    reach = reach_table(all_rows, t_figures, figures, baselines=list(baselines))
+    (out / "reach.md").write_text(reach + "\n")
+    print(table + "\n\n" + reach)
     return out / "study.csv"
 
 
-def summary_table(rows: list[dict]) -> str:
-    """Markdown: per variant, the epoch with the lowest validation heatmap loss and its figures."""
-    lines = ["| variant | selected epoch / steps / wall s | val heatmap loss | val agreement | id | ood | swapped "
-             "| agreement (swapped) | last epoch: ood / agreement |", "|---|---|---|---|---|---|---|---|---|"]
+def _worst_group(correct: torch.Tensor, group: torch.Tensor) -> float | None:
+    """The lowest accuracy over the groups of ``group`` (None when no image has one)."""
+    from .evaluate import group_accuracies
+    groups = group_accuracies(correct, group)
+    return min(groups.values()) if groups else None
+
+
+def _best_row(val: list[dict]) -> dict:
+    """The validation row a run selects: lowest ``selection`` (its objective's loss; files written before that
+    column existed: ``heatmap_loss``)."""
+    key = "selection" if all(r.get("selection") is not None for r in val) else "heatmap_loss"
+    return min(val, key=lambda r: r[key])
+
+
+def summary_table(rows: list[dict], figures=(("ood", "accuracy"), ("swapped", "accuracy"))) -> str:
+    """Markdown: per run, the epoch with the lowest validation loss of its objective and its figures there:
+    each test split's accuracy, the worst group of each ``figures`` entry that names it, the agreement on
+    each figure's split, and the figures and agreement at the last epoch."""
+    tests = list(dict.fromkeys(r["split"] for r in rows if r["split"] != "val"))
+    fig_splits = list(dict.fromkeys(s for s, _ in figures))
+    worst = [s for s, c in figures if c == "worst_group"]
+    head = (["variant", "selected epoch / steps / wall s", "val loss", "val agreement"] + tests
+            + [f"{s} worst group" for s in worst] + [f"agreement ({s})" for s in fig_splits]
+            + ["last epoch: " + " / ".join(f"{s} {'worst group' if c == 'worst_group' else ''}".strip()
+                                           for s, c in figures) + " / agreement"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in dict.fromkeys(r["variant"] for r in rows):
         mine = [r for r in rows if r["variant"] == name]
         at = {(r["epoch"], r["split"]): r for r in mine}
         val = [r for r in mine if r["split"] == "val"]
-        best = min(val, key=lambda r: r["heatmap_loss"])
+        best = _best_row(val)
+        loss = best["selection"] if best.get("selection") is not None else best["heatmap_loss"]
         last = max(r["epoch"] for r in val)
         e = best["epoch"]
         pct = lambda split, key, epoch=e: f"{100 * at[(epoch, split)][key]:.1f}"  # noqa: E731
-        lines.append(f"| {name} | {int(e)} / {int(best['step'])} / {best['seconds']:.0f} | "
-                     f"{best['heatmap_loss']:.3f} | {100 * best['agreement']:.1f} | {pct('id', 'accuracy')} | "
-                     f"{pct('ood', 'accuracy')} | {pct('swapped', 'accuracy')} | {pct('swapped', 'agreement')} | "
-                     f"{pct('ood', 'accuracy', last)} / {pct('swapped', 'agreement', last)} |")
+        cells = ([name, f"{int(e)} / {int(best['step'])} / {best['seconds']:.0f}", f"{loss:.3f}",
+                  f"{100 * best['agreement']:.1f}"] + [pct(s, "accuracy") for s in tests]
+                 + [pct(s, "worst_group") for s in worst] + [pct(s, "agreement") for s in fig_splits]
+                 + [" / ".join([pct(s, c, last) for s, c in figures] + [pct(fig_splits[0], "agreement", last)])])
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def plot_study(rows: list[dict], path) -> Path:
-    """Accuracy (ood), agreement (swapped) and val heatmap loss against steps (top) and seconds (bottom)."""
+def figure_panels(figures) -> list[tuple]:
+    """:func:`plot_study` panels for ``figures``: each figure, the agreement on each figure's split, and the
+    validation agreement."""
+    name = lambda s, c: f"{'worst-group accuracy' if c == 'worst_group' else c} on {s}"  # noqa: E731
+    return ([(s, c, name(s, c)) for s, c in figures]
+            + [(s, "agreement", f"agreement with teacher ({s})") for s in dict.fromkeys(s for s, _ in figures)]
+            + [("val", "agreement", "agreement with teacher (val)")])
+
+
+DIGIT_PANELS = [("ood", "accuracy", "accuracy on ood"), ("swapped", "agreement", "agreement with teacher (swapped)"),
+                ("val", "heatmap_loss", "val heatmap loss")]
+
+
+def plot_study(rows: list[dict], path, panels=None, teacher: dict | None = None) -> Path:
+    """``panels`` (``(split, column, title)``; default :data:`DIGIT_PANELS`: accuracy on ood, agreement on
+    swapped, val heatmap loss) against steps (top) and seconds (bottom), one line per run; ``teacher``
+    (``{split: {column: value}}``) draws the teacher's figures as dashed lines."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("ood", "accuracy", "accuracy on ood"), ("swapped", "agreement", "agreement with teacher (swapped)"),
-              ("val", "heatmap_loss", "val heatmap loss")]
+    panels = panels or DIGIT_PANELS
     names = list(dict.fromkeys(r["variant"] for r in rows))
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8), squeeze=False)
+    fig, axes = plt.subplots(2, len(panels), figsize=(5 * len(panels), 8), squeeze=False)
     for col, (split, key, title) in enumerate(panels):
         for row, xkey in enumerate(("step", "seconds")):
             ax = axes[row][col]
@@ -190,6 +344,9 @@ def plot_study(rows: list[dict], path) -> Path:
                        if r["variant"] == name and r["split"] == split and r[key] is not None]
                 if pts:  # tab20 then dashed: up to 40 distinguishable lines
                     ax.plot(*zip(*pts), label=name, lw=1.2, color=plt.cm.tab20(i % 20), ls="-" if i < 20 else "--")
+            level = (teacher or {}).get(split, {}).get(key)
+            if level is not None:
+                ax.axhline(level, color="black", ls=":", lw=1, label="teacher")
             ax.set_title(title)
             if key == "heatmap_loss":
                 ax.set_yscale("log")  # the first epochs are an order of magnitude above the rest
@@ -207,7 +364,7 @@ def plot_study(rows: list[dict], path) -> Path:
 def _selected(rows: list[dict]) -> dict:
     """One run's figures at its selected epoch (lowest validation heatmap loss)."""
     val = [r for r in rows if r["split"] == "val"]
-    best = min(val, key=lambda r: r["heatmap_loss"])
+    best = _best_row(val)
     at = {r["split"]: r for r in rows if r["epoch"] == best["epoch"]}
     return {"epoch": int(best["epoch"]), "last_epoch": int(max(r["epoch"] for r in val)),
             "val_loss": best["heatmap_loss"], "val_agreement": best["agreement"],
