@@ -342,8 +342,9 @@ def plot_study(rows: list[dict], path, panels=None, teacher: dict | None = None)
             for i, name in enumerate(names):
                 pts = [(r[xkey], r[key]) for r in rows
                        if r["variant"] == name and r["split"] == split and r[key] is not None]
-                if pts:  # tab20 then dashed: up to 40 distinguishable lines
-                    ax.plot(*zip(*pts), label=name, lw=1.2, color=plt.cm.tab20(i % 20), ls="-" if i < 20 else "--")
+                if pts:  # tab10 for up to 10 lines, else tab20 then dashed: up to 40 distinguishable lines
+                    color = plt.cm.tab10(i) if len(names) <= 10 else plt.cm.tab20(i % 20)
+                    ax.plot(*zip(*pts), label=name, lw=1.2, color=color, ls="-" if i < 20 else "--")
             level = (teacher or {}).get(split, {}).get(key)
             if level is not None:
                 ax.axhline(level, color="black", ls=":", lw=1, label="teacher")
