@@ -23,8 +23,9 @@ Writes under ``out``:
   heatmap_loss`` for every variant, epoch and split (``val`` is the biased
   validation set; ``seconds`` is cumulative training + validation wall time,
   probes excluded);
-- ``study.png``: accuracy on ``ood``, agreement with the teacher on
-  ``swapped`` and the validation heatmap loss, against steps and wall time;
+- ``study.png``: each shifted figure of the benchmark, the agreement with the
+  teacher on its split and on the validation set, against steps and wall time
+  (:func:`figure_panels`);
 - ``study.md``: one row per run at its selected epoch (lowest validation
   loss of its objective, as `tea distill` selects), with its steps and wall time;
 - ``reach.md``: when each run first comes within 3 points of the teacher on
@@ -168,11 +169,10 @@ def reach_table(rows: list[dict], teacher: dict, figures, baselines=(), points: 
     every figure with ``agreement`` (:func:`time_to_teacher`); for a run that is not one of ``baselines``, when
     each baseline first reaches the figures that run had then (:func:`time_to_figures`), and the ratio of the
     two wall times (run ÷ baseline)."""
-    label = lambda s, c: f"{s} {'worst group' if c == 'worst_group' else c}"  # noqa: E731
     fmt = lambda t: "not reached" if t is None else f"{t['epoch']} / {t['step']} / {t['seconds']:.1f} s"  # noqa: E731
     names = list(dict.fromkeys(r["variant"] for r in rows))
     head = (["run", f"within {points:g} points, agreement ≥ {100 * agreement:.0f} %: epoch / step / s"]
-            + [label(s, c) for s, c in figures]
+            + [_figure_label(s, c) for s, c in figures]
             + [x for b in baselines for x in (f"{b}: the same figures, epoch / step / s", f"run ÷ {b} (time)")])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
              "| teacher | – | " + " | ".join(f"{100 * teacher[s][c]:.1f}" for s, c in figures)
@@ -276,11 +276,17 @@ def _worst_group(correct: torch.Tensor, group: torch.Tensor) -> float | None:
     return min(groups.values()) if groups else None
 
 
-def _best_row(val: list[dict]) -> dict:
-    """The validation row a run selects: lowest ``selection`` (its objective's loss; files written before that
-    column existed: ``heatmap_loss``)."""
+def _figure_label(split: str, column: str) -> str:
+    """``ood accuracy``, ``test worst group``: a figure's name in the tables."""
+    return f"{split} {'worst group' if column == 'worst_group' else column}"
+
+
+def _best_row(val: list[dict]) -> tuple[dict, float]:
+    """The validation row a run selects and its loss: lowest ``selection`` (its objective's loss; files
+    written before that column existed: ``heatmap_loss``)."""
     key = "selection" if all(r.get("selection") is not None for r in val) else "heatmap_loss"
-    return min(val, key=lambda r: r[key])
+    best = min(val, key=lambda r: r[key])
+    return best, best[key]
 
 
 def summary_table(rows: list[dict], figures=(("ood", "accuracy"), ("swapped", "accuracy"))) -> str:
@@ -291,16 +297,15 @@ def summary_table(rows: list[dict], figures=(("ood", "accuracy"), ("swapped", "a
     fig_splits = list(dict.fromkeys(s for s, _ in figures))
     worst = [s for s, c in figures if c == "worst_group"]
     head = (["variant", "selected epoch / steps / wall s", "val loss", "val agreement"] + tests
-            + [f"{s} worst group" for s in worst] + [f"agreement ({s})" for s in fig_splits]
-            + ["last epoch: " + " / ".join(f"{s} {'worst group' if c == 'worst_group' else ''}".strip()
-                                           for s, c in figures) + " / agreement"])
+            + [_figure_label(s, "worst_group") for s in worst] + [f"agreement ({s})" for s in fig_splits]
+            + ["last epoch: " + " / ".join(s if c == "accuracy" else _figure_label(s, c) for s, c in figures)
+               + " / agreement"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in dict.fromkeys(r["variant"] for r in rows):
         mine = [r for r in rows if r["variant"] == name]
         at = {(r["epoch"], r["split"]): r for r in mine}
         val = [r for r in mine if r["split"] == "val"]
-        best = _best_row(val)
-        loss = best["selection"] if best.get("selection") is not None else best["heatmap_loss"]
+        best, loss = _best_row(val)
         last = max(r["epoch"] for r in val)
         e = best["epoch"]
         pct = lambda split, key, epoch=e: f"{100 * at[(epoch, split)][key]:.1f}"  # noqa: E731
@@ -328,7 +333,7 @@ DIGIT_PANELS = [("ood", "accuracy", "accuracy on ood"), ("swapped", "agreement",
 def plot_study(rows: list[dict], path, panels=None, teacher: dict | None = None) -> Path:
     """``panels`` (``(split, column, title)``; default :data:`DIGIT_PANELS`: accuracy on ood, agreement on
     swapped, val heatmap loss) against steps (top) and seconds (bottom), one line per run; ``teacher``
-    (``{split: {column: value}}``) draws the teacher's figures as dashed lines."""
+    (``{split: {column: value}}``) draws the teacher's figures as dotted lines."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -365,7 +370,7 @@ def plot_study(rows: list[dict], path, panels=None, teacher: dict | None = None)
 def _selected(rows: list[dict]) -> dict:
     """One run's figures at its selected epoch (lowest validation heatmap loss)."""
     val = [r for r in rows if r["split"] == "val"]
-    best = _best_row(val)
+    best, _ = _best_row(val)
     at = {r["split"]: r for r in rows if r["epoch"] == best["epoch"]}
     return {"epoch": int(best["epoch"]), "last_epoch": int(max(r["epoch"] for r in val)),
             "val_loss": best["heatmap_loss"], "val_agreement": best["agreement"],
