@@ -65,3 +65,56 @@ def test_step_cost_in_the_channels_last_layout(tmp_path, capsys):
     assert res["channels_last"] is True and res["tea_live_step_s"] > 0
     assert "channels-last" in capsys.readouterr().out
     assert run_step_cost(None, batch=2, size=32, rounds=1, warmup=0, channels_last=False)["channels_last"] is False
+
+
+def test_interleaved_calls_every_variant_once_per_round_in_turn():
+    import torch
+
+    from teakit.bench import _interleaved
+    calls = []
+    times = _interleaved({"a": lambda r: calls.append(("a", r)), "b": lambda r: calls.append(("b", r))},
+                         rounds=2, warmup=1, device=torch.device("cpu"))
+    assert calls == [("a", -1), ("b", -1), ("a", 0), ("b", 0), ("a", 1), ("b", 1)]
+    assert {k: len(v) for k, v in times.items()} == {"a": 2, "b": 2} and all(t >= 0 for v in times.values() for t in v)
+
+
+def test_distill_step_cost_times_full_training_steps_of_each_objective(teacher_dir, tmp_path, monkeypatch, capsys):
+    """Every objective runs warm-up + rounds full steps (one optimizer step each), on batches of the
+    benchmark, and feature distillation is always timed as the reference."""
+    import pytest
+
+    from teakit import bench, train
+    from teakit.bench import run_distill_step_cost
+    made = []
+
+    def counting(model, cfg):  # every objective's optimizer, its steps counted
+        opt = make(model, cfg)
+        entry, step = [0, opt.param_groups], opt.step
+        made.append(entry)
+
+        def counted(*args, **kw):
+            entry[0] += 1
+            return step(*args, **kw)
+        opt.step = counted
+        return opt
+    make = train.make_optimizer
+    monkeypatch.setattr(train, "make_optimizer", counting)
+    res = run_distill_step_cost(str(tmp_path / "d.json"), dataset="colored-digits", teacher_dir=teacher_dir,
+                                objectives=["tea", "kd"], batch=8, rounds=2, warmup=1)  # the teacher's width
+    assert res["objectives"] == ["tea", "kd", "feature"] and [n for n, _ in made] == [3, 3, 3]
+    # each at its `tea distill` rate: TEA's is 8x the others' (teakit.config.TEA_LR)
+    assert made[0][1][0]["lr"] == pytest.approx(8 * made[1][1][0]["lr"])
+    for k in res["objectives"]:
+        assert abs(res[f"{k}_images_per_s"] * res[f"{k}_step_s"] - 8) < 1e-6
+    assert res["tea_over_feature"] > 0 and res["kd_over_feature"] > 0 and "feature_over_feature" not in res
+    assert res["batch"] == [8, 3, 32, 32] and bench.json.loads((tmp_path / "d.json").read_text()) == res
+    assert "× feature" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown objective 'erm'"):
+        run_distill_step_cost(None, dataset="colored-digits", teacher_dir=teacher_dir, objectives=["erm"])
+    with pytest.raises(ValueError, match="--batch 100000"):
+        run_distill_step_cost(None, dataset="colored-digits", teacher_dir=teacher_dir, batch=100000)
+
+
+def test_bench_distill_step_names_what_is_missing(tea_cli):
+    code, out = tea_cli(["bench", "distill-step", "--teacher", "x"])
+    assert code == 2 and "--dataset is required" in out

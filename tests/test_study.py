@@ -10,15 +10,18 @@ from teakit.study import VARIANTS, convergence, read_curves, variant_setup
 from teakit.train import TrainConfig
 
 
-def _write_curve(path, variant, per_epoch):
-    """A study curve: per_epoch = [(val heatmap loss, val agreement, ood, swapped), ...]."""
+def _write_curve(path, variant, per_epoch, splits=("id", "ood", "swapped")):
+    """A study curve: per_epoch = [(val heatmap loss, val agreement, ood, swapped), ...]; other ``splits``
+    (``splits[0]`` takes the ood figure, the others the swapped one)."""
     from teakit.atomic import atomic_write_csv
     from teakit.study import FIELDS
     rows = []
     for e, (loss, agr, ood, swapped) in enumerate(per_epoch, start=1):
         base = {"variant": variant, "epoch": e, "step": 10 * e, "seconds": float(e)}
         rows.append({**base, "split": "val", "accuracy": agr, "agreement": agr, "heatmap_loss": loss})
-        for split, acc in (("id", ood), ("ood", ood), ("swapped", swapped)):
+        figures = (("id", ood), ("ood", ood), ("swapped", swapped)) if splits == ("id", "ood", "swapped") else \
+            [(t, ood if i == 0 else swapped) for i, t in enumerate(splits)]
+        for split, acc in figures:
             rows.append({**base, "split": split, "accuracy": acc, "agreement": acc - 0.01, "heatmap_loss": None})
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(path, rows, FIELDS)
@@ -105,12 +108,13 @@ def test_seed_summary_selects_by_validation_loss_and_averages_seeds(tmp_path, ca
     lines = seed_summary([tmp_path / "a", tmp_path / "b"]).splitlines()
     run_rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ") and " / " in line
                 and "±" not in line and "recipe" not in line}
-    assert "| 2 / 3 | 0.400 | 90.0 | 94.0 | 94.0 | 96.0 | 95.0 |" in run_rows["default-s0"]
+    assert "| 2 / 3 | 0.400 | 90.0 | 94.0 | 94.0 | 96.0 | 93.0 | 95.0 |" in run_rows["default-s0"]
     assert "2 / 2 (stopped)" in run_rows["default-s1"]
     recipes = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ") and "±" in line}
-    # default: ood mean of 94 and 90 = 92.0, sample sd = 2.83; swapped 96 and 92; one of two runs ≥ 93 % on both
-    assert recipes["default"] == "| default | 2 | 0.500 | 92.0 ± 2.8 | 94.0 ± 2.8 | 93.0 (91.0) | 1 / 2 |"
-    assert "| pair | 1 | 0.300 | 95.0 | 97.0 | 96.0 (96.0) | 1 / 1 |" in lines
+    # default: ood mean of 94 and 90 = 92.0, sample sd = 2.83; swapped 96 and 92; lowest agreement of each run
+    # (ood's, one point under its accuracy): 93 and 89; one of two runs ≥ 93 % on both
+    assert recipes["default"] == "| default | 2 | 0.500 | 92.0 ± 2.8 | 94.0 ± 2.8 | 91.0 (89.0) | 1 / 2 |"
+    assert "| pair | 1 | 0.300 | 95.0 | 97.0 | 94.0 (94.0) | 1 / 1 |" in lines
     # the command line writes the same table, and names what is missing
     from teakit.cli import main
     assert main(["study", "summary", "--runs", str(tmp_path / "a"), str(tmp_path / "b"),
@@ -120,6 +124,20 @@ def test_seed_summary_selects_by_validation_loss_and_averages_seeds(tmp_path, ca
     assert main(["study", "summary"]) == 2
     assert main(["study", "convergence", "--teacher", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "--dataset is required" in capsys.readouterr().err
+
+
+def test_seed_summary_follows_the_runs_splits(tmp_path):
+    """Runs of a benchmark with other splits (phantom-xrays: swapped and external) get those columns, and
+    the lowest agreement is the lower of the two."""
+    from teakit.study import seed_summary
+    for seed, figures in ((0, (0.96, 0.90)), (1, (0.98, 0.94))):
+        _write_curve(tmp_path / f"default-s{seed}" / "default" / "curve.csv", "default",
+                     [(0.5, 0.9, *figures)], splits=("external", "swapped"))
+    lines = seed_summary([tmp_path]).splitlines()
+    assert lines[0] == ("| run | variant | selected / last epoch | val loss | val agreement | external | swapped | "
+                        "agreement (external) | agreement (swapped) |")
+    assert lines[2].endswith("| 96.0 | 90.0 | 95.0 | 89.0 |") and "ood" not in "\n".join(lines)
+    assert lines[-1] == "| default | 2 | 0.500 | 97.0 ± 1.4 | 92.0 ± 2.8 | 91.0 (89.0) | 1 / 2 |"
 
 
 def test_probe_rewrites_the_partial_curve_after_every_epoch(teacher_dir, tmp_path, make_tiny_student):

@@ -23,6 +23,15 @@ forward, loss, backward, SGD step):
 * ``tea_all_sequential``: the same loss as K sequential passes, one class at a
   time (gradients accumulated), the naive way it is measured against.
 
+`tea bench distill-step` (:func:`distill_step_cost`) times the real thing instead: `tea distill`'s
+objectives (TEA at its defaults, feature distillation, KD, …) on a built-in benchmark's training batches,
+with a teacher folder's teacher and `tea distill`'s student, each a full training step as
+:func:`teakit.train.fit` runs it (the objective, the backward pass, gradient clipping, the optimizer
+step), interleaved the same way.  A segmenter teacher's masks of those batches are computed before the
+timing, as after a run's first epoch.  The per-epoch work (TEA's head-bias calibration, validation) is not
+counted.  Each step's ratio to feature distillation's is the step half of issue #22's time bound; the
+other half is the number of steps each needs (`tea study convergence --baselines`).
+
 Per-sample ε and the class choice are TEA's (:mod:`teakit.objectives.sampling`).  After a warm-up the
 variants run interleaved (A B C, A B C, …) and ratios are medians of the
 per-round ratios, which is robust to a shared, noisy machine.  ``accelerator``
@@ -88,6 +97,20 @@ def _peak_memory_mb(fn, device: torch.device) -> float:
         return (torch.cuda.max_memory_allocated() - before) / 2**20
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
+
+
+def _interleaved(variants: dict, rounds: int, warmup: int, device: torch.device) -> dict:
+    """``{name: [seconds of round 0, 1, ...]}``: ``warmup`` untimed calls of every ``variants[name](r)``
+    (r = -1, -2, ...), then ``rounds`` timed rounds, each calling every variant once in turn with the
+    round's index."""
+    for r in range(warmup):
+        for fn in variants.values():
+            fn(-1 - r)
+    times = {k: [] for k in variants}
+    for r in range(rounds):
+        for k, fn in variants.items():
+            times[k].append(_time(lambda: fn(r), device))
+    return times
 
 
 def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
@@ -185,13 +208,7 @@ def step_cost(batch: int = 32, size: int = 64, rounds: int = 7, warmup: int = 2,
     variants = {"erm": erm, "feature_distill": feature_distill, "tea_live": tea_live, "tea_cached": tea_cached,
                 "tea_live_features": tea_live_features, "tea_hidden_only": tea_hidden_only,
                 "tea_all_cached": tea_all_cached, "tea_all_sequential": tea_all_sequential}
-    for _ in range(warmup):
-        for fn in variants.values():
-            fn()
-    times = {k: [] for k in variants}
-    for _ in range(rounds):
-        for k, fn in variants.items():
-            times[k].append(_time(fn, device))
+    times = _interleaved({k: (lambda _, fn=fn: fn()) for k, fn in variants.items()}, rounds, warmup, device)
     ratio = lambda k: statistics.median(a / b for a, b in zip(times[k], times["erm"]))  # noqa: E731
     peak = {k: _peak_memory_mb(fn, device) for k, fn in variants.items()}
     return {
@@ -236,8 +253,102 @@ def print_table(result: dict) -> None:
 def run_step_cost(json_path: str | None = None, **kw) -> dict:
     result = step_cost(**kw)
     print_table(result)
+    _write_json(result, json_path)
+    return result
+
+
+def _write_json(result: dict, json_path: str | None) -> None:
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {json_path}")
+
+
+def distill_step_cost(dataset: str, teacher_dir, objectives=("tea", "feature", "kd"), *, spec: dict | None = None,
+                      batch: int | None = None, rounds: int = 7, warmup: int = 2, seed: int = 0,
+                      data_seed: int = 0, accelerator: str = "cpu") -> dict:
+    """Seconds per `tea distill` training step of each of ``objectives`` on ``dataset``'s training batches,
+    with the teacher of ``teacher_dir`` and `tea distill`'s student (``spec``; default the default CNN), and
+    each one's median per-round ratio to feature distillation's step (module docstring).  ``batch``:
+    images per step (default `tea distill`'s batch size)."""
+    from .commands import _resolve_spec, distill_student
+    from .config import distill_config
+    from .data.load import load_data
+    from .objectives.registry import OBJECTIVES, build_objective
+    from .runs import load_teacher
+    from .train import make_batch, make_optimizer, step_generator
+
+    objectives = list(dict.fromkeys(objectives))
+    for name in objectives:
+        if name not in OBJECTIVES or not OBJECTIVES[name].needs_teacher:
+            raise ValueError(f"tea bench distill-step: unknown objective {name!r}; expected `tea distill`'s: "
+                             + ", ".join(k for k, v in OBJECTIVES.items() if v.needs_teacher))
+    if "feature" not in objectives:
+        objectives.append("feature")  # the ratios' reference
+    if rounds < 1 or warmup < 0:
+        raise ValueError(f"tea bench distill-step: rounds={rounds} must be at least 1 and warmup={warmup} at least 0")
+    device = _device(accelerator)
+    data = load_data(dataset, data_seed)
+    spec = _resolve_spec(spec, data)
+    teacher = load_teacher(teacher_dir).to(device)
+    train = data["train"]
+    batch = batch or distill_config().batch_size
+    if batch > len(train):
+        raise ValueError(f"tea bench distill-step: --batch {batch} is more than the {len(train)} training images "
+                         f"of {dataset}")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    batches = [make_batch(train, order[torch.arange(i * batch, (i + 1) * batch) % len(train)], device)
+               for i in range(rounds + warmup)]
+    runs = {}
+    for name in objectives:
+        cfg = distill_config(name, seed=seed)
+        student = distill_student(spec, seed, teacher, not OBJECTIVES[name].cls.trains_head).to(device).train()
+        objective = build_objective(name, teacher=teacher, num_classes=spec["num_classes"])
+        masks = getattr(objective, "masks", None)
+        for b in batches:  # the steady state after the first epoch: the segmenter's masks memoised
+            if masks is not None:
+                masks.keep(b)
+        optimizer = make_optimizer(student, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * group.get("lr_scale", 1.0)
+        runs[name] = (cfg, student, objective, optimizer, [p for p in student.parameters() if p.requires_grad])
+
+    def step(name):
+        cfg, student, objective, optimizer, trainable = runs[name]
+
+        def run(r):  # r < 0: the warm-up's batches, after the rounds'
+            loss, _ = objective(batches[r], student, step_generator(seed, 0, r % len(batches), 0))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward(inputs=trainable)
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+            optimizer.step()
+        return run
+    times = _interleaved({name: step(name) for name in objectives}, rounds, warmup, device)
+    return {
+        **{f"{k}_step_s": statistics.median(times[k]) for k in objectives},
+        **{f"{k}_images_per_s": batch / statistics.median(times[k]) for k in objectives},
+        **{f"{k}_over_feature": statistics.median(a / b for a, b in zip(times[k], times["feature"]))
+           for k in objectives if k != "feature"},
+        "objectives": objectives, "dataset": dataset, "teacher": str(teacher_dir), "model": spec,
+        "batch": [batch, *train.x.shape[1:]], "rounds": rounds, "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+    }
+
+
+def print_distill_table(result: dict) -> None:
+    print(f"`tea distill` steps on {result['dataset']} ({result['device']}, batch {tuple(result['batch'])}, "
+          f"torch {result['torch_version']}, {result['threads']} threads, median of {result['rounds']} "
+          f"interleaved rounds)")
+    print(f"{'objective':<12}{'s/step':>10}{'images/s':>10}{'× feature':>11}")
+    for k in result["objectives"]:
+        over = 1.0 if k == "feature" else result[k + "_over_feature"]
+        print(f"{k:<12}{result[k + '_step_s']:>10.4f}{result[k + '_images_per_s']:>10.0f}{over:>11.2f}")
+
+
+def run_distill_step_cost(json_path: str | None = None, **kw) -> dict:
+    result = distill_step_cost(**kw)
+    print_distill_table(result)
+    _write_json(result, json_path)
     return result

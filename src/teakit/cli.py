@@ -399,9 +399,19 @@ def _cmd_export(a):
 
 
 def _cmd_bench(a):
-    from .bench import run_step_cost
-    run_step_cost(a.json, rounds=a.rounds, seed=a.seed, accelerator=a.accelerator, batch=a.batch, size=a.size,
-                  channels_last=a.layout == "channels-last")
+    from .bench import run_distill_step_cost, run_step_cost
+    if a.what == "distill-step":
+        for name in ("dataset", "teacher"):
+            if getattr(a, name) is None:
+                raise ValueError(f"tea bench distill-step: --{name} is required")
+        objectives = [v.strip() for v in str(a.objectives).split(",") if v.strip()]
+        from .runs import model_spec
+        spec = model_spec("cnn", None, width=a.width, depth=a.depth)
+        run_distill_step_cost(a.json, dataset=a.dataset, teacher_dir=a.teacher, objectives=objectives, spec=spec,
+                              batch=a.batch, rounds=a.rounds, seed=a.seed, accelerator=a.accelerator)
+        return
+    run_step_cost(a.json, rounds=a.rounds, seed=a.seed, accelerator=a.accelerator, batch=a.batch or 32,
+                  size=a.size, channels_last=a.layout == "channels-last")
 
 
 def _cmd_study(a):
@@ -638,14 +648,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--reach", type=float, metavar="LEVEL",
                    help="also print when each run's first --keys entry first reaches LEVEL (epoch, step, seconds)")
 
-    c = cmd("bench", _cmd_bench, "benchmarks (step-cost: seconds per TEA step vs ERM step)")
-    c.add_argument("what", choices=["step-cost"])
+    c = cmd("bench", _cmd_bench, "benchmarks (step-cost: seconds per TEA step vs ERM step; distill-step: "
+                                 "seconds per `tea distill` step of TEA, feature distillation and KD with a real "
+                                 "teacher on a benchmark's batches)")
+    c.add_argument("what", choices=["step-cost", "distill-step"])
     c.add_argument("--json", help="write the figures to this JSON file")
     c.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (default 7)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--accelerator", default="cpu", help="cpu or cuda (default cpu)")
-    c.add_argument("--batch", type=int, default=32, help="images per step (default 32)")
-    c.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+    c.add_argument("--batch", type=_positive_int, default=None,
+                   help="images per step (default 32; distill-step: `tea distill`'s batch size)")
+    c.add_argument("--size", type=int, default=64, help="step-cost: image side in pixels (default 64)")
+    c.add_argument("--dataset", help="distill-step: a built-in benchmark")
+    c.add_argument("--teacher", help="distill-step: a teacher folder (`tea train-teacher`)")
+    c.add_argument("--objectives", default="tea,feature,kd",
+                   help="distill-step: `tea distill` objectives, comma-separated (default tea,feature,kd; feature "
+                        "distillation is always timed: the ratios' reference)")
+    c.add_argument("--width", type=_positive_int, default=CNN_WIDTH,
+                   help=f"distill-step: the student cnn's width (default {CNN_WIDTH})")
+    c.add_argument("--depth", type=_positive_int, default=CNN_DEPTH,
+                   help=f"distill-step: the student cnn's depth (default {CNN_DEPTH})")
     c.add_argument("--layout", choices=["channels-last", "contiguous"], default="channels-last",
                    help="the models' and the batch's memory layout: channels-last, the one `tea` builds and trains "
                         "every model in (default), or contiguous, PyTorch's own")

@@ -272,7 +272,6 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
     the objective's loss cannot train a head, i.e. feature distillation and attention transfer).
     ``student_init``: ``own`` (default) draws the student's initial weights apart from the teacher's,
     ``shared`` from the global random state after seeding, as before (:func:`teakit.runs.build_student`)."""
-    from .models import get_head
     from .objectives.registry import OBJECTIVES, build_objective
     from .objectives.tea import TEA
 
@@ -311,14 +310,7 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
     def main(fab):
         fab.seed_everything(cfg.seed, verbose=False)
         t = teacher.to(fab.device)
-        student = build_student(spec, cfg.seed, student_init)
-        if copy_head:
-            s_head, t_head = get_head(student), get_head(t.classifier)
-            if s_head.weight.shape != t_head.weight.shape:
-                raise ValueError(f"--copy-head needs equal feature width: student head {tuple(s_head.weight.shape)}"
-                                 f", teacher head {tuple(t_head.weight.shape)}")
-            s_head.load_state_dict(t_head.state_dict())
-            s_head.requires_grad_(False)
+        student = distill_student(spec, cfg.seed, t, copy_head, student_init)
         c, c_logits = (teacher_cache(t, data["train"], cache_dir, eps_values, fab, progress)
                        if cache else (None, None))
         options = dict(tea)
@@ -332,6 +324,21 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
         return fit(fab, student, obj, data["train"], data["val"], cfg, out, run_config=rc,
                    resume=resume, progress=progress, on_epoch=on_epoch)
     return _launch(fabric, main)
+
+
+def distill_student(spec: dict, seed: int, teacher, copy_head: bool, init: str = "own"):
+    """`tea distill`'s student (:func:`teakit.runs.build_student`); ``copy_head``: with the teacher
+    classifier's head, frozen (the objectives that cannot train a head)."""
+    from .models import get_head
+    student = build_student(spec, seed, init)
+    if copy_head:
+        s_head, t_head = get_head(student), get_head(teacher.classifier)
+        if s_head.weight.shape != t_head.weight.shape:
+            raise ValueError(f"--copy-head needs equal feature width: student head {tuple(s_head.weight.shape)}"
+                             f", teacher head {tuple(t_head.weight.shape)}")
+        s_head.load_state_dict(t_head.state_dict())
+        s_head.requires_grad_(False)
+    return student
 
 
 # the data options `tea evaluate` may change (default: what the run was trained with)

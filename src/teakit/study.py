@@ -368,14 +368,15 @@ def plot_study(rows: list[dict], path, panels=None, teacher: dict | None = None)
 
 
 def _selected(rows: list[dict]) -> dict:
-    """One run's figures at its selected epoch (lowest validation heatmap loss)."""
+    """One run's figures at its selected epoch (lowest validation loss of its objective, :func:`_best_row`):
+    ``accuracy`` and ``agreement`` by test split."""
     val = [r for r in rows if r["split"] == "val"]
-    best, _ = _best_row(val)
-    at = {r["split"]: r for r in rows if r["epoch"] == best["epoch"]}
+    best, loss = _best_row(val)
+    at = {r["split"]: r for r in rows if r["epoch"] == best["epoch"] and r["split"] != "val"}
     return {"epoch": int(best["epoch"]), "last_epoch": int(max(r["epoch"] for r in val)),
-            "val_loss": best["heatmap_loss"], "val_agreement": best["agreement"],
-            **{s: at[s]["accuracy"] for s in ("id", "ood", "swapped")},
-            "agreement": at["swapped"]["agreement"]}
+            "val_loss": loss, "val_agreement": best["agreement"],
+            "accuracy": {k: r["accuracy"] for k, r in at.items()},
+            "agreement": {k: r["agreement"] for k, r in at.items()}}
 
 
 def _runs_under(folders) -> dict:
@@ -391,39 +392,60 @@ def _runs_under(folders) -> dict:
     return runs
 
 
+def _test_splits(runs) -> tuple[list, list]:
+    """``(test splits, shifted splits)`` of runs' rows, in the order first seen: the shifted ones are all
+    but ``id`` (all of them if that leaves none), as :func:`shifted_figures` takes them for a dataset on disk."""
+    tests = list(dict.fromkeys(r["split"] for rows in runs for r in rows if r["split"] != "val"))
+    return tests, [s for s in tests if s != "id"] or tests
+
+
 def plot_runs(folders, path) -> Path:
-    """:func:`plot_study` of every run under ``folders``, one line per run (seeds apart)."""
-    rows = [{**r, "variant": name} for name, (rs, _) in _runs_under(folders).items() for r in rs]
-    return plot_study(rows, path)
+    """:func:`plot_study` of every run under ``folders``, one line per run (seeds apart), with a panel for
+    each shifted split's accuracy and agreement."""
+    runs = _runs_under(folders)
+    _, shifted = _test_splits(rs for rs, _ in runs.values())
+    rows = [{**r, "variant": name} for name, (rs, _) in runs.items() for r in rs]
+    return plot_study(rows, path, panels=figure_panels(tuple((s, "accuracy") for s in shifted)))
 
 
 def seed_summary(folders, target: float = 0.93) -> str:
     """Markdown: every run under ``folders`` (each ``curve.csv``, or ``curve.partial.csv`` of a run
     stopped early) at its selected epoch, then per recipe the mean and spread over its seeds.
     A run is named by the folder above its variant folder; runs named ``R`` and ``R-s<N>`` are
-    seeds of one recipe ``R`` (``default-s0``, ``default-s1`` → ``default``)."""
+    seeds of one recipe ``R`` (``default-s0``, ``default-s1`` → ``default``).  The columns follow the
+    runs' test splits; the recipe table gives the shifted splits (all but ``id``), each run's lowest
+    agreement with the teacher on them, and how many runs reach ``target`` on every one."""
     import re
     import statistics
 
-    runs = {name: (rows[0]["variant"], _selected(rows), stopped)
-            for name, (rows, stopped) in _runs_under(folders).items()}
+    found = _runs_under(folders)
+    tests, shifted = _test_splits(rows for rows, _ in found.values())
+    runs = {name: (rows[0]["variant"], _selected(rows), stopped) for name, (rows, stopped) in found.items()}
     recipe = {name: re.sub(r"-s\d+$", "", name) for name in runs}
-    lines = ["| run | variant | selected / last epoch | val heatmap loss | val agreement | id | ood | swapped "
-             "| agreement (swapped) |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def pct(values: dict, split: str) -> str:
+        return f"{100 * values[split]:.1f}" if split in values else "–"
+    lines = ["| run | variant | selected / last epoch | val loss | val agreement | " + " | ".join(tests)
+             + "".join(f" | agreement ({t})" for t in shifted) + " |", "|---" * (5 + len(tests) + len(shifted)) + "|"]
     for name, (variant, s, partial) in runs.items():
         lines.append(f"| {name} | {variant} | {s['epoch']} / {s['last_epoch']}{' (stopped)' if partial else ''} | "
-                     f"{s['val_loss']:.3f} | {100 * s['val_agreement']:.1f} | {100 * s['id']:.1f} | "
-                     f"{100 * s['ood']:.1f} | {100 * s['swapped']:.1f} | {100 * s['agreement']:.1f} |")
-    lines += ["", f"| recipe | seeds | val heatmap loss, mean | ood, mean ± sd | swapped, mean ± sd "
-                  f"| agreement, mean (min) | runs ≥ {100 * target:.0f} % on ood and swapped |",
-              "|---|---|---|---|---|---|---|"]
+                     f"{s['val_loss']:.3f} | {100 * s['val_agreement']:.1f} | "
+                     + " | ".join(pct(s["accuracy"], t) for t in tests)
+                     + "".join(f" | {pct(s['agreement'], t)}" for t in shifted) + " |")
+    lines += ["", "| recipe | seeds | val loss, mean | " + " | ".join(f"{t}, mean ± sd" for t in shifted)
+              + f" | lowest agreement, mean (min) | runs ≥ {100 * target:.0f} % on {' and '.join(shifted)} |",
+              "|---" * (5 + len(shifted)) + "|"]
     for group in dict.fromkeys(recipe.values()):
         ss = [s for name, (_, s, _) in runs.items() if recipe[name] == group]
-        def spread(k):  # mean ± sample sd over seeds (no sd for one seed)
-            v = [100 * s[k] for s in ss]
+
+        def spread(split):  # mean ± sample sd over the seeds that have the split (no sd for one seed)
+            v = [100 * s["accuracy"][split] for s in ss if split in s["accuracy"]]
+            if not v:
+                return "–"
             return f"{statistics.fmean(v):.1f}" + (f" ± {statistics.stdev(v):.1f}" if len(v) > 1 else "")
-        hit = sum(s["ood"] >= target and s["swapped"] >= target for s in ss)
+        hit = sum(all(s["accuracy"].get(t, 0.0) >= target for t in shifted) for s in ss)
+        low = [min(s["agreement"][t] for t in shifted if t in s["agreement"]) for s in ss]  # each run's lowest
         lines.append(f"| {group} | {len(ss)} | {statistics.fmean([s['val_loss'] for s in ss]):.3f} | "
-                     f"{spread('ood')} | {spread('swapped')} | "
-                     f"{100 * statistics.fmean([s['agreement'] for s in ss]):.1f} ({100 * min(s['agreement'] for s in ss):.1f}) | {hit} / {len(ss)} |")
+                     + " | ".join(spread(t) for t in shifted)
+                     + f" | {100 * statistics.fmean(low):.1f} ({100 * min(low):.1f}) | {hit} / {len(ss)} |")
     return "\n".join(lines)
