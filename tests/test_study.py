@@ -11,17 +11,16 @@ from teakit.train import TrainConfig
 
 
 def _write_curve(path, variant, per_epoch, splits=("id", "ood", "swapped")):
-    """A study curve: per_epoch = [(val heatmap loss, val agreement, ood, swapped), ...]; other ``splits``
-    (``splits[0]`` takes the ood figure, the others the swapped one)."""
+    """A study curve: per_epoch = [(val heatmap loss, val agreement, ood, swapped), ...]; the last of
+    ``splits`` takes the swapped figure, the others the ood one."""
     from teakit.atomic import atomic_write_csv
     from teakit.study import FIELDS
     rows = []
     for e, (loss, agr, ood, swapped) in enumerate(per_epoch, start=1):
         base = {"variant": variant, "epoch": e, "step": 10 * e, "seconds": float(e)}
         rows.append({**base, "split": "val", "accuracy": agr, "agreement": agr, "heatmap_loss": loss})
-        figures = (("id", ood), ("ood", ood), ("swapped", swapped)) if splits == ("id", "ood", "swapped") else \
-            [(t, ood if i == 0 else swapped) for i, t in enumerate(splits)]
-        for split, acc in figures:
+        for i, split in enumerate(splits):
+            acc = swapped if i == len(splits) - 1 else ood
             rows.append({**base, "split": split, "accuracy": acc, "agreement": acc - 0.01, "heatmap_loss": None})
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(path, rows, FIELDS)

@@ -274,15 +274,15 @@ def distill_step_cost(dataset: str, teacher_dir, objectives=("tea", "feature", "
     from .commands import _resolve_spec, distill_student
     from .config import distill_config
     from .data.load import load_data
-    from .objectives.registry import OBJECTIVES, build_objective
+    from .objectives.registry import OBJECTIVES, build_objective, distill_objectives
     from .runs import load_teacher
     from .train import make_batch, make_optimizer, step_generator
 
     objectives = list(dict.fromkeys(objectives))
     for name in objectives:
-        if name not in OBJECTIVES or not OBJECTIVES[name].needs_teacher:
+        if name not in distill_objectives():
             raise ValueError(f"tea bench distill-step: unknown objective {name!r}; expected `tea distill`'s: "
-                             + ", ".join(k for k, v in OBJECTIVES.items() if v.needs_teacher))
+                             + ", ".join(distill_objectives()))
     if "feature" not in objectives:
         objectives.append("feature")  # the ratios' reference
     if rounds < 1 or warmup < 0:
@@ -305,8 +305,8 @@ def distill_step_cost(dataset: str, teacher_dir, objectives=("tea", "feature", "
         student = distill_student(spec, seed, teacher, not OBJECTIVES[name].cls.trains_head).to(device).train()
         objective = build_objective(name, teacher=teacher, num_classes=spec["num_classes"])
         masks = getattr(objective, "masks", None)
-        for b in batches:  # the steady state after the first epoch: the segmenter's masks memoised
-            if masks is not None:
+        if masks is not None:  # the steady state after the first epoch: the segmenter's masks memoised
+            for b in batches:
                 masks.keep(b)
         optimizer = make_optimizer(student, cfg)
         for group in optimizer.param_groups:

@@ -272,12 +272,12 @@ def distill(dataset: str, teacher_dir, out, *, spec: dict | None = None, cfg: Tr
     the objective's loss cannot train a head, i.e. feature distillation and attention transfer).
     ``student_init``: ``own`` (default) draws the student's initial weights apart from the teacher's,
     ``shared`` from the global random state after seeding, as before (:func:`teakit.runs.build_student`)."""
-    from .objectives.registry import OBJECTIVES, build_objective
+    from .objectives.registry import OBJECTIVES, build_objective, distill_objectives
     from .objectives.tea import TEA
 
-    if objective not in OBJECTIVES or not OBJECTIVES[objective].needs_teacher:
+    if objective not in distill_objectives():
         raise ValueError(f"objective={objective!r}: `tea distill` runs objectives with a teacher: "
-                         + ", ".join(k for k, v in OBJECTIVES.items() if v.needs_teacher))
+                         + ", ".join(distill_objectives()))
     if student_init not in STUDENT_INITS:
         raise ValueError(f"student_init={student_init!r}: expected one of {', '.join(STUDENT_INITS)}")
     check_precision(objective, OBJECTIVES[objective].cls.explains, fabric)

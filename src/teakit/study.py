@@ -195,11 +195,12 @@ def baseline_setup(name: str, lr: float | None, cfg: TrainConfig) -> tuple[Train
     """The (train config, selection key) of baseline objective ``name``: ``cfg`` (a variant's epochs, batch,
     schedule and seed) with the objective's own head learning-rate scale and learning rate ``lr`` (None:
     its `tea study` default, :func:`teakit.config.command_train_config`)."""
-    from .objectives.registry import OBJECTIVES
+    from .objectives.registry import OBJECTIVES, distill_objectives
 
-    if name == "tea" or name not in OBJECTIVES or not OBJECTIVES[name].needs_teacher:
+    others = [k for k in distill_objectives() if k != "tea"]
+    if name not in others:
         raise ValueError(f"baseline {name!r}: expected a distillation objective other than tea, one of "
-                         + ", ".join(k for k, v in OBJECTIVES.items() if v.needs_teacher and k != "tea"))
+                         + ", ".join(others))
     if name in VARIANTS:
         raise ValueError(f"baseline {name!r} is also a variant's name; their run folders would collide")
     if lr is not None and not lr > 0:

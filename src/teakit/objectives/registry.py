@@ -75,6 +75,11 @@ OBJECTIVES: dict[str, ObjectiveInfo] = {
 }
 
 
+def distill_objectives() -> list[str]:
+    """The objectives `tea distill` runs: those trained from a teacher."""
+    return [k for k, v in OBJECTIVES.items() if v.needs_teacher]
+
+
 def build_objective(name: str, teacher=None, num_classes: int = 10, **kw):
     """The objective ``name`` with hyper-parameters ``kw`` (see :data:`OBJECTIVES`)."""
     if name not in OBJECTIVES:
