@@ -28,6 +28,8 @@ VARIANTS: dict[str, dict] = {
     "adam-1e-3": {"train": {"lr": 1e-3, "warmup_steps": 0}},
     "adam-3e-3": {"train": {"lr": 3e-3}},
     "lr-8x": {"lr_scale": 8.0},
+    "lr-2x": {"lr_scale": 2.0},
+    "lr-0.5x": {"lr_scale": 0.5},
     "adamw": {"train": {"optimizer": "adamw", "weight_decay": 0.05}},
     "constant-lr": {"train": {"schedule": "constant"}},
     "batch-32": {"train": {"batch_size": 32}},
