@@ -46,6 +46,7 @@ def test_variant_setup_changes_one_thing():
     assert variant_setup("head-copied", base, {}, None)[3]
     cfg, tea, _, _ = variant_setup("lr-8x", base, {}, None)
     assert cfg == TrainConfig(epochs=16, lr=1.6e-2, warmup_steps=100) and tea == {}
+    assert [variant_setup(v, base, {}, None)[0].lr for v in ("lr-2x", "lr-0.5x")] == pytest.approx([4e-3, 1e-3])
     cfg, tea, _, _ = variant_setup("lr-8x+decision-prior", replace(base, lr=1e-3), {"classes": "sample"}, None)
     assert cfg.lr == pytest.approx(8e-3) and tea == {"classes": "sample", "bias_prior": "teacher-decisions"}
     assert variant_setup("decision-prior", base, {}, None)[:2] == (base, {"bias_prior": "teacher-decisions"})
