@@ -45,6 +45,9 @@ VARIANTS: dict[str, dict] = {
     "lr-8x+decision-prior": {"lr_scale": 8.0, "tea": {"bias_prior": "teacher-decisions"}},
     "fixed-eps": {"tea": {"eps_log_range": (-1.5, -1.5)}},
     "wide-eps": {"tea": {"eps_log_range": (-3.0, 0.0)}},
+    # the default's ε range one decade lower, and one decade higher
+    "eps-0.1x": {"tea": {"eps_log_range": tuple(u - 1.0 for u in TEAConfig.eps_log_range)}},
+    "eps-10x": {"tea": {"eps_log_range": tuple(u + 1.0 for u in TEAConfig.eps_log_range)}},
     "no-pyramid": {"tea": {"pyramid": False}},
     "mse": {"tea": {"loss": "mse"}},
     "cosine": {"tea": {"loss": "cosine"}},
