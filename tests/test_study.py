@@ -48,8 +48,8 @@ def test_variant_setup_changes_one_thing():
     assert cfg == TrainConfig(epochs=16, lr=1.6e-2, warmup_steps=100) and tea == {}
     assert [variant_setup(v, base, {}, None)[0].lr for v in ("lr-2x", "lr-0.5x")] == pytest.approx([4e-3, 1e-3])
     lo, hi = TEAConfig().eps_log_range  # the ε bracket: the default's range shifted one decade each way
-    assert [variant_setup(v, base, {}, None)[1]["eps_log_range"] for v in ("eps-0.1x", "eps-10x")] == [
-        pytest.approx((lo - 1, hi - 1)), pytest.approx((lo + 1, hi + 1))]
+    assert [variant_setup(v, base, {}, None)[1]["eps_log_range"] for v in ("eps-0.1x", "eps-10x", "eps-3x")] == [
+        pytest.approx((lo - 1, hi - 1)), pytest.approx((lo + 1, hi + 1)), pytest.approx((lo + 0.5, hi + 0.5))]
     cfg, tea, _, _ = variant_setup("lr-8x+decision-prior", replace(base, lr=1e-3), {"classes": "sample"}, None)
     assert cfg.lr == pytest.approx(8e-3) and tea == {"classes": "sample", "bias_prior": "teacher-decisions"}
     assert variant_setup("decision-prior", base, {}, None)[:2] == (base, {"bias_prior": "teacher-decisions"})

@@ -48,6 +48,7 @@ VARIANTS: dict[str, dict] = {
     # the default's ε range one decade lower, and one decade higher
     "eps-0.1x": {"tea": {"eps_log_range": tuple(u - 1.0 for u in TEAConfig.eps_log_range)}},
     "eps-10x": {"tea": {"eps_log_range": tuple(u + 1.0 for u in TEAConfig.eps_log_range)}},
+    "eps-3x": {"tea": {"eps_log_range": tuple(u + 0.5 for u in TEAConfig.eps_log_range)}},  # half a decade up
     "no-pyramid": {"tea": {"pyramid": False}},
     "mse": {"tea": {"loss": "mse"}},
     "cosine": {"tea": {"loss": "cosine"}},
