@@ -47,7 +47,7 @@ def test_variant_setup_changes_one_thing():
     cfg, tea, _, _ = variant_setup("lr-8x", base, {}, None)
     assert cfg == TrainConfig(epochs=16, lr=1.6e-2, warmup_steps=100) and tea == {}
     assert [variant_setup(v, base, {}, None)[0].lr for v in ("lr-2x", "lr-0.5x")] == pytest.approx([4e-3, 1e-3])
-    lo, hi = TEAConfig().eps_log_range  # the ε bracket: the default's range shifted one decade each way
+    lo, hi = TEAConfig().eps_log_range  # the default's ε range shifted a decade down, up, half up
     assert [variant_setup(v, base, {}, None)[1]["eps_log_range"] for v in ("eps-0.1x", "eps-10x", "eps-3x")] == [
         pytest.approx((lo - 1, hi - 1)), pytest.approx((lo + 1, hi + 1)), pytest.approx((lo + 0.5, hi + 0.5))]
     cfg, tea, _, _ = variant_setup("lr-8x+decision-prior", replace(base, lr=1e-3), {"classes": "sample"}, None)

@@ -19,6 +19,12 @@ MODEL_NAMES = ("cnn", "resnet18", "resnet34", "resnet50", "resnet101", "resnet15
 FILLS = ("noise", "zero", "mean", "blur")
 HEATMAP_OF = ("masked", "input")
 
+
+def _eps_range_shifted(decades: float) -> tuple:
+    """TEA's default ε range (``eps_log_range``, in powers of ten) moved by ``decades``."""
+    return tuple(u + decades for u in TEAConfig.eps_log_range)
+
+
 # `tea study convergence`'s variants (teakit.study): one change each from the baseline ("lr-8x+decision-prior":
 # the two together); "epochs_scale" keeps costlier variants to a similar wall time; "lr_scale" multiplies the
 # baseline's learning rate.
@@ -45,10 +51,10 @@ VARIANTS: dict[str, dict] = {
     "lr-8x+decision-prior": {"lr_scale": 8.0, "tea": {"bias_prior": "teacher-decisions"}},
     "fixed-eps": {"tea": {"eps_log_range": (-1.5, -1.5)}},
     "wide-eps": {"tea": {"eps_log_range": (-3.0, 0.0)}},
-    # the default's ε range one decade lower, and one decade higher
-    "eps-0.1x": {"tea": {"eps_log_range": tuple(u - 1.0 for u in TEAConfig.eps_log_range)}},
-    "eps-10x": {"tea": {"eps_log_range": tuple(u + 1.0 for u in TEAConfig.eps_log_range)}},
-    "eps-3x": {"tea": {"eps_log_range": tuple(u + 0.5 for u in TEAConfig.eps_log_range)}},  # half a decade up
+    # the default's ε range a decade lower, a decade higher and half a decade higher
+    "eps-0.1x": {"tea": {"eps_log_range": _eps_range_shifted(-1.0)}},
+    "eps-10x": {"tea": {"eps_log_range": _eps_range_shifted(1.0)}},
+    "eps-3x": {"tea": {"eps_log_range": _eps_range_shifted(0.5)}},
     "no-pyramid": {"tea": {"pyramid": False}},
     "mse": {"tea": {"loss": "mse"}},
     "cosine": {"tea": {"loss": "cosine"}},
