@@ -75,6 +75,7 @@ VARIANTS: dict[str, dict] = {
     "input-maps-every-2": {"tea": {"input_map_every": 2}},
     "input-maps-every-4": {"tea": {"input_map_every": 4}},
     "hidden-first-quarter": {"tea": {"hidden_first": 0.25}},
+    "hidden-first-tenth": {"tea": {"hidden_first": 0.1}},
     "input-maps-ramp-quarter": {"tea": {"input_map_ramp": 0.25}},
     "input-maps-ramp-half": {"tea": {"input_map_ramp": 0.5}},
     # two hidden-layer-only epochs put before the default's twenty (a tenth more, every full epoch kept)
